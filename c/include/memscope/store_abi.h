@@ -1,0 +1,171 @@
+/*
+ * store_abi.h - the memscope event store format, as it lies in the memory of
+ * a recorded process (and in a core of it, and in an exit image file).
+ *
+ * This header is the specification of the format. Every reader (the engine,
+ * hence GDB, the CLI and the in-process API) and the one writer (the runtime)
+ * compile against it. All fields are fixed width and little-endian; pointers
+ * are stored as uint64_t addresses in the recorded process. A reader trusts
+ * nothing in here: every count, pointer and length is checked against the
+ * memory that actually exists before it is used.
+ *
+ * Layout in a few lines:
+ *
+ *   memscope_store_root (exported symbol MEMSCOPE_STORE_SYMBOL)
+ *     .chunks  -> newest chunk -> .next -> older chunk -> ... -> 0
+ *     .texts   -> newest text block -> .next -> ... -> 0
+ *
+ * Each chunk belongs to one thread and holds that thread's records in the
+ * order it wrote them; a thread's chunks are chained by .thread_prev. Records
+ * carry a timestamp from one clock shared by all CPUs, so a reader rebuilds
+ * the global order by merging the per-thread sequences on time.
+ *
+ * Any change to a layout below changes MEMSCOPE_STORE_ABI_VERSION; a reader
+ * that meets a version it does not know refuses the store and says so.
+ */
+#ifndef MEMSCOPE_STORE_ABI_H
+#define MEMSCOPE_STORE_ABI_H
+
+#include <stdint.h>
+
+#define MEMSCOPE_STORE_ABI_VERSION 1u
+
+/* The exported name of the root object (readers look it up by symbol first). */
+#define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
+
+/* 16 bytes, no terminating NUL counted: "memscope-store" then 0x00 0x01. */
+#define MEMSCOPE_STORE_MAGIC "memscope-store\0\x01"
+#define MEMSCOPE_STORE_MAGIC_SIZE 16
+
+#define MEMSCOPE_CHUNK_MAGIC UINT64_C(0x6b6e7568632d736d)      /* "ms-chunk" */
+#define MEMSCOPE_TEXT_BLOCK_MAGIC UINT64_C(0x747865742d2d736d) /* "ms--text" */
+
+/* root.flags */
+#define MEMSCOPE_STORE_CLOCK_TSC 0x1u /* record times are TSC ticks, else ns */
+
+/*
+ * The root object. One per process, in libmemscope's writable data, exported
+ * under MEMSCOPE_STORE_SYMBOL. Fields marked (atomic) are updated with atomic
+ * operations while the program runs; a reader of a live process or a core
+ * may see any value they held, never a torn one.
+ */
+struct memscope_store_root {
+    uint8_t magic[16];           /* MEMSCOPE_STORE_MAGIC; written last at init, so a half-made root never matches */
+    uint32_t abi_version;        /* MEMSCOPE_STORE_ABI_VERSION */
+    uint32_t root_size;          /* sizeof(struct memscope_store_root) */
+    uint32_t record_size;        /* sizeof(struct memscope_record) */
+    uint32_t chunk_header_size;  /* sizeof(struct memscope_chunk); records start at this offset in a chunk */
+    uint32_t flags;              /* MEMSCOPE_STORE_CLOCK_TSC when times are TSC ticks */
+    uint32_t pid;                /* process id of the process this store belongs to (updated in a fork child) */
+    uint64_t chunks;             /* (atomic) address of the newest chunk, 0 if none; published with release order after the chunk header is complete */
+    uint64_t chunk_count;        /* (atomic) chunks linked so far; a reader walks at most this many (+ a small slack for a racing link) */
+    uint64_t chunk_bytes;        /* (atomic) bytes mapped for chunks, headers included; what the budget limits */
+    uint64_t budget_bytes;       /* most chunk_bytes may reach (MEMSCOPE_BUDGET); beyond it events are dropped */
+    uint64_t events_dropped;     /* (atomic) events not recorded: budget reached, or no memory for a chunk */
+    uint64_t texts;              /* (atomic) address of the newest text block, 0 if none */
+    uint64_t text_bytes;         /* (atomic) bytes mapped for text blocks, headers included (counted in the budget too) */
+    uint64_t threads_started;    /* (atomic) thread serials handed out so far; serials run 1..threads_started */
+    uint64_t stacks;             /* reserved for the call stack table, 0 in this version */
+    uint64_t checkpoint;         /* reserved for the folded checkpoint, 0 in this version */
+    uint64_t clock_origin_ticks; /* clock reading (TSC ticks, or ns) when recording began: time zero */
+    uint64_t clock_origin_ns;    /* CLOCK_MONOTONIC in ns at the same instant */
+    uint64_t clock_calib_seq;    /* even when clock_calib_* below are consistent, odd while being rewritten */
+    uint64_t clock_calib_ticks;  /* a later clock reading, for the tick rate: (ticks - origin_ticks) / (ns - origin_ns) */
+    uint64_t clock_calib_ns;     /* CLOCK_MONOTONIC in ns at clock_calib_ticks */
+    uint64_t reserved[8];        /* zero; room for the peak trap and later fields without moving the above */
+};
+
+/*
+ * A chunk: a header followed by `capacity` records. Mapped with mmap by the
+ * thread that fills it; outlives the thread. Only the owning thread writes
+ * records and count; everyone else only reads.
+ */
+struct memscope_chunk {
+    uint64_t magic;        /* MEMSCOPE_CHUNK_MAGIC */
+    uint64_t next;         /* address of the chunk linked before this one (any thread), 0 at the end of the list */
+    uint64_t thread_prev;  /* address of the previous chunk of the same thread, 0 for the thread's first */
+    uint64_t capacity;     /* records this chunk has room for */
+    uint64_t count;        /* (atomic) records complete; stored with release order after a record is whole */
+    uint64_t map_size;     /* bytes mapped for this chunk, header included */
+    uint32_t thread;       /* thread serial (1-based, in order of first event) */
+    uint32_t seq;          /* position of this chunk in its thread's chain, 0 for the first */
+    uint32_t tid;          /* OS thread id (gettid) of the writing thread */
+    uint32_t pid;          /* process id when the chunk was mapped */
+};
+
+/* Record kinds (memscope_record.info & 0xff). */
+enum memscope_record_kind {
+    MEMSCOPE_REC_ALLOC = 1,         /* address: block; size: bytes requested (malloc, calloc, memalign family, realloc(NULL, n)) */
+    MEMSCOPE_REC_FREE = 2,          /* address: block released by free(); size: 0 */
+    MEMSCOPE_REC_REALLOC_FREE = 3,  /* address: old block released by realloc, recorded before the real call; size: 0 */
+    MEMSCOPE_REC_REALLOC_ALLOC = 4, /* address: block returned by realloc (same address or not); size: new bytes */
+    MEMSCOPE_REC_REALLOC_UNDO = 5,  /* address: old block; realloc failed, so the block released by the REALLOC_FREE just before (same thread) is live again */
+    MEMSCOPE_REC_LABEL = 6,         /* address: block; size: address of a text entry with 2 strings (variable name, type name) */
+    MEMSCOPE_REC_MARK = 7,          /* address: 0; size: address of a text entry with 1 string (the mark's name) */
+};
+
+/* memscope_record.info: kind in bits 0-7, thread serial in bits 8-31. */
+#define MEMSCOPE_RECORD_KIND(info) ((unsigned)((info) & 0xffu))
+#define MEMSCOPE_RECORD_THREAD(info) ((uint32_t)((info) >> 8))
+#define MEMSCOPE_RECORD_INFO(kind, thread) ((uint32_t)(((uint32_t)(thread) << 8) | ((uint32_t)(kind) & 0xffu)))
+
+/*
+ * One event, 32 bytes. Within one chunk, and along a thread's chain, times
+ * never decrease except where a signal handler's event nests inside another
+ * event of the same thread (a reader sorts each thread's sequence stably).
+ * A release is timed before the block goes back to the allocator and an
+ * allocation after the allocator handed it out, so a reused address always
+ * sorts after its release.
+ */
+struct memscope_record {
+    uint64_t time;    /* clock reading (TSC ticks if root.flags has MEMSCOPE_STORE_CLOCK_TSC, else CLOCK_MONOTONIC ns) */
+    uint64_t address; /* block address (0 for a mark) */
+    uint64_t size;    /* per kind, see enum memscope_record_kind */
+    uint32_t stack;   /* call stack id in the stack table, 0 = none (always 0 in this version) */
+    uint32_t info;    /* MEMSCOPE_RECORD_INFO(kind, thread serial) */
+};
+
+/*
+ * Text blocks hold the strings of labels and marks. A block is a header
+ * followed by 8-byte aligned entries; records point at entries.
+ */
+struct memscope_text_block {
+    uint64_t magic;    /* MEMSCOPE_TEXT_BLOCK_MAGIC */
+    uint64_t next;     /* older text block, 0 at the end */
+    uint64_t capacity; /* bytes available for entries after this header */
+    uint64_t used;     /* (atomic) bytes of entries handed out (an entry is complete before a record points at it) */
+};
+
+#define MEMSCOPE_TEXT_MAX 4096u /* longest text entry payload (bytes field) a reader accepts */
+
+/* A text entry: `strings` NUL-terminated strings packed into `bytes` bytes. */
+struct memscope_text {
+    uint32_t bytes;   /* payload bytes that follow, every NUL included; at most MEMSCOPE_TEXT_MAX */
+    uint32_t strings; /* NUL-terminated strings in the payload (2 for a label, 1 for a mark) */
+    /* char payload[bytes]; then padding to 8 bytes */
+};
+
+/*
+ * Exit image file: the store copied out of a process at exit (the runtime
+ * writes one when MEMSCOPE_EXIT_IMAGE names a file; `memscope run` reads it).
+ * A memory image: the header, then segment_count segments, each a segment
+ * header followed by `length` bytes padded to 8. Reading address A of the
+ * recorded process means finding the segment that holds [A, A+len).
+ */
+#define MEMSCOPE_IMAGE_MAGIC "memscope-image\0\x01"
+#define MEMSCOPE_IMAGE_VERSION 1u
+
+struct memscope_image_header {
+    uint8_t magic[16];      /* MEMSCOPE_IMAGE_MAGIC */
+    uint32_t version;       /* MEMSCOPE_IMAGE_VERSION */
+    uint32_t header_size;   /* sizeof(struct memscope_image_header) */
+    uint64_t root_address;  /* address of the store root in the recorded process */
+    uint64_t segment_count; /* segments that follow */
+};
+
+struct memscope_image_segment {
+    uint64_t address; /* where these bytes lay in the recorded process */
+    uint64_t length;  /* bytes that follow this header (then padding to 8) */
+};
+
+#endif /* MEMSCOPE_STORE_ABI_H */
