@@ -94,13 +94,35 @@ struct memscope_point {
 int memscope_history_snapshot(const struct memscope_history *history, const struct memscope_point *at,
                               struct memscope_snapshot **out);
 
+/* What the text renderer prints (bits of memscope_render_options.sections; 0 means all). */
+#define MEMSCOPE_SECTION_SUMMARY 0x1u /* the summary figures */
+#define MEMSCOPE_SECTION_THREADS 0x2u /* the per-thread table */
+#define MEMSCOPE_SECTION_BLOCKS 0x4u  /* the largest live blocks, or groups of them */
+
+/* How live blocks are grouped in the blocks section. */
+enum memscope_group_by {
+    MEMSCOPE_GROUP_NONE = 0,       /* one row per block */
+    MEMSCOPE_GROUP_THREAD = 1,     /* one row per allocating thread */
+    MEMSCOPE_GROUP_LABEL = 2,      /* one row per label (variable and type); unlabeled blocks together */
+    MEMSCOPE_GROUP_SIZE_CLASS = 3, /* one row per power-of-two size class (0-16, 17-32, 33-64, ...) */
+};
+
+/* How rows of the blocks section are ordered. */
+enum memscope_sort_by {
+    MEMSCOPE_SORT_SIZE = 0,    /* bytes, largest first (ties: lower address / name first) */
+    MEMSCOPE_SORT_COUNT = 1,   /* blocks in the group, most first (groups only; blocks: as SIZE) */
+    MEMSCOPE_SORT_TIME = 2,    /* allocation time, newest first (blocks), or newest block (groups) */
+    MEMSCOPE_SORT_ADDRESS = 3, /* address, ascending (blocks only; groups: as SIZE) */
+};
+
 /* Options for the text and JSON renderers. Zero-initialised means defaults. */
 struct memscope_render_options {
-    unsigned top;        /* live blocks listed, largest first (0: 10) */
-    unsigned max_threads;/* threads listed (0: all) */
-    int color;           /* non-zero: ANSI colour in text */
-    int summary_only;    /* non-zero: text holds only the summary */
-    int exact_bytes;     /* non-zero: exact byte counts beside human sizes */
+    unsigned top;                   /* rows in the blocks section (0: 10); the JSON lists every block regardless */
+    unsigned sections;              /* MEMSCOPE_SECTION_* bits for text (0: all) */
+    enum memscope_group_by group_by;/* grouping of the blocks section */
+    enum memscope_sort_by sort_by;  /* order of the blocks section */
+    int color;                      /* non-zero: ANSI colour in text */
+    int exact_bytes;                /* non-zero: exact byte counts beside human sizes */
 };
 
 /*
@@ -121,6 +143,18 @@ void memscope_text_free(char *text);
  */
 int memscope_snapshot_find_block(const struct memscope_snapshot *snapshot, uint64_t addr,
                                  struct memscope_allocation *out);
+
+/*
+ * Renders what is known of the block holding addr at the snapshot's point:
+ * whether addr lies in a live block (and where in it), the block's record
+ * (address, size, thread, time, label), and the history of that block's
+ * address in the store up to the snapshot point (allocated, reallocated,
+ * freed, labeled, with times and threads). When no live block holds addr,
+ * says so and shows the history of addr itself if it has any. Returns 0 with
+ * text as for memscope_snapshot_render_text, -EINVAL or -ENOMEM.
+ */
+int memscope_history_render_block(const struct memscope_history *history, const struct memscope_snapshot *snapshot,
+                                  uint64_t addr, const struct memscope_render_options *opts, char **out, size_t *len);
 
 /*
  * A memory source over an exit image file (store_abi.h). Returns 0, -ENOENT,
