@@ -42,6 +42,7 @@ struct memscope_stats {
     uint64_t events;                  /* events replayed to reach the point */
     uint64_t reallocations;           /* realloc calls that moved or resized a block */
     uint64_t threads;                 /* threads that recorded at least one event up to the point */
+    uint64_t overlapping_allocations; /* allocations at an address still live, with no release close ahead: the old block was taken as released (clock anomaly) */
 };
 
 /* Per-thread figures. Bytes are charged to the thread that allocated them. */
