@@ -1,0 +1,126 @@
+/*
+ * report.c - reads a store through the engine and prints its snapshot.
+ *
+ * The engine does all parsing, replay and rendering; this file only wires a
+ * memory source to it, writes the results where the user asked, and turns
+ * engine errors into one-sentence messages.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "report.h"
+
+/* Writes len bytes of text to path ("-": stdout). Returns 0 or -errno (message printed). */
+static int write_text(const char *path, const char *text, size_t len)
+{
+    FILE *out = stdout;
+    int rc = 0;
+
+    if (strcmp(path, "-") != 0) {
+        out = fopen(path, "w");
+        if (out == NULL) {
+            rc = -errno;
+            ms_error("cannot write %s: %s", path, strerror(errno));
+            return rc;
+        }
+    }
+    if (fwrite(text, 1, len, out) != len || fflush(out) != 0)
+        rc = -(errno != 0 ? errno : EIO);
+    if (out != stdout && fclose(out) != 0 && rc == 0)
+        rc = -(errno != 0 ? errno : EIO);
+    if (rc < 0)
+        ms_error("cannot write %s: %s", strcmp(path, "-") == 0 ? "to standard output" : path, strerror(-rc));
+    return rc;
+}
+
+int ms_report_history(const struct memscope_history *history, const struct ms_report_options *options)
+{
+    struct memscope_snapshot *snapshot = NULL;
+    struct memscope_history_info info;
+    char *text = NULL;
+    size_t len = 0;
+    int to_stdout_json = options->json_path != NULL && strcmp(options->json_path, "-") == 0;
+    int rc;
+
+    rc = memscope_history_snapshot(history, NULL, &snapshot);
+    if (rc < 0) {
+        ms_error("cannot rebuild the snapshot: %s", strerror(-rc));
+        goto out;
+    }
+    if (options->json_path != NULL) {
+        rc = memscope_snapshot_render_json(snapshot, &options->render, &text, &len);
+        if (rc < 0) {
+            ms_error("cannot render the snapshot as JSON: %s", strerror(-rc));
+            goto out;
+        }
+        rc = write_text(options->json_path, text, len);
+        memscope_text_free(text);
+        text = NULL;
+        if (rc < 0)
+            goto out;
+    }
+    if (!to_stdout_json) {
+        rc = memscope_snapshot_render_text(snapshot, &options->render, &text, &len);
+        if (rc < 0) {
+            ms_error("cannot render the snapshot: %s", strerror(-rc));
+            goto out;
+        }
+        if (options->title != NULL)
+            printf("%s\n", options->title);
+        rc = write_text("-", text, len);
+        if (rc < 0)
+            goto out;
+    }
+    /* The figures are only a lower bound when the store could not keep up; say so where it is seen. */
+    if (memscope_history_info(history, &info) == 0 && info.dropped_events > 0)
+        ms_error("warning: %llu events were not recorded (the store's budget of %llu bytes was reached); "
+                 "the figures are a lower bound. Raise the budget with --budget.",
+                 (unsigned long long)info.dropped_events, (unsigned long long)info.budget_bytes);
+    rc = 0;
+out:
+    memscope_text_free(text);
+    memscope_snapshot_free(snapshot);
+    return rc;
+}
+
+int ms_report_image(const char *path, const char *what, const struct ms_report_options *options)
+{
+    struct memscope_image *image = NULL;
+    struct memscope_history *history = NULL;
+    struct memscope_source source;
+    struct memscope_error err;
+    uint64_t root = 0;
+    int rc;
+
+    memset(&err, 0, sizeof(err));
+    rc = memscope_image_open(path, &image, &source, &root, &err);
+    if (rc < 0) {
+        if (rc == -EBADMSG)
+            ms_error("%s is damaged: %s", what, err.message[0] ? err.message : "not a memscope image");
+        else if (rc == -EPROTO)
+            ms_error("%s has a format this memscope does not know: %s", what,
+                     err.message[0] ? err.message : strerror(-rc));
+        else
+            ms_error("cannot open %s: %s", what, err.message[0] ? err.message : strerror(-rc));
+        goto out;
+    }
+    memset(&err, 0, sizeof(err));
+    rc = memscope_history_open(&source, root, &history, &err);
+    if (rc < 0) {
+        const char *why = err.message[0] ? err.message : strerror(-rc);
+        if (rc == -EBADMSG || rc == -EFAULT || rc == -ENOENT)
+            ms_error("%s holds a damaged store: %s", what, why);
+        else if (rc == -EPROTO)
+            ms_error("%s holds a store this memscope cannot read: %s", what, why);
+        else
+            ms_error("cannot read the store in %s: %s", what, why);
+        goto out;
+    }
+    rc = ms_report_history(history, options);
+out:
+    memscope_history_close(history);
+    memscope_image_close(image);
+    return rc;
+}
