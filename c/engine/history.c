@@ -1,0 +1,70 @@
+/*
+ * history.c - opening, closing and describing a history (a store read into
+ * host memory, its events in replay order). The reading itself is in
+ * reader.c, the ordering in order.c, the replay in replay.c.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void history_release(struct memscope_history *h)
+{
+    ms_engine_free(h->events);
+    ms_engine_free(h->threads);
+    ms_engine_free(h->texts);
+    ms_engine_free(h->pool);
+    h->magic = 0;
+    ms_engine_free(h);
+}
+
+MS_API int memscope_history_open(const struct memscope_source *src, uint64_t root_addr,
+                                 struct memscope_history **out, struct memscope_error *err)
+{
+    struct memscope_history *h;
+    int rc;
+
+    if (err)
+        err->message[0] = '\0';
+    if (!src || !src->read || !out)
+        return ms_error_set(err, -EINVAL, "invalid argument: a source with a read function and an out pointer are required");
+    *out = NULL;
+    h = ms_engine_calloc(1, sizeof(*h));
+    if (!h)
+        return ms_error_set(err, -ENOMEM, "out of memory");
+    rc = ms_history_read(src, root_addr, h, err);
+    if (rc != 0) {
+        history_release(h);
+        return rc;
+    }
+    h->magic = MS_HISTORY_MAGIC;
+    *out = h;
+    return 0;
+}
+
+MS_API void memscope_history_close(struct memscope_history *history)
+{
+    if (!ms_history_valid(history))
+        return;
+    history_release(history);
+}
+
+MS_API int memscope_history_info(const struct memscope_history *history, struct memscope_history_info *out)
+{
+    if (!ms_history_valid(history) || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->events = history->nevents;
+    if (history->nevents) {
+        out->first_time_ns = history->events[0].time;
+        out->last_time_ns = history->events[history->nevents - 1].time;
+    }
+    out->dropped_events = history->dropped_events;
+    out->chunk_bytes = history->chunk_bytes;
+    out->budget_bytes = history->budget_bytes;
+    out->marks = history->nmarks;
+    out->pid = history->pid;
+    out->threads = history->nthreads;
+    out->abi_version = history->abi_version;
+    return 0;
+}

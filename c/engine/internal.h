@@ -1,0 +1,173 @@
+/*
+ * internal.h - private declarations shared by the engine's source files.
+ *
+ * The engine reads a store (store_abi.h) through a memory source, keeps its
+ * events in host memory in replay order (struct ms_event, 32 bytes each),
+ * and replays them into snapshots. Nothing here is part of the public API;
+ * every non-static name starts with ms_.
+ */
+#ifndef MS_ENGINE_INTERNAL_H
+#define MS_ENGINE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memscope/engine.h"
+#include "memscope/memscope.h"
+#include "memscope/store_abi.h"
+
+/* Public entry points are the only symbols the shared library exports. */
+#define MS_API __attribute__((visibility("default")))
+
+/* ---- allocation (alloc.c): every engine allocation goes through these ---- */
+
+/* malloc/realloc/free through the runtime's unrecorded hooks when linked into
+ * libmemscope.so, else the C library. ms_engine_alloc(0) returns a valid
+ * pointer. Thread-safe as malloc is. */
+void *ms_engine_alloc(size_t size);
+void *ms_engine_calloc(size_t count, size_t size); /* zeroed; NULL on overflow */
+void *ms_engine_realloc(void *ptr, size_t size);
+void ms_engine_free(void *ptr);
+/* Allocation-failure injection for tests: the n-th allocation from now fails
+ * (and every later one while ms_engine_fail_sticky is set); 0 disables. */
+void ms_engine_fail_at(unsigned long n, int sticky);
+
+/* ---- growable text buffer (buf.c) ---- */
+
+struct ms_buf {
+    char *data;   /* NUL-terminated text, or NULL before the first append */
+    size_t len;   /* bytes of text, the NUL excluded */
+    size_t cap;   /* bytes allocated */
+    int failed;   /* an allocation failed: every later append is a no-op */
+};
+
+void ms_buf_init(struct ms_buf *b);
+void ms_buf_append(struct ms_buf *b, const char *s, size_t n);
+void ms_buf_puts(struct ms_buf *b, const char *s);
+void ms_buf_printf(struct ms_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ms_buf_pad(struct ms_buf *b, char c, size_t n); /* n copies of c */
+/* Hands the text to the caller (memscope_text_free) or fails with -ENOMEM; the buffer is reset. */
+int ms_buf_finish(struct ms_buf *b, char **out, size_t *len);
+void ms_buf_release(struct ms_buf *b);
+
+/* ---- errors (errors.c) ---- */
+
+/* Writes a sentence into err (if not NULL) and returns code. */
+int ms_error_set(struct memscope_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- host-side events (history) ---- */
+
+/*
+ * One event in host memory, the same 32 bytes as a store record once read:
+ * time is converted to ns since recording began, the thread serial in info is
+ * replaced by the thread's dense index in history.threads, and for LABEL and
+ * MARK, size holds an index into history.texts (0: unreadable text).
+ */
+struct ms_event {
+    uint64_t time;    /* ns since recording began */
+    uint64_t address; /* block address (0 for a mark) */
+    uint64_t size;    /* bytes (ALLOC, REALLOC_ALLOC), text index (LABEL, MARK), else 0 */
+    uint32_t stack;   /* call stack id (0: none) */
+    uint32_t info;    /* kind in bits 0-7, dense thread index in bits 8-31 */
+};
+
+#define MS_EV_KIND(info) ((unsigned)((info) & 0xffu))
+#define MS_EV_THREAD(info) ((uint32_t)((info) >> 8))
+#define MS_EV_INFO(kind, t) ((uint32_t)(((uint32_t)(t) << 8) | ((uint32_t)(kind) & 0xffu)))
+
+/* A thread of the history, in serial order. */
+struct ms_thread {
+    uint32_t serial; /* memscope thread serial */
+    uint32_t tid;    /* OS thread id from its first chunk */
+};
+
+/* A text entry read out of the store: strings[0..count) at pool offsets. */
+struct ms_text {
+    uint32_t name; /* offset in history.pool of the first string (label name, mark name) */
+    uint32_t type; /* offset of the second string (label type), or of "" */
+};
+
+#define MS_TEXT_UNREADABLE 0u /* texts[0]: a reference that could not be read */
+
+struct memscope_history {
+    uint64_t magic;              /* MS_HISTORY_MAGIC while open */
+    struct ms_event *events;     /* replay order */
+    uint64_t nevents;            /* events */
+    struct ms_thread *threads;   /* by dense index, ascending serial */
+    uint32_t nthreads;           /* threads */
+    struct ms_text *texts;       /* texts[0] is the unreadable sentinel */
+    uint32_t ntexts;             /* entries in texts */
+    char *pool;                  /* strings of texts */
+    size_t pool_len;             /* bytes used in pool */
+    uint64_t nmarks;             /* MARK events */
+    uint64_t dropped_events;     /* root.events_dropped */
+    uint64_t chunk_bytes;        /* root.chunk_bytes */
+    uint64_t budget_bytes;       /* root.budget_bytes */
+    uint32_t pid;                /* root.pid */
+    uint32_t abi_version;        /* root.abi_version */
+};
+
+#define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */
+#define MS_SNAPSHOT_MAGIC UINT64_C(0x746f687370616e73) /* "snapshot" */
+
+/* Reads, validates and orders a store (reader.c + order.c). */
+int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
+                    struct memscope_error *err);
+/* Sorts one thread's events stably by time (O(n) when already sorted). tmp holds n events. */
+void ms_sort_thread_events(struct ms_event *ev, size_t n, struct ms_event *tmp);
+/* Merges per-thread runs in[starts[t], starts[t+1]) (each sorted) into out by
+ * time; ties: releases first, then lower thread. Returns 0 or -ENOMEM. */
+int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out);
+/* Replay-order comparison used by the merge (exposed for tests). */
+int ms_event_before(const struct ms_event *a, const struct ms_event *b);
+
+/* Generic stable merge sort without libc's qsort (which may call malloc). */
+int ms_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *, void *), void *ctx);
+
+/* Non-zero when h is an open history. */
+int ms_history_valid(const struct memscope_history *h);
+/* Events to replay (*n) and the point's time for END, TIME, EVENT and MARK
+ * (replay.c); returns 0, -ERANGE, -ENOENT or -EINVAL. */
+int ms_history_find_point(const struct memscope_history *h, const struct memscope_point *at, uint64_t *n,
+                          uint64_t *time_ns);
+
+/* ---- snapshots ---- */
+
+/* A live block in a snapshot. */
+struct ms_block {
+    uint64_t address; /* block address */
+    uint64_t size;    /* bytes */
+    uint64_t time;    /* ns when allocated */
+    uint32_t thread;  /* allocating thread serial */
+    uint32_t label;   /* index in snapshot.labels, 0: none */
+};
+
+struct ms_label {
+    const char *name; /* variable name (owned by the snapshot's pool) */
+    const char *type; /* type name */
+};
+
+struct memscope_snapshot {
+    uint64_t magic;                       /* MS_SNAPSHOT_MAGIC while valid, 0 once freed */
+    struct memscope_stats stats;          /* summary figures */
+    enum memscope_point_kind point_kind;  /* how the point was given */
+    uint32_t pid;                         /* process id of the store */
+    struct memscope_thread_stats *threads;/* by serial */
+    size_t nthreads;                      /* entries in threads */
+    struct ms_block *blocks;              /* live blocks by address */
+    size_t nblocks;                       /* entries in blocks */
+    struct ms_label *labels;              /* labels[0] unused */
+    size_t nlabels;                       /* entries in labels */
+    char *pool;                           /* label strings */
+};
+
+/* Checks a handle: non-zero when snapshot is a live snapshot object. */
+int ms_snapshot_valid(const struct memscope_snapshot *snapshot);
+
+/* Human size ("1.5 KiB") into buf of at least 32 bytes. */
+void ms_format_size(uint64_t bytes, char *buf, size_t len);
+/* Seconds with ms precision ("1.234 s") into buf of at least 32 bytes. */
+void ms_format_time(uint64_t ns, char *buf, size_t len);
+const char *ms_point_kind_name(enum memscope_point_kind kind);
+
+#endif /* MS_ENGINE_INTERNAL_H */

@@ -1,0 +1,565 @@
+/*
+ * reader.c - reads a store out of a memory source into a history.
+ *
+ * Trusts nothing: the root's magic, version and sizes are checked first; the
+ * chunk list is walked at most root.chunk_count + MS_CHUNK_SLACK links and a
+ * chunk met twice is refused; every chunk's magic, capacity, map size and
+ * count are checked, and the memory they claim is probed before anything is
+ * allocated for it. Host memory is therefore bounded by what the store claims
+ * (root.chunk_bytes), what each chunk claims (map_size) and what is readable.
+ * Records are read in pieces of at most MS_READ_PIECE bytes per source call
+ * (GDB reads through ctypes: few, large reads are what make it fast).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MS_READ_PIECE (4u << 20)        /* most bytes per source read */
+#define MS_CHUNK_SLACK 64u              /* links beyond root.chunk_count (chunks linked while we read) */
+#define MS_MAX_CHUNK_MAP (UINT64_C(1) << 32) /* largest chunk a runtime maps (4 GiB): beyond is damage */
+
+/* What the reader keeps of one chunk header. */
+struct chunk_desc {
+    uint64_t addr;     /* chunk address */
+    uint64_t count;    /* records complete */
+    uint32_t thread;   /* thread serial */
+    uint32_t seq;      /* position in the thread's chain */
+    uint32_t tid;      /* OS thread id */
+    uint32_t index;    /* position in the list walk (0: newest), for messages */
+};
+
+/* Open-addressing set of addresses (chunk addresses, text addresses -> index). */
+struct addr_map {
+    uint64_t *keys;  /* 0: empty (address 0 is never a chunk or text) */
+    uint32_t *vals;  /* value per key */
+    size_t cap;      /* power of two */
+    size_t used;     /* keys present */
+};
+
+static inline size_t addr_hash(uint64_t a, size_t mask)
+{
+    return (size_t)((a * UINT64_C(0x9e3779b97f4a7c15)) >> 20) & mask;
+}
+
+static int map_grow(struct addr_map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64, i;
+    uint64_t *nk = ms_engine_calloc(ncap, sizeof(*nk));
+    uint32_t *nv = ms_engine_alloc(ncap * sizeof(*nv));
+
+    if (!nk || !nv) {
+        ms_engine_free(nk);
+        ms_engine_free(nv);
+        return -ENOMEM;
+    }
+    for (i = 0; i < m->cap; i++) {
+        if (m->keys[i]) {
+            size_t j = addr_hash(m->keys[i], ncap - 1);
+            while (nk[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = m->keys[i];
+            nv[j] = m->vals[i];
+        }
+    }
+    ms_engine_free(m->keys);
+    ms_engine_free(m->vals);
+    m->keys = nk;
+    m->vals = nv;
+    m->cap = ncap;
+    return 0;
+}
+
+/* Finds key: returns 1 and *val, or 0 (absent). */
+static int map_get(const struct addr_map *m, uint64_t key, uint32_t *val)
+{
+    size_t j;
+
+    if (!m->cap)
+        return 0;
+    for (j = addr_hash(key, m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+        if (m->keys[j] == key) {
+            *val = m->vals[j];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int map_put(struct addr_map *m, uint64_t key, uint32_t val)
+{
+    size_t j;
+
+    if ((m->used + 1) * 2 > m->cap && map_grow(m) != 0)
+        return -ENOMEM;
+    for (j = addr_hash(key, m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1))
+        ;
+    m->keys[j] = key;
+    m->vals[j] = val;
+    m->used++;
+    return 0;
+}
+
+static void map_free(struct addr_map *m)
+{
+    ms_engine_free(m->keys);
+    ms_engine_free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static int src_read(const struct memscope_source *src, uint64_t addr, void *buf, size_t len)
+{
+    uint64_t end;
+
+    if (__builtin_add_overflow(addr, (uint64_t)len, &end))
+        return -EFAULT;
+    while (len > 0) {
+        size_t piece = len < MS_READ_PIECE ? len : MS_READ_PIECE;
+        int rc = src->read(src->ctx, addr, buf, piece);
+        if (rc != 0)
+            return rc < 0 ? rc : -EFAULT;
+        addr += piece;
+        buf = (char *)buf + piece;
+        len -= piece;
+    }
+    return 0;
+}
+
+/* ---- time conversion ---- */
+
+/* ns = ((ticks - origin) * mult) >> 32 (TSC), or ticks - origin (ns clock). */
+struct clock_conv {
+    uint64_t origin; /* root.clock_origin_ticks */
+    uint64_t mult;   /* ns per tick in 32.32 fixed point */
+};
+
+static void clock_setup(const struct memscope_store_root *root, struct clock_conv *c)
+{
+    c->origin = root->clock_origin_ticks;
+    c->mult = UINT64_C(1) << 32; /* ns clock, and the TSC fallback: 1 tick = 1 ns */
+    if (root->flags & MEMSCOPE_STORE_CLOCK_TSC) {
+        uint64_t span_ticks = root->clock_calib_ticks - root->clock_origin_ticks;
+        uint64_t span_ns = root->clock_calib_ns - root->clock_origin_ns;
+        /* Consistent calibration: an even sequence, time moved forward on both
+         * clocks, and at least 1 ms between the readings (a shorter span gives
+         * a rate too coarse to trust). Otherwise the fallback above: ticks are
+         * taken as ns, which keeps the order exact and times approximate. */
+        if ((root->clock_calib_seq & 1) == 0 && root->clock_calib_ticks > root->clock_origin_ticks &&
+            root->clock_calib_ns > root->clock_origin_ns && span_ns >= 1000000u) {
+            unsigned __int128 m = ((unsigned __int128)span_ns << 32) / span_ticks;
+            if (m > 0 && m < ((unsigned __int128)1 << 40))
+                c->mult = (uint64_t)m;
+        }
+    }
+}
+
+static inline uint64_t clock_ns(const struct clock_conv *c, uint64_t t)
+{
+    if (t <= c->origin)
+        return 0; /* before recording began: clamp to zero */
+    t -= c->origin;
+    if (c->mult == (UINT64_C(1) << 32))
+        return t;
+    unsigned __int128 r = ((unsigned __int128)t * c->mult) >> 32;
+    return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
+}
+
+/* ---- the reader ---- */
+
+static int desc_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct chunk_desc *x = a, *y = b;
+
+    if (x->thread != y->thread)
+        return x->thread < y->thread ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return 0;
+}
+
+/* Reads and checks the root. */
+static int read_root(const struct memscope_source *src, uint64_t root_addr, struct memscope_store_root *root,
+                     struct memscope_error *err)
+{
+    int rc;
+
+    memset(root, 0, sizeof(*root));
+    rc = src_read(src, root_addr, root, 32);
+    if (rc != 0)
+        return ms_error_set(err, -EFAULT, "the store root at 0x%" PRIx64 " cannot be read", root_addr);
+    if (memcmp(root->magic, MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE) != 0)
+        return ms_error_set(err, -ENOENT, "no memscope store at 0x%" PRIx64 " (magic does not match)", root_addr);
+    if (root->abi_version != MEMSCOPE_STORE_ABI_VERSION)
+        return ms_error_set(err, -EPROTO,
+                            "the store at 0x%" PRIx64 " has ABI version %u; this engine knows version %u",
+                            root_addr, root->abi_version, MEMSCOPE_STORE_ABI_VERSION);
+    if (root->root_size != sizeof(*root))
+        return ms_error_set(err, -EBADMSG, "store root: root_size %u, expected %zu", root->root_size,
+                            sizeof(*root));
+    if (root->record_size != sizeof(struct memscope_record))
+        return ms_error_set(err, -EBADMSG, "store root: record_size %u, expected %zu", root->record_size,
+                            sizeof(struct memscope_record));
+    if (root->chunk_header_size != sizeof(struct memscope_chunk))
+        return ms_error_set(err, -EBADMSG, "store root: chunk_header_size %u, expected %zu",
+                            root->chunk_header_size, sizeof(struct memscope_chunk));
+    rc = src_read(src, root_addr, root, sizeof(*root));
+    if (rc != 0)
+        return ms_error_set(err, -EFAULT, "the store root at 0x%" PRIx64 " cannot be read whole", root_addr);
+    return 0;
+}
+
+/* Walks the chunk list into *descs (grown as needed), checking each header. */
+static int walk_chunks(const struct memscope_source *src, const struct memscope_store_root *root,
+                       struct chunk_desc **descs, size_t *ndescs, uint64_t *total_records, struct memscope_error *err)
+{
+    struct addr_map seen = {0};
+    struct chunk_desc *d = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t addr = root->chunks, total_map = 0, max_map = 0, records = 0;
+    uint64_t max_links = root->chunk_count + MS_CHUNK_SLACK;
+    int rc = 0;
+
+    if (max_links < root->chunk_count)
+        max_links = UINT64_MAX;
+    while (addr != 0) {
+        struct memscope_chunk c;
+        uint32_t dummy;
+        uint64_t room;
+
+        if (n >= max_links) {
+            rc = ms_error_set(err, -EBADMSG, "chunk list: more than %" PRIu64 " links (root.chunk_count %" PRIu64 ")",
+                              max_links, root->chunk_count);
+            goto out;
+        }
+        if (map_get(&seen, addr, &dummy)) {
+            rc = ms_error_set(err, -EBADMSG, "chunk list: chunk %zu at 0x%" PRIx64 " was already met (a loop)", n,
+                              addr);
+            goto out;
+        }
+        if (src_read(src, addr, &c, sizeof(c)) != 0) {
+            rc = ms_error_set(err, -EFAULT, "chunk %zu at 0x%" PRIx64 ": header cannot be read", n, addr);
+            goto out;
+        }
+        if (c.magic != MEMSCOPE_CHUNK_MAGIC) {
+            rc = ms_error_set(err, -EBADMSG, "chunk %zu at 0x%" PRIx64 ": bad magic 0x%016" PRIx64, n, addr, c.magic);
+            goto out;
+        }
+        if (c.map_size < sizeof(c) + sizeof(struct memscope_record) || c.map_size > MS_MAX_CHUNK_MAP) {
+            rc = ms_error_set(err, -EBADMSG, "chunk %zu at 0x%" PRIx64 ": map_size %" PRIu64 " is not sane", n, addr,
+                              c.map_size);
+            goto out;
+        }
+        room = (c.map_size - sizeof(c)) / sizeof(struct memscope_record);
+        if (c.capacity == 0 || c.capacity > room) {
+            rc = ms_error_set(err, -EBADMSG,
+                              "chunk %zu at 0x%" PRIx64 ": capacity %" PRIu64 " does not fit map_size %" PRIu64
+                              " (room for %" PRIu64 ")",
+                              n, addr, c.capacity, c.map_size, room);
+            goto out;
+        }
+        if (c.count > c.capacity) {
+            rc = ms_error_set(err, -EBADMSG, "chunk %zu at 0x%" PRIx64 ": count %" PRIu64 " exceeds capacity %" PRIu64,
+                              n, addr, c.count, c.capacity);
+            goto out;
+        }
+        if (c.thread == 0 || c.thread > 0xffffffu) {
+            rc = ms_error_set(err, -EBADMSG, "chunk %zu at 0x%" PRIx64 ": thread serial %u is out of range", n, addr,
+                              c.thread);
+            goto out;
+        }
+        total_map += c.map_size;
+        if (c.map_size > max_map)
+            max_map = c.map_size;
+        /* Chunks beyond root.chunk_count were linked while we read: allow their size. */
+        {
+            uint64_t extra = n + 1 > root->chunk_count ? (n + 1 - root->chunk_count) : 0;
+            if (total_map > root->chunk_bytes + extra * max_map) {
+                rc = ms_error_set(err, -EBADMSG,
+                                  "chunk %zu at 0x%" PRIx64 ": chunks map %" PRIu64 " bytes, more than root.chunk_bytes %" PRIu64,
+                                  n, addr, total_map, root->chunk_bytes);
+                goto out;
+            }
+        }
+        /* Probe the last record counted, so nothing is allocated for memory that is not there. */
+        if (c.count > 0) {
+            struct memscope_record probe;
+            uint64_t last = addr + sizeof(c) + (c.count - 1) * sizeof(probe);
+            if (src_read(src, last, &probe, sizeof(probe)) != 0) {
+                rc = ms_error_set(err, -EFAULT, "chunk %zu at 0x%" PRIx64 ": its %" PRIu64 " records cannot be read", n,
+                                  addr, c.count);
+                goto out;
+            }
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct chunk_desc *nd = ms_engine_realloc(d, ncap * sizeof(*d));
+            if (!nd) {
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading the chunk list");
+                goto out;
+            }
+            d = nd;
+            cap = ncap;
+        }
+        if (map_put(&seen, addr, (uint32_t)n) != 0) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading the chunk list");
+            goto out;
+        }
+        d[n].addr = addr;
+        d[n].count = c.count;
+        d[n].thread = c.thread;
+        d[n].seq = c.seq;
+        d[n].tid = c.tid;
+        d[n].index = (uint32_t)n;
+        records += c.count;
+        n++;
+        addr = c.next;
+    }
+out:
+    map_free(&seen);
+    if (rc != 0) {
+        ms_engine_free(d);
+        return rc;
+    }
+    *descs = d;
+    *ndescs = n;
+    *total_records = records;
+    return 0;
+}
+
+/* Reads one chunk's records into ev and converts them in place. */
+static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint32_t dense,
+                              const struct clock_conv *clk, struct ms_event *ev, struct memscope_error *err)
+{
+    uint64_t i;
+    int rc;
+
+    _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
+    rc = src_read(src, d->addr + sizeof(struct memscope_chunk), ev, d->count * sizeof(*ev));
+    if (rc != 0)
+        return ms_error_set(err, -EFAULT, "chunk %u at 0x%" PRIx64 ": records cannot be read", d->index, d->addr);
+    for (i = 0; i < d->count; i++) {
+        uint32_t info = ev[i].info; /* store layout: time, address, size, stack, info */
+        unsigned kind = MEMSCOPE_RECORD_KIND(info);
+        if (MEMSCOPE_RECORD_THREAD(info) != d->thread)
+            return ms_error_set(err, -EBADMSG,
+                                "chunk %u at 0x%" PRIx64 ": record %" PRIu64 " names thread %u, the chunk thread %u",
+                                d->index, d->addr, i, MEMSCOPE_RECORD_THREAD(info), d->thread);
+        if (kind < MEMSCOPE_REC_ALLOC || kind > MEMSCOPE_REC_MARK)
+            return ms_error_set(err, -EBADMSG, "chunk %u at 0x%" PRIx64 ": record %" PRIu64 " has unknown kind %u",
+                                d->index, d->addr, i, kind);
+        ev[i].time = clock_ns(clk, ev[i].time);
+        ev[i].info = MS_EV_INFO(kind, dense);
+    }
+    return 0;
+}
+
+/* Appends s (n bytes) to the history's pool; returns its offset or -1. */
+static int64_t pool_add(struct memscope_history *h, size_t *cap, const char *s, size_t n)
+{
+    size_t need = h->pool_len + n;
+    if (need > *cap) {
+        size_t ncap = *cap ? *cap : 256;
+        while (ncap < need)
+            ncap *= 2;
+        char *np = ms_engine_realloc(h->pool, ncap);
+        if (!np)
+            return -1;
+        h->pool = np;
+        *cap = ncap;
+    }
+    memcpy(h->pool + h->pool_len, s, n);
+    h->pool_len += n;
+    return (int64_t)(h->pool_len - n);
+}
+
+/*
+ * Reads the text entry at addr with `strings` strings; returns its index in
+ * h->texts, MS_TEXT_UNREADABLE when it cannot be read or is malformed, or -1
+ * on out of memory. Entries are shared by address; their total payload is
+ * capped by root.text_bytes (entries never add up to more than was mapped).
+ */
+static int64_t resolve_text(const struct memscope_source *src, struct memscope_history *h, struct addr_map *known,
+                            size_t *pool_cap, size_t *texts_cap, uint64_t *text_budget, uint64_t addr,
+                            unsigned strings)
+{
+    struct memscope_text hdr;
+    char payload[MEMSCOPE_TEXT_MAX];
+    uint32_t idx, nul = 0, i;
+    int64_t off;
+    struct ms_text t;
+
+    if (addr == 0 || (addr & 7))
+        return MS_TEXT_UNREADABLE;
+    if (map_get(known, addr, &idx))
+        return idx;
+    if (src_read(src, addr, &hdr, sizeof(hdr)) != 0 || hdr.bytes == 0 || hdr.bytes > MEMSCOPE_TEXT_MAX ||
+        hdr.strings != strings || hdr.bytes > *text_budget ||
+        src_read(src, addr + sizeof(hdr), payload, hdr.bytes) != 0)
+        return MS_TEXT_UNREADABLE;
+    for (i = 0; i < hdr.bytes; i++)
+        nul += payload[i] == '\0';
+    if (nul != strings || payload[hdr.bytes - 1] != '\0')
+        return MS_TEXT_UNREADABLE;
+    off = pool_add(h, pool_cap, payload, hdr.bytes);
+    if (off < 0)
+        return -1;
+    *text_budget -= hdr.bytes;
+    t.name = (uint32_t)off;
+    t.type = strings >= 2 ? (uint32_t)(off + (int64_t)strlen(payload) + 1) : 0;
+    if (h->ntexts == *texts_cap) {
+        size_t ncap = *texts_cap * 2;
+        struct ms_text *nt = ms_engine_realloc(h->texts, ncap * sizeof(*nt));
+        if (!nt)
+            return -1;
+        h->texts = nt;
+        *texts_cap = ncap;
+    }
+    idx = h->ntexts++;
+    h->texts[idx] = t;
+    if (map_put(known, addr, idx) != 0)
+        return -1;
+    return idx;
+}
+
+static int resolve_texts(const struct memscope_source *src, const struct memscope_store_root *root,
+                         struct memscope_history *h, struct memscope_error *err)
+{
+    static const char sentinel[] = "\0<unreadable>";
+    struct addr_map known = {0};
+    size_t pool_cap = 0, texts_cap = 16;
+    uint64_t budget = root->text_bytes, i;
+    int rc = 0;
+
+    h->texts = ms_engine_alloc(texts_cap * sizeof(*h->texts));
+    if (!h->texts || pool_add(h, &pool_cap, sentinel, sizeof(sentinel)) < 0)
+        return ms_error_set(err, -ENOMEM, "out of memory reading labels");
+    h->texts[0].name = 1; /* "<unreadable>" */
+    h->texts[0].type = 1;
+    h->ntexts = 1;
+    for (i = 0; i < h->nevents; i++) {
+        struct ms_event *e = &h->events[i];
+        unsigned kind = MS_EV_KIND(e->info);
+        int64_t t;
+        if (kind != MEMSCOPE_REC_LABEL && kind != MEMSCOPE_REC_MARK)
+            continue;
+        if (kind == MEMSCOPE_REC_MARK)
+            h->nmarks++;
+        t = resolve_text(src, h, &known, &pool_cap, &texts_cap, &budget, e->size,
+                         kind == MEMSCOPE_REC_LABEL ? 2 : 1);
+        if (t < 0) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading labels");
+            break;
+        }
+        e->size = (uint64_t)t;
+    }
+    map_free(&known);
+    return rc;
+}
+
+int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
+                    struct memscope_error *err)
+{
+    struct memscope_store_root root;
+    struct chunk_desc *d = NULL;
+    size_t nd = 0, i;
+    uint64_t total = 0, *starts = NULL;
+    struct ms_event *a = NULL, *b = NULL;
+    struct clock_conv clk;
+    uint32_t nthreads = 0;
+    int rc, sorted = 1;
+
+    rc = read_root(src, root_addr, &root, err);
+    if (rc != 0)
+        return rc;
+    h->dropped_events = root.events_dropped;
+    h->chunk_bytes = root.chunk_bytes;
+    h->budget_bytes = root.budget_bytes;
+    h->pid = root.pid;
+    h->abi_version = root.abi_version;
+    clock_setup(&root, &clk);
+
+    rc = walk_chunks(src, &root, &d, &nd, &total, err);
+    if (rc != 0)
+        return rc;
+    rc = ms_sort(d, nd, sizeof(*d), desc_cmp, NULL);
+    if (rc != 0) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory ordering chunks");
+        goto out;
+    }
+    for (i = 0; i < nd; i++) {
+        if (i > 0 && d[i].thread == d[i - 1].thread && d[i].seq == d[i - 1].seq) {
+            rc = ms_error_set(err, -EBADMSG, "chunks %u at 0x%" PRIx64 " and %u at 0x%" PRIx64 " both claim seq %u of thread %u",
+                              d[i - 1].index, d[i - 1].addr, d[i].index, d[i].addr, d[i].seq, d[i].thread);
+            goto out;
+        }
+        if (i == 0 || d[i].thread != d[i - 1].thread)
+            nthreads++;
+    }
+    h->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*h->threads));
+    starts = ms_engine_calloc((size_t)nthreads + 1, sizeof(*starts));
+    a = ms_engine_alloc(total * sizeof(*a));
+    if (!h->threads || !starts || !a) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
+        goto out;
+    }
+    {
+        uint64_t pos = 0;
+        uint32_t t = 0;
+        for (i = 0; i < nd; i++) {
+            if (i == 0 || d[i].thread != d[i - 1].thread) {
+                if (i > 0)
+                    t++;
+                h->threads[t].serial = d[i].thread;
+                h->threads[t].tid = d[i].tid;
+                starts[t] = pos;
+            }
+            rc = read_chunk_records(src, &d[i], t, &clk, a + pos, err);
+            if (rc != 0)
+                goto out;
+            pos += d[i].count;
+        }
+        starts[nthreads] = pos;
+        h->nthreads = nthreads;
+    }
+    /* Sort each thread's sequence where a signal handler made it non-monotonic. */
+    for (i = 0; i < nthreads; i++) {
+        uint64_t k;
+        for (k = starts[i] + 1; k < starts[i + 1]; k++)
+            if (a[k].time < a[k - 1].time)
+                break;
+        if (k >= starts[i + 1])
+            continue;
+        sorted = 0;
+        break;
+    }
+    if (nthreads > 1 || !sorted) {
+        b = ms_engine_alloc(total * sizeof(*b));
+        if (!b) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
+            goto out;
+        }
+        if (!sorted)
+            for (i = 0; i < nthreads; i++)
+                ms_sort_thread_events(a + starts[i], starts[i + 1] - starts[i], b + starts[i]);
+    }
+    if (nthreads > 1) {
+        if (ms_merge_threads(a, starts, nthreads, b) != 0) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
+            goto out;
+        }
+        ms_engine_free(a);
+        a = b;
+        b = NULL;
+    }
+    h->events = a;
+    h->nevents = total;
+    a = NULL;
+    rc = resolve_texts(src, &root, h, err);
+out:
+    ms_engine_free(a);
+    ms_engine_free(b);
+    ms_engine_free(starts);
+    ms_engine_free(d);
+    return rc;
+}

@@ -1,0 +1,624 @@
+/*
+ * replay.c - replays a history's events up to a point into a snapshot.
+ *
+ * The rules (DESIGN.md "Semantics"):
+ *   ALLOC          the block becomes live, charged to the allocating thread.
+ *   FREE           the live block leaves; its bytes leave the *allocating*
+ *                  thread's live figures, the freeing thread's deallocation
+ *                  count grows. A free of an address not live is unmatched.
+ *   REALLOC_FREE   as FREE, and the block is kept aside for its thread.
+ *   REALLOC_ALLOC  the new block arrives (same address or not), takes the
+ *                  label of the block set aside, and counts one reallocation.
+ *   REALLOC_UNDO   the realloc failed: the block set aside is live again,
+ *                  and the release is taken back out of every figure.
+ *   LABEL          names the live block at address.  MARK names a point.
+ * Peak is the highest live byte total after any event, with the time it was
+ * first reached; the same per thread.
+ *
+ * Clock anomaly: the runtime's timestamps are not fenced, so a release by one
+ * thread and the reuse of that address by another may sort a few ns out of
+ * order. An allocation at an address still live therefore first looks ahead
+ * (MS_LOOKAHEAD_EVENTS events within MS_LOOKAHEAD_NS) for a release of that
+ * address by another thread and applies it first. With none, the old block is
+ * taken as released and the event counts in stats.overlapping_allocations.
+ *
+ * Live blocks sit in an open-addressing table (linear probing, backward-shift
+ * deletion, no tombstones) keyed by address and grown by doubling; the slot of
+ * an event a few places ahead is prefetched to hide cache misses.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MS_LOOKAHEAD_EVENTS 64
+#define MS_LOOKAHEAD_NS 10000u
+#define MS_PREFETCH_AHEAD 8
+
+struct slot {
+    uint64_t address; /* 0: empty */
+    uint64_t size;    /* bytes */
+    uint64_t time;    /* ns allocated */
+    uint32_t thread;  /* dense index of the allocating thread */
+    uint32_t label;   /* history text index + 1, 0: none */
+};
+
+/* A block a REALLOC_FREE set aside, per thread. */
+struct stash {
+    struct slot block; /* the released block (address 0: it was not live) */
+    uint32_t freer;    /* dense index of the releasing thread */
+    uint8_t pending;   /* a REALLOC_FREE awaits its REALLOC_ALLOC or UNDO */
+};
+
+struct table {
+    struct slot *slots; /* cap entries */
+    size_t mask;        /* cap - 1 */
+    size_t used;        /* live entries */
+};
+
+static inline size_t slot_hash(uint64_t a, size_t mask)
+{
+    return (size_t)((a * UINT64_C(0x9e3779b97f4a7c15)) >> 24) & mask;
+}
+
+static int table_init(struct table *t, size_t cap)
+{
+    t->slots = ms_engine_calloc(cap, sizeof(*t->slots));
+    t->mask = cap - 1;
+    t->used = 0;
+    return t->slots ? 0 : -ENOMEM;
+}
+
+static int table_grow(struct table *t)
+{
+    size_t ncap = (t->mask + 1) * 2, i;
+    struct slot *ns = ms_engine_calloc(ncap, sizeof(*ns));
+
+    if (!ns)
+        return -ENOMEM;
+    for (i = 0; i <= t->mask; i++) {
+        if (t->slots[i].address) {
+            size_t j = slot_hash(t->slots[i].address, ncap - 1);
+            while (ns[j].address)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = t->slots[i];
+        }
+    }
+    ms_engine_free(t->slots);
+    t->slots = ns;
+    t->mask = ncap - 1;
+    return 0;
+}
+
+static inline struct slot *table_find(struct table *t, uint64_t a)
+{
+    size_t j = slot_hash(a, t->mask);
+
+    for (;;) {
+        struct slot *s = &t->slots[j];
+        if (s->address == a)
+            return s;
+        if (s->address == 0)
+            return NULL;
+        j = (j + 1) & t->mask;
+    }
+}
+
+/* Removes the entry at s (backward-shift deletion keeps probe chains whole). */
+static inline void table_remove(struct table *t, struct slot *s)
+{
+    size_t i = (size_t)(s - t->slots), j = i;
+
+    for (;;) {
+        j = (j + 1) & t->mask;
+        if (t->slots[j].address == 0)
+            break;
+        size_t home = slot_hash(t->slots[j].address, t->mask);
+        /* Move j back to i when its home lies cyclically outside (i, j]. */
+        if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i].address = 0;
+    t->used--;
+}
+
+/* Inserts a block whose address is not present. */
+static inline int table_insert(struct table *t, const struct slot *b)
+{
+    size_t j;
+
+    if ((t->used + 1) * 2 > t->mask + 1 && table_grow(t) != 0)
+        return -ENOMEM;
+    j = slot_hash(b->address, t->mask);
+    while (t->slots[j].address)
+        j = (j + 1) & t->mask;
+    t->slots[j] = *b;
+    t->used++;
+    return 0;
+}
+
+struct replay {
+    const struct memscope_history *h;
+    struct table live;                 /* live blocks */
+    struct memscope_stats st;          /* summary figures */
+    struct memscope_thread_stats *th;  /* per dense thread */
+    uint8_t *seen;                     /* per dense thread: recorded an event */
+    struct stash *stash;               /* per dense thread */
+    uint64_t peak_events;              /* events replayed when the peak was first reached */
+    uint64_t skip[MS_LOOKAHEAD_EVENTS];/* events applied early by the look-ahead */
+    unsigned nskip;                    /* entries in skip */
+};
+
+static inline void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner)
+{
+    struct memscope_thread_stats *o = &r->th[owner];
+
+    if (r->st.current_memory > r->st.peak_memory) {
+        r->st.peak_memory = r->st.current_memory;
+        r->st.peak_time_ns = e->time;
+        r->peak_events = index + 1;
+    }
+    if (o->current_memory > o->peak_memory) {
+        o->peak_memory = o->current_memory;
+        o->peak_time_ns = e->time;
+    }
+}
+
+/* Takes live block s out as released by thread freer. */
+static inline void release(struct replay *r, struct slot *s, uint32_t freer)
+{
+    struct memscope_thread_stats *o = &r->th[s->thread];
+
+    r->st.total_deallocations++;
+    r->st.total_deallocated += s->size;
+    r->st.current_memory -= s->size;
+    o->released_bytes += s->size;
+    o->current_memory -= s->size;
+    o->live_blocks--;
+    r->th[freer].deallocations++;
+}
+
+static void apply_release(struct replay *r, const struct ms_event *e);
+
+/* An allocation met a live block at the same address (see the file comment). */
+static void resolve_overlap(struct replay *r, uint64_t index, const struct ms_event *e, struct slot *old)
+{
+    const struct memscope_history *h = r->h;
+    uint32_t t = MS_EV_THREAD(e->info);
+    uint64_t j, end = index + 1 + MS_LOOKAHEAD_EVENTS;
+
+    if (end > h->nevents)
+        end = h->nevents;
+    for (j = index + 1; j < end && r->nskip < MS_LOOKAHEAD_EVENTS; j++) {
+        const struct ms_event *f = &h->events[j];
+        unsigned k = MS_EV_KIND(f->info);
+        if (f->time - e->time > MS_LOOKAHEAD_NS)
+            break;
+        if ((k == MEMSCOPE_REC_FREE || k == MEMSCOPE_REC_REALLOC_FREE) && f->address == e->address &&
+            MS_EV_THREAD(f->info) != t) {
+            unsigned q;
+            for (q = 0; q < r->nskip; q++)
+                if (r->skip[q] == j)
+                    break;
+            if (q < r->nskip)
+                continue; /* already applied early */
+            r->skip[r->nskip++] = j;
+            r->seen[MS_EV_THREAD(f->info)] = 1;
+            apply_release(r, f);
+            return;
+        }
+    }
+    r->st.overlapping_allocations++;
+    release(r, old, old->thread);
+    r->th[old->thread].deallocations--; /* nobody freed it: no thread's free count grows */
+    table_remove(&r->live, old);
+}
+
+static int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, uint32_t label)
+{
+    uint32_t t = MS_EV_THREAD(e->info);
+    struct memscope_thread_stats *o = &r->th[t];
+    struct slot *old, b;
+
+    if (e->address == 0)
+        return 0;
+    old = table_find(&r->live, e->address);
+    if (old)
+        resolve_overlap(r, index, e, old);
+    b.address = e->address;
+    b.size = e->size;
+    b.time = e->time;
+    b.thread = t;
+    b.label = label;
+    if (table_insert(&r->live, &b) != 0)
+        return -ENOMEM;
+    r->st.total_allocations++;
+    r->st.total_allocated += e->size;
+    r->st.current_memory += e->size;
+    o->allocations++;
+    o->allocated_bytes += e->size;
+    o->current_memory += e->size;
+    o->live_blocks++;
+    grew(r, e, index, t);
+    return 0;
+}
+
+static void apply_release(struct replay *r, const struct ms_event *e)
+{
+    uint32_t t = MS_EV_THREAD(e->info);
+    struct slot *s = table_find(&r->live, e->address);
+    struct stash *st = &r->stash[t];
+
+    if (MS_EV_KIND(e->info) == MEMSCOPE_REC_REALLOC_FREE) {
+        st->pending = 1;
+        st->freer = t;
+        if (s)
+            st->block = *s;
+        else
+            st->block.address = 0;
+    }
+    if (!s) {
+        r->st.unmatched_deallocations++;
+        return;
+    }
+    release(r, s, t);
+    table_remove(&r->live, s);
+}
+
+static int apply_undo(struct replay *r, uint64_t index, const struct ms_event *e)
+{
+    uint32_t t = MS_EV_THREAD(e->info);
+    struct stash *st = &r->stash[t];
+    struct slot *b = &st->block;
+    struct memscope_thread_stats *o;
+    struct slot *old;
+
+    if (!st->pending)
+        return 0;
+    st->pending = 0;
+    if (b->address == 0) { /* the released address was not live: take the unmatched count back */
+        if (r->st.unmatched_deallocations)
+            r->st.unmatched_deallocations--;
+        return 0;
+    }
+    old = table_find(&r->live, b->address);
+    if (old) { /* cannot happen in a sane store: the newer block wins */
+        r->st.overlapping_allocations++;
+        return 0;
+    }
+    if (table_insert(&r->live, b) != 0)
+        return -ENOMEM;
+    o = &r->th[b->thread];
+    r->st.total_deallocations--;
+    r->st.total_deallocated -= b->size;
+    r->st.current_memory += b->size;
+    o->released_bytes -= b->size;
+    o->current_memory += b->size;
+    o->live_blocks++;
+    r->th[st->freer].deallocations--;
+    grew(r, e, index, b->thread);
+    return 0;
+}
+
+/* Replays events [0, n). */
+static int run(struct replay *r, uint64_t n)
+{
+    const struct ms_event *ev = r->h->events;
+    uint64_t i;
+    int rc = 0;
+
+    for (i = 0; i < n; i++) {
+        const struct ms_event *e = &ev[i];
+        uint32_t t = MS_EV_THREAD(e->info);
+
+        if (i + MS_PREFETCH_AHEAD < n)
+            __builtin_prefetch(&r->live.slots[slot_hash(ev[i + MS_PREFETCH_AHEAD].address, r->live.mask)]);
+        if (__builtin_expect(r->nskip > 0, 0)) {
+            unsigned q;
+            for (q = 0; q < r->nskip; q++)
+                if (r->skip[q] == i)
+                    break;
+            if (q < r->nskip) { /* applied early by the look-ahead */
+                r->skip[q] = r->skip[--r->nskip];
+                continue;
+            }
+        }
+        r->seen[t] = 1;
+        switch (MS_EV_KIND(e->info)) {
+        case MEMSCOPE_REC_ALLOC:
+            rc = apply_alloc(r, i, e, 0);
+            break;
+        case MEMSCOPE_REC_FREE:
+        case MEMSCOPE_REC_REALLOC_FREE:
+            apply_release(r, e);
+            break;
+        case MEMSCOPE_REC_REALLOC_ALLOC: {
+            struct stash *st = &r->stash[t];
+            uint32_t label = st->pending ? st->block.label : 0;
+            st->pending = 0;
+            r->st.reallocations++;
+            rc = apply_alloc(r, i, e, label);
+            break;
+        }
+        case MEMSCOPE_REC_REALLOC_UNDO:
+            rc = apply_undo(r, i, e);
+            break;
+        case MEMSCOPE_REC_LABEL: {
+            struct slot *s = table_find(&r->live, e->address);
+            if (s && e->address)
+                s->label = (uint32_t)e->size + 1;
+            break;
+        }
+        default: /* MARK */
+            break;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sorts blocks by address (bottom-up merge sort; tmp holds n blocks). */
+static void sort_blocks(struct ms_block *a, size_t n, struct ms_block *tmp)
+{
+    struct ms_block *src = a, *dst = tmp, *x;
+    size_t width, i;
+
+    for (i = 1; i < n; i++)
+        if (a[i].address < a[i - 1].address)
+            break;
+    if (i >= n)
+        return;
+    for (width = 1; width < n; width *= 2) {
+        for (i = 0; i < n; i += 2 * width) {
+            size_t lo = i, mid = i + width < n ? i + width : n, hi = i + 2 * width < n ? i + 2 * width : n;
+            size_t p = lo, q = mid, k = lo;
+            while (p < mid && q < hi)
+                dst[k++] = src[q].address < src[p].address ? src[q++] : src[p++];
+            while (p < mid)
+                dst[k++] = src[p++];
+            while (q < hi)
+                dst[k++] = src[q++];
+        }
+        x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof(*a));
+}
+
+/* Builds the snapshot object from a finished replay. */
+static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struct memscope_snapshot **out)
+{
+    const struct memscope_history *h = r->h;
+    struct memscope_snapshot *s = NULL;
+    struct ms_block *tmp = NULL;
+    uint32_t *labelmap = NULL;
+    size_t i, k, nlabels = 1, pool_len = 0, nthreads = 0;
+    int rc = -ENOMEM;
+
+    s = ms_engine_calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    for (i = 0; i < h->nthreads; i++)
+        nthreads += r->seen[i];
+    r->st.active_allocations = r->live.used;
+    r->st.threads = nthreads;
+    r->st.dropped_events = h->dropped_events;
+    s->stats = r->st;
+    s->point_kind = kind;
+    s->pid = h->pid;
+    s->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*s->threads));
+    s->blocks = ms_engine_alloc((r->live.used ? r->live.used : 1) * sizeof(*s->blocks));
+    labelmap = ms_engine_calloc(h->ntexts + 1, sizeof(*labelmap));
+    if (!s->threads || !s->blocks || !labelmap)
+        goto fail;
+    for (i = 0, k = 0; i < h->nthreads; i++) {
+        if (!r->seen[i])
+            continue;
+        s->threads[k] = r->th[i];
+        s->threads[k].thread = h->threads[i].serial;
+        s->threads[k].tid = h->threads[i].tid;
+        k++;
+    }
+    s->nthreads = nthreads;
+    /* Live blocks, and the labels they use (label = text index + 1). */
+    for (i = 0, k = 0; i <= r->live.mask; i++) {
+        const struct slot *sl = &r->live.slots[i];
+        struct ms_block *b;
+        if (!sl->address)
+            continue;
+        b = &s->blocks[k++];
+        b->address = sl->address;
+        b->size = sl->size;
+        b->time = sl->time;
+        b->thread = h->threads[sl->thread].serial;
+        b->label = 0;
+        if (sl->label && sl->label <= h->ntexts) {
+            if (!labelmap[sl->label]) {
+                const struct ms_text *t = &h->texts[sl->label - 1];
+                labelmap[sl->label] = (uint32_t)nlabels++;
+                pool_len += strlen(h->pool + t->name) + 1 + strlen(h->pool + t->type) + 1;
+            }
+            b->label = labelmap[sl->label];
+        }
+    }
+    s->nblocks = k;
+    s->labels = ms_engine_calloc(nlabels, sizeof(*s->labels));
+    s->pool = ms_engine_alloc(pool_len ? pool_len : 1);
+    tmp = ms_engine_alloc((k ? k : 1) * sizeof(*tmp));
+    if (!s->labels || !s->pool || !tmp)
+        goto fail;
+    s->nlabels = nlabels;
+    {
+        size_t off = 0;
+        for (i = 1; i <= h->ntexts; i++) {
+            const struct ms_text *t;
+            size_t ln, lt;
+            if (!labelmap[i])
+                continue;
+            t = &h->texts[i - 1];
+            ln = strlen(h->pool + t->name) + 1;
+            lt = strlen(h->pool + t->type) + 1;
+            memcpy(s->pool + off, h->pool + t->name, ln);
+            s->labels[labelmap[i]].name = s->pool + off;
+            off += ln;
+            memcpy(s->pool + off, h->pool + t->type, lt);
+            s->labels[labelmap[i]].type = s->pool + off;
+            off += lt;
+        }
+    }
+    sort_blocks(s->blocks, k, tmp);
+    ms_engine_free(tmp);
+    ms_engine_free(labelmap);
+    s->magic = MS_SNAPSHOT_MAGIC;
+    *out = s;
+    return 0;
+fail:
+    ms_engine_free(tmp);
+    ms_engine_free(labelmap);
+    if (s) {
+        ms_engine_free(s->threads);
+        ms_engine_free(s->blocks);
+        ms_engine_free(s->labels);
+        ms_engine_free(s->pool);
+        ms_engine_free(s);
+    }
+    return rc;
+}
+
+static void replay_free(struct replay *r)
+{
+    ms_engine_free(r->live.slots);
+    ms_engine_free(r->th);
+    ms_engine_free(r->seen);
+    ms_engine_free(r->stash);
+    memset(r, 0, sizeof(*r));
+}
+
+static int replay_init(struct replay *r, const struct memscope_history *h)
+{
+    size_t nt = h->nthreads ? h->nthreads : 1;
+
+    memset(r, 0, sizeof(*r));
+    r->h = h;
+    r->th = ms_engine_calloc(nt, sizeof(*r->th));
+    r->seen = ms_engine_calloc(nt, 1);
+    r->stash = ms_engine_calloc(nt, sizeof(*r->stash));
+    if (!r->th || !r->seen || !r->stash || table_init(&r->live, 1024) != 0) {
+        replay_free(r);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int ms_history_valid(const struct memscope_history *h)
+{
+    return h && h->magic == MS_HISTORY_MAGIC;
+}
+
+/* Events at or before time t (events are in time order). */
+static uint64_t events_until(const struct memscope_history *h, uint64_t t)
+{
+    uint64_t lo = 0, hi = h->nevents;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (h->events[mid].time <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int ms_history_find_point(const struct memscope_history *h, const struct memscope_point *at, uint64_t *n,
+                          uint64_t *time_ns)
+{
+    uint64_t last = h->nevents ? h->events[h->nevents - 1].time : 0;
+    uint64_t i;
+
+    switch (at->kind) {
+    case MEMSCOPE_AT_END:
+        *n = h->nevents;
+        *time_ns = last;
+        return 0;
+    case MEMSCOPE_AT_TIME:
+        if (at->value > last)
+            return -ERANGE;
+        *n = events_until(h, at->value);
+        *time_ns = at->value;
+        return 0;
+    case MEMSCOPE_AT_EVENT:
+        if (at->value > h->nevents)
+            return -ERANGE;
+        *n = at->value;
+        *time_ns = at->value ? h->events[at->value - 1].time : 0;
+        return 0;
+    case MEMSCOPE_AT_MARK:
+        if (!at->mark)
+            return -EINVAL;
+        for (i = 0; i < h->nevents; i++) {
+            const struct ms_event *e = &h->events[i];
+            if (MS_EV_KIND(e->info) == MEMSCOPE_REC_MARK && e->size != MS_TEXT_UNREADABLE &&
+                strcmp(h->pool + h->texts[e->size].name, at->mark) == 0) {
+                *n = i + 1;
+                *time_ns = e->time;
+                return 0;
+            }
+        }
+        return -ENOENT;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Replays the whole history once to find when the peak was first reached. */
+static int find_peak(const struct memscope_history *h, uint64_t *n, uint64_t *time_ns)
+{
+    struct replay r;
+    int rc = replay_init(&r, h);
+
+    if (rc != 0)
+        return rc;
+    rc = run(&r, h->nevents);
+    *n = r.peak_events;
+    *time_ns = r.st.peak_time_ns;
+    replay_free(&r);
+    return rc;
+}
+
+MS_API int memscope_history_snapshot(const struct memscope_history *history, const struct memscope_point *at,
+                                     struct memscope_snapshot **out)
+{
+    static const struct memscope_point end = {MEMSCOPE_AT_END, 0, NULL};
+    struct replay r;
+    uint64_t n = 0, t = 0;
+    int rc;
+
+    if (!ms_history_valid(history) || !out)
+        return -EINVAL;
+    *out = NULL;
+    if (!at)
+        at = &end;
+    if (at->kind == MEMSCOPE_AT_PEAK)
+        rc = find_peak(history, &n, &t);
+    else
+        rc = ms_history_find_point(history, at, &n, &t);
+    if (rc != 0)
+        return rc;
+    rc = replay_init(&r, history);
+    if (rc != 0)
+        return rc;
+    rc = run(&r, n);
+    if (rc == 0) {
+        r.st.time_ns = t;
+        r.st.events = n;
+        rc = build_snapshot(&r, at->kind, out);
+    }
+    replay_free(&r);
+    return rc;
+}
