@@ -1,0 +1,194 @@
+/*
+ * store.c - the store root, the per-thread chunks and the memory budget.
+ *
+ * The root is a static object exported as memscope_store_root. Each thread
+ * appends records to its own chunk (ms_append in runtime.h, the hot path);
+ * this file is the slow path taken when a chunk is full or a thread has none:
+ * it hands out the thread serial, maps a chunk (mmap, never malloc) within
+ * the budget, and links it into the root's list with a compare-and-swap.
+ * Nothing here takes a lock, so a signal handler or a fork can interrupt any
+ * of it without deadlock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define MS_CHUNK_FIRST (64u * 1024u)         /* a thread's first chunk */
+#define MS_CHUNK_MAX (2u * 1024u * 1024u)    /* chunks double up to this */
+#define MS_PAGE 4096u
+#define MS_DEFAULT_BUDGET (256ull * 1024 * 1024)
+
+__attribute__((visibility("default"))) struct memscope_store_root memscope_store_root;
+
+MS_TLS struct ms_thread ms_self;
+
+/* Bytes of the budget taken (chunks + text blocks); the root shows the two parts. */
+static uint64_t ms_budget_used;
+
+/* Fills the root. The magic goes last, so a reader never matches a half-made root. */
+void ms_store_init(void)
+{
+    struct memscope_store_root *r = &memscope_store_root;
+
+    r->abi_version = MEMSCOPE_STORE_ABI_VERSION;
+    r->root_size = sizeof(*r);
+    r->record_size = sizeof(struct memscope_record);
+    r->chunk_header_size = sizeof(struct memscope_chunk);
+    r->flags = ms_clock_tsc ? MEMSCOPE_STORE_CLOCK_TSC : 0;
+    r->pid = (uint32_t)syscall(SYS_getpid);
+    if (r->budget_bytes == 0)
+        r->budget_bytes = MS_DEFAULT_BUDGET;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy((void *)r->magic, MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+int ms_store_active(void)
+{
+    return memscope_store_root.magic[0] == 'm';
+}
+
+void ms_store_set_budget(uint64_t bytes)
+{
+    __atomic_store_n(&memscope_store_root.budget_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+void ms_store_count_dropped(void)
+{
+    __atomic_fetch_add(&memscope_store_root.events_dropped, 1, __ATOMIC_RELAXED);
+}
+
+int ms_budget_take(uint64_t bytes)
+{
+    uint64_t used = __atomic_load_n(&ms_budget_used, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
+        if (used > budget || bytes > budget - used)
+            return -1;
+        if (__atomic_compare_exchange_n(&ms_budget_used, &used, used + bytes, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return 0;
+    }
+}
+
+void ms_budget_give(uint64_t bytes)
+{
+    __atomic_fetch_sub(&ms_budget_used, bytes, __ATOMIC_RELAXED);
+}
+
+/*
+ * Takes budget for a chunk of `want` bytes, or for whatever whole pages are
+ * left when that does not fit (so a small budget is used to its end).
+ * Returns the size taken, 0 when not even a small chunk fits.
+ */
+static uint64_t take_chunk_budget(uint64_t want)
+{
+    const uint64_t least = 4 * MS_PAGE;
+
+    while (want >= least) {
+        if (ms_budget_take(want) == 0)
+            return want;
+        uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
+        uint64_t used = __atomic_load_n(&ms_budget_used, __ATOMIC_RELAXED);
+        uint64_t left = used < budget ? (budget - used) & ~(uint64_t)(MS_PAGE - 1) : 0;
+        if (left < least)
+            return 0;
+        want = left < want ? left : want / 2;
+    }
+    return 0;
+}
+
+/* Blocks every signal around a chunk switch (raw syscall: no libc state). */
+static void block_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, old, _NSIG / 8);
+}
+
+static void restore_signals(const sigset_t *old)
+{
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, _NSIG / 8);
+}
+
+uint64_t ms_store_slow_reserve(struct ms_thread *t)
+{
+    struct memscope_store_root *root = &memscope_store_root;
+    struct memscope_chunk *old = t->chunk;
+    struct memscope_chunk *c;
+    sigset_t mask;
+    uint64_t size;
+    void *map;
+
+    /*
+     * Inside a signal handler that interrupted an append of this thread, the
+     * outer append may hold a slot of the current chunk and has read its
+     * fields: switching chunks under it is not safe, so the event is dropped
+     * (and counted). This needs a signal within a few instructions of the
+     * moment a chunk fills.
+     */
+    if (t->depth > 1 || !ms_store_active()) {
+        t->reserved--;
+        ms_store_count_dropped();
+        return UINT64_MAX;
+    }
+    if (t->next_map_size == 0)
+        t->next_map_size = MS_CHUNK_FIRST;
+    size = take_chunk_budget(t->next_map_size);
+    if (size == 0)
+        goto drop;
+
+    block_signals(&mask);
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (map == MAP_FAILED) {
+        restore_signals(&mask);
+        ms_budget_give(size);
+        goto drop;
+    }
+    if (t->serial == 0) {
+        t->serial = (uint32_t)__atomic_add_fetch(&root->threads_started, 1, __ATOMIC_RELAXED);
+        t->info = MEMSCOPE_RECORD_INFO(0, t->serial);
+    }
+    c = map;
+    c->magic = MEMSCOPE_CHUNK_MAGIC;
+    c->thread_prev = (uint64_t)(uintptr_t)old;
+    c->capacity = (size - sizeof(*c)) / sizeof(struct memscope_record);
+    c->count = 0;
+    c->map_size = size;
+    c->thread = t->serial;
+    c->seq = old ? old->seq + 1 : 0;
+    c->tid = (uint32_t)syscall(SYS_gettid);
+    c->pid = (uint32_t)syscall(SYS_getpid);
+    __atomic_fetch_add(&root->chunk_bytes, size, __ATOMIC_RELAXED);
+
+    uint64_t head = __atomic_load_n(&root->chunks, __ATOMIC_RELAXED);
+    do {
+        c->next = head;
+    } while (!__atomic_compare_exchange_n(&root->chunks, &head, (uint64_t)(uintptr_t)c, 1, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+    __atomic_fetch_add(&root->chunk_count, 1, __ATOMIC_RELAXED);
+
+    /* Every slot of the old chunk is written (depth is 1: no outer append). */
+    if (old)
+        __atomic_store_n(&old->count, t->capacity, __ATOMIC_RELEASE);
+    t->chunk = c;
+    t->records = (struct memscope_record *)(c + 1);
+    t->capacity = c->capacity;
+    t->reserved = 1;
+    if (t->next_map_size < MS_CHUNK_MAX)
+        t->next_map_size *= 2;
+    restore_signals(&mask);
+    ms_clock_recalibrate();
+    return 0;
+
+drop:
+    t->reserved = t->capacity;
+    ms_store_count_dropped();
+    return UINT64_MAX;
+}
