@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Allocation benchmark: times one allocation-heavy workload (build/bin/bench_alloc)
+# natively, under memscope (LD_PRELOAD of build/lib/libmemscope.so) and under
+# heaptrack when it is installed, in one run, and compares the medians with
+# memscope's performance targets.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/bench-alloc.sh [--reps N] [--heaptrack-reps N] [--ops N] [--pairs N] [--no-heaptrack] [--help]
+
+Builds (scripts/build.sh), then runs the workload tests/fixtures/bench_alloc.c:
+  mixed 1 OPS   one thread: malloc/calloc of mixed sizes, free, realloc
+  mixed 2 OPS   the same in two threads at once (each thread OPS calls)
+  pair PAIRS    one thread: PAIRS x { malloc(64); free }
+natively, under memscope (LD_PRELOAD=build/lib/libmemscope.so, MEMSCOPE_BUDGET=4G)
+and under heaptrack (mixed workloads only) when the heaptrack command exists.
+Each configuration runs N times, interleaved with the others, and the medians
+are printed. The workload times itself (clock_gettime around the work), so
+start-up and exit are excluded; whole-process times are printed beside.
+
+  --reps N            runs of each configuration (default 7)
+  --heaptrack-reps N  runs under heaptrack (default 3)
+  --ops N             calls per thread in the mixed workload (default 4000000)
+  --pairs N           malloc/free pairs in the pair workload (default 20000000)
+  --no-heaptrack      skip heaptrack
+
+Figures: "ns/call" is the CPU time of the calling thread per malloc-family call
+(malloc, calloc, realloc, free count one each); "wall ms" is the work's elapsed
+time. Targets (PASS/MISS): memscope adds <= 15 ns per malloc/free pair on one
+thread; with two threads each thread pays <= 1.3x its one-thread cost per call;
+the whole mixed workload (1 + 2 threads, wall) takes <= 1.5x native; heaptrack
+takes >= 5x memscope's wall time on the mixed workload.
+USAGE
+}
+
+reps=7
+ht_reps=3
+ops=4000000
+pairs=20000000
+use_heaptrack=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --reps) reps=$2; shift 2 ;;
+    --heaptrack-reps) ht_reps=$2; shift 2 ;;
+    --ops) ops=$2; shift 2 ;;
+    --pairs) pairs=$2; shift 2 ;;
+    --no-heaptrack) use_heaptrack=0; shift ;;
+    *) echo "bench-alloc: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${MEMSCOPE_BUILD_DIR:-$top/build}
+"$top/scripts/build.sh" >/dev/null
+workload=$build/bin/bench_alloc
+library=$build/lib/libmemscope.so
+for f in "$workload" "$library"; do
+  [ -e "$f" ] || { echo "bench-alloc: $f was not built" >&2; exit 1; }
+done
+if [ "$use_heaptrack" = 1 ] && ! command -v heaptrack >/dev/null 2>&1; then
+  echo "bench-alloc: heaptrack is not installed; skipping it (scripts/setup.sh installs it)" >&2
+  use_heaptrack=0
+fi
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/memscope-bench.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+results=$scratch/results
+
+# run CONFIG WORKLOAD ARGS...: runs the workload once, appends
+# "config workload events wall_ns cpu_ns process_ns" to the results.
+run() {
+  local config=$1 name=$2 out start end line events wall_ns cpu_ns
+  shift 2
+  start=$(date +%s%N)
+  case "$config" in
+    native) out=$("$workload" "$@") ;;
+    memscope) out=$(env LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G "$workload" "$@") ;;
+    heaptrack) out=$(heaptrack -o "$scratch/heaptrack.$name" "$workload" "$@" 2>&1); rm -f "$scratch"/heaptrack.* ;;
+  esac
+  end=$(date +%s%N)
+  line=$(printf '%s\n' "$out" | grep '^bench: ') || { echo "bench-alloc: $config $name printed no result:" >&2; printf '%s\n' "$out" >&2; exit 1; }
+  field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
+  events=$(field events); wall_ns=$(field wall_ns); cpu_ns=$(field cpu_ns)
+  echo "$config $name $events $wall_ns $cpu_ns $((end - start))" >>"$results"
+}
+
+echo "bench-alloc: $reps runs each (heaptrack: $([ $use_heaptrack = 1 ] && echo "$ht_reps" || echo skipped)), mixed $ops calls/thread, pair $pairs pairs" >&2
+for ((r = 1; r <= reps; r++)); do
+  for config in native memscope heaptrack; do
+    if [ "$config" = heaptrack ] && { [ "$use_heaptrack" = 0 ] || [ "$r" -gt "$ht_reps" ]; }; then continue; fi
+    if [ "$config" != heaptrack ]; then run "$config" pair pair "$pairs"; fi
+    run "$config" mixed1 mixed 1 "$ops"
+    run "$config" mixed2 mixed 2 "$ops"
+  done
+  echo "bench-alloc: round $r/$reps done" >&2
+done
+
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    config, name, events, wall, cpu, proc = line.split()
+    rows.setdefault((config, name), []).append((int(events), int(wall), int(cpu), int(proc)))
+
+def med(config, name, field):
+    """Median over runs of: 'wall' ns, 'proc' ns, 'cpu_per_call' ns, 'wall_per_call' ns."""
+    runs = rows.get((config, name))
+    if not runs:
+        return None
+    values = []
+    for events, wall, cpu, proc in runs:
+        values.append({"wall": wall, "proc": proc, "cpu_per_call": cpu / events,
+                       "wall_per_call": wall / events}[field])
+    return statistics.median(values)
+
+configs = [c for c in ("native", "memscope", "heaptrack") if (c, "mixed1") in rows]
+print(f"{'workload':<10}{'config':<11}{'runs':>5}{'ns/call':>10}{'wall ms':>10}{'process ms':>12}")
+for name in ("pair", "mixed1", "mixed2"):
+    for c in configs:
+        if (c, name) not in rows:
+            continue
+        print(f"{name:<10}{c:<11}{len(rows[(c, name)]):>5}{med(c, name, 'cpu_per_call'):>10.1f}"
+              f"{med(c, name, 'wall') / 1e6:>10.1f}{med(c, name, 'proc') / 1e6:>12.1f}")
+print()
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+# A pair is two calls; the pair workload's ns/call is per call.
+pair_added = 2 * (med("memscope", "pair", "cpu_per_call") - med("native", "pair", "cpu_per_call"))
+print(f"memscope adds {pair_added:.1f} ns per malloc(64)/free pair, one thread "
+      f"(native {2 * med('native', 'pair', 'cpu_per_call'):.1f} ns)     target <= 15 ns    {verdict(pair_added <= 15)}")
+mixed_added = med("memscope", "mixed1", "cpu_per_call") - med("native", "mixed1", "cpu_per_call")
+print(f"memscope adds {mixed_added:.1f} ns per call on the mixed workload, one thread "
+      f"(native {med('native', 'mixed1', 'cpu_per_call'):.1f} ns/call)")
+ratio_2t = med("memscope", "mixed2", "cpu_per_call") / med("memscope", "mixed1", "cpu_per_call")
+native_2t = med("native", "mixed2", "cpu_per_call") / med("native", "mixed1", "cpu_per_call")
+print(f"two threads: each pays {ratio_2t:.2f}x its one-thread cost per call under memscope "
+      f"(native: {native_2t:.2f}x)     target <= 1.3x    {verdict(ratio_2t <= 1.3)}")
+whole = lambda c, f: med(c, "mixed1", f) + med(c, "mixed2", f)
+ratio_native = whole("memscope", "wall") / whole("native", "wall")
+print(f"whole mixed workload: memscope takes {ratio_native:.2f}x native (wall; whole process: "
+      f"{whole('memscope', 'proc') / whole('native', 'proc'):.2f}x)     target <= 1.5x    {verdict(ratio_native <= 1.5)}")
+if "heaptrack" in configs:
+    ratio_ht = whole("heaptrack", "wall") / whole("memscope", "wall")
+    print(f"heaptrack takes {ratio_ht:.1f}x memscope's time on the mixed workload (wall; whole process, "
+          f"heaptrack's exit included: {whole('heaptrack', 'proc') / whole('memscope', 'proc'):.1f}x)     "
+          f"target >= 5x    {verdict(ratio_ht >= 5)}")
+else:
+    print("heaptrack: not measured")
+PY
