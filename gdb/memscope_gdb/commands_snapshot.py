@@ -1,0 +1,139 @@
+"""The snapshot views: memscope-snapshot, memscope-stats, memscope-threads, memscope-top.
+
+Each command parses its options, takes the snapshot of the selected inferior
+(the store is read once per stop, see store.py) and prints what the engine's
+renderer produced. Every command is registered under its dashed name
+(memscope-snapshot) and as a subcommand of the memscope prefix
+(memscope snapshot), so `help memscope` lists them all.
+"""
+
+import gdb
+
+from . import args
+from . import engine as eng
+from . import format as fmt
+from . import store
+
+
+def take(options):
+    """(history, snapshot) of the selected inferior at options.at."""
+    history = store.history()
+    kind, value, mark = options.at
+    return history, history.snapshot(kind, value, mark)
+
+
+class MemscopeCommand(gdb.Command):
+    """Base: one class per command, registered under a given name."""
+
+    command = None
+
+    def __init__(self, name=None):
+        super().__init__(name or self.command, gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def print_sections(self, options, sections):
+        _, snap = take(options)
+        gdb.write(snap.render_text(options.render_options(sections, fmt.color_enabled())))
+
+
+class SnapshotCommand(MemscopeCommand):
+    """Print the heap snapshot: summary, per-thread table and largest live blocks.
+
+Usage: memscope-snapshot [--top N] [--sort size|count|time|address]
+                         [--group-by thread|label|size|none] [--exact]
+                         [--at POINT] [--json FILE]
+
+Reads the memscope event store of the program (a live process stopped in
+GDB, or a core file) and replays it into a snapshot of the heap.
+  --top N        show N rows of live blocks (default 10)
+  --sort KEY     order the rows by size (default), count, time or address
+  --group-by G   one row per allocating thread, per label, or per
+                 power-of-two size class instead of one row per block
+  --exact        print exact byte counts beside the human sizes
+  --at POINT     the snapshot at another point of the recorded history:
+                 end (default), peak, mark:NAME, event:N, time:T[ns|us|ms|s]
+  --json FILE    write the snapshot (every live block) as JSON to FILE
+                 instead of printing it; FILE - prints the JSON
+Example: memscope-snapshot --top 20 --group-by label"""
+
+    command = "memscope-snapshot"
+
+    def invoke(self, arg, from_tty):
+        options = args.parse(self.command, arg, {"--top", "--sort", "--group-by", "--exact", "--at", "--json"})
+        if options.json is None:
+            self.print_sections(options, 0)
+            return
+        _, snap = take(options)
+        text = snap.render_json(options.render_options())
+        if options.json == "-":
+            gdb.write(text if text.endswith("\n") else text + "\n")
+            return
+        try:
+            with open(options.json, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            raise gdb.GdbError("memscope-snapshot: cannot write %s: %s." % (options.json, exc.strerror)) from None
+        stats = snap.stats()
+        gdb.write("memscope: wrote the snapshot (%d live blocks, %s) to %s\n"
+                  % (stats.active_allocations, fmt.human_size(stats.current_memory), options.json))
+
+
+class StatsCommand(MemscopeCommand):
+    """Print the snapshot's summary figures and where the store was found.
+
+Usage: memscope-stats [--exact] [--at POINT]
+
+Allocations and deallocations, live blocks and bytes, peak memory and when
+it was reached, unmatched frees and dropped events; then the store's
+address, how it was found, its ABI version and its event count.
+Example: memscope-stats --exact"""
+
+    command = "memscope-stats"
+
+    def invoke(self, arg, from_tty):
+        options = args.parse(self.command, arg, {"--exact", "--at"})
+        history, snap = take(options)
+        text = snap.render_text(options.render_options(eng.SECTION_SUMMARY, fmt.color_enabled()))
+        info = history.info()
+        gdb.write(text)
+        gdb.write("store: 0x%x (found by %s), ABI version %d, %d events, %d threads, pid %d\n"
+                  % (history.root, history.located_by, info.abi_version, info.events, info.threads, info.pid))
+
+
+class ThreadsCommand(MemscopeCommand):
+    """Print the per-thread table: blocks and bytes charged to each thread.
+
+Usage: memscope-threads [--exact] [--at POINT]
+
+One row per recorded thread (memscope serial and OS thread id): blocks
+allocated and freed, bytes allocated and released, live bytes and blocks,
+and the thread's peak. Bytes are charged to the allocating thread.
+Example: memscope-threads --exact"""
+
+    command = "memscope-threads"
+
+    def invoke(self, arg, from_tty):
+        options = args.parse(self.command, arg, {"--exact", "--at"})
+        self.print_sections(options, eng.SECTION_THREADS)
+
+
+class TopCommand(MemscopeCommand):
+    """Print the largest live blocks, or the largest groups of them.
+
+Usage: memscope-top [N] [--group-by thread|label|size|none]
+                    [--sort size|count|time|address] [--exact] [--at POINT]
+
+N rows (default 10) of live blocks with their size, thread, time and label,
+or with --group-by one row per thread, label or size class.
+Example: memscope-top 5 --group-by label"""
+
+    command = "memscope-top"
+
+    def invoke(self, arg, from_tty):
+        options = args.parse(self.command, arg, {"--top", "--sort", "--group-by", "--exact", "--at"},
+                             max_positional=1)
+        if options.positional:
+            options.top = args.positive(self.command, "N", options.positional[0])
+        self.print_sections(options, eng.SECTION_BLOCKS)
+
+
+COMMANDS = (SnapshotCommand, StatsCommand, ThreadsCommand, TopCommand)

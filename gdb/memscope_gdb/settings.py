@@ -1,0 +1,155 @@
+"""memscope's GDB settings and where the engine library is found.
+
+`set memscope engine-library PATH` (or the environment variable
+MEMSCOPE_ENGINE_LIBRARY) names libmemscope-engine.so explicitly. Without it
+the engine is looked for, in order: beside the auto-loaded plugin script (the
+build tree's or the install's lib directory), beside the libmemscope.so the
+inferior loaded, in <source tree>/build/lib, and in the install's lib
+directory recorded at configure time (memscope_gdb/_config.py).
+"""
+
+import os
+
+import gdb
+
+from . import engine as eng
+
+_state = {
+    "plugin_dir": None,     # directory of memscope.py (holds memscope_gdb/)
+    "engine_dirs": [],      # directories registered by auto-load scripts
+    "engines": {},          # path -> Engine (a loaded library cannot be unloaded)
+}
+
+
+def add_engine_dir(path):
+    """Remembers a directory that may hold libmemscope-engine.so (first added, first tried)."""
+    if path and path not in _state["engine_dirs"]:
+        _state["engine_dirs"].append(path)
+
+
+def set_plugin_dir(path):
+    _state["plugin_dir"] = path
+
+
+class SetMemscope(gdb.Command):
+    """Set memscope options.
+
+Usage: set memscope SETTING VALUE"""
+
+    def __init__(self):
+        super().__init__("set memscope", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+
+class ShowMemscope(gdb.Command):
+    """Show memscope options.
+
+Usage: show memscope [SETTING]"""
+
+    def __init__(self):
+        super().__init__("show memscope", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+    def invoke(self, arg, from_tty):
+        gdb.write("engine-library: %s\n" % (EngineLibrary.instance.describe()))
+
+
+class EngineLibrary(gdb.Parameter):
+    """Path of libmemscope-engine.so, the engine the memscope commands run.
+
+Empty (the default) means: the environment variable MEMSCOPE_ENGINE_LIBRARY,
+else the library beside the plugin or beside the inferior's libmemscope.so,
+else the build tree or the install's lib directory.
+Example: set memscope engine-library /opt/memscope/lib/libmemscope-engine.so"""
+
+    set_doc = "Set the path of libmemscope-engine.so for the memscope commands."
+    show_doc = "Show the path of libmemscope-engine.so for the memscope commands."
+    instance = None
+
+    def __init__(self):
+        super().__init__("memscope engine-library", gdb.COMMAND_DATA, gdb.PARAM_OPTIONAL_FILENAME)
+        self.value = ""
+        EngineLibrary.instance = self
+
+    def get_set_string(self):
+        from . import store
+        store.invalidate()
+        return ""
+
+    def get_show_string(self, svalue):
+        return self.describe()
+
+    def describe(self):
+        if self.value:
+            return self.value
+        try:
+            return "(automatic: %s)" % locate_engine()
+        except gdb.GdbError:
+            return "(automatic: not found)"
+
+
+def _default_dirs():
+    dirs = list(_state["engine_dirs"])
+    for objfile in gdb.objfiles():
+        name = objfile.filename or ""
+        if os.path.basename(name).startswith("libmemscope") and "engine" not in os.path.basename(name):
+            dirs.append(os.path.dirname(name))
+    plugin = _state["plugin_dir"]
+    if plugin:
+        dirs.append(os.path.normpath(os.path.join(plugin, "..", "build", "lib")))
+    try:
+        from . import _config  # written by CMake into installed copies only
+        dirs.extend(_config.ENGINE_DIRS)
+    except ImportError:
+        pass
+    if plugin:
+        dirs.append(os.path.normpath(os.path.join(plugin, "..", "lib")))
+    seen = []
+    for d in dirs:
+        if d not in seen:
+            seen.append(d)
+    return seen
+
+
+def locate_engine():
+    """Path of the engine library, per the rules in this module's docstring."""
+    explicit = EngineLibrary.instance.value if EngineLibrary.instance else ""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise gdb.GdbError("the memscope engine library '%s' does not exist: fix it with '%s PATH'."
+                               % (explicit, eng.ENGINE_SETTING))
+        return explicit
+    env = os.environ.get(eng.ENGINE_ENV, "")
+    if env:
+        if not os.path.isfile(env):
+            raise gdb.GdbError("the memscope engine library '%s' (from %s) does not exist: fix %s or use '%s PATH'."
+                               % (env, eng.ENGINE_ENV, eng.ENGINE_ENV, eng.ENGINE_SETTING))
+        return env
+    dirs = _default_dirs()
+    for d in dirs:
+        path = os.path.join(d, eng.ENGINE_LIBRARY_NAME)
+        if os.path.isfile(path):
+            return path
+    raise gdb.GdbError("cannot find %s (looked in %s): set it with '%s PATH' or the environment variable %s."
+                       % (eng.ENGINE_LIBRARY_NAME, ", ".join(dirs) or "no directory",
+                          eng.ENGINE_SETTING, eng.ENGINE_ENV))
+
+
+def engine_setting():
+    """What decides the engine now (for cache keys): the setting and the environment."""
+    value = EngineLibrary.instance.value if EngineLibrary.instance else ""
+    return (value, os.environ.get(eng.ENGINE_ENV, ""))
+
+
+def engine():
+    """The loaded Engine for the current setting."""
+    path = os.path.realpath(locate_engine())
+    loaded = _state["engines"].get(path)
+    if loaded is None:
+        loaded = eng.Engine(path)
+        _state["engines"][path] = loaded
+    return loaded
+
+
+def register():
+    SetMemscope()
+    ShowMemscope()
+    EngineLibrary()
