@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -168,6 +169,29 @@ static char *make_image_path(char **dir_out)
     return path;
 }
 
+/*
+ * Removes the private image directory and what is in it: the image, and the
+ * FILE.PID images forked children write when MEMSCOPE_EXIT_IMAGE_CHILDREN is
+ * set (this command reports only the program's own).
+ */
+static void remove_image_dir(const char *dir)
+{
+    char path[4096];
+    struct dirent *entry;
+    DIR *d = opendir(dir);
+
+    if (d != NULL) {
+        while ((entry = readdir(d)) != NULL) {
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
 int ms_cmd_run(int argc, char **argv)
 {
     struct run_options o;
@@ -231,10 +255,8 @@ int ms_cmd_run(int argc, char **argv)
         goto out;
     status = end.signaled ? 128 + end.code : end.code;
 out:
-    if (image_path != NULL)
-        unlink(image_path);
     if (image_dir != NULL)
-        rmdir(image_dir);
+        remove_image_dir(image_dir);
     free(image_path);
     free(image_dir);
     free(library);

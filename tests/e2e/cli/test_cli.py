@@ -77,6 +77,12 @@ def case_killed(ms, fixtures):
            stderr_has=["killed by signal 9", "no snapshot"], what="SIGKILL")
 
 
+def case_exec(ms, fixtures):
+    """A program that replaces itself with another (exec) leaves no image: the runtime does not follow exec."""
+    expect(run(ms, ["run", "--", "/bin/sh", "-c", "exec /bin/true"]), 1, stderr_has=["no exit image", "exec"],
+           what="sh -c 'exec /bin/true'")
+
+
 def case_damaged(ms, fixtures):
     prog = os.path.join(fixtures, "cli_damage")
     for mode in ("empty", "garbage", "truncated", "noroot"):
