@@ -22,7 +22,7 @@ start-up and exit are excluded; whole-process times are printed beside.
   --reps N            runs of each configuration (default 7)
   --heaptrack-reps N  runs under heaptrack (default 3)
   --ops N             calls per thread in the mixed workload (default 4000000)
-  --pairs N           malloc/free pairs in the pair workload (default 20000000)
+  --pairs N           malloc/free pairs in the pair workload (default 5000000)
   --no-heaptrack      skip heaptrack
 
 Figures: "ns/call" is the CPU time of the calling thread per malloc-family call
@@ -37,7 +37,7 @@ USAGE
 reps=7
 ht_reps=3
 ops=4000000
-pairs=20000000
+pairs=5000000
 use_heaptrack=1
 while [ $# -gt 0 ]; do
   case "$1" in
