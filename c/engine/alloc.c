@@ -17,6 +17,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -90,4 +91,62 @@ void ms_engine_free(void *ptr)
         ms_engine_free_hook(ptr);
     else
         free(ptr);
+}
+
+/*
+ * Large arrays (events, the live table, snapshot blocks) come straight from
+ * mmap, with transparent huge pages requested: a 10M-event history is
+ * hundreds of MiB, and faulting it in 4 KiB pages costs more than replaying
+ * it. mmap is never recorded by the runtime, so this is also safe in-process.
+ * Smaller arrays come from ms_engine_alloc. A 64-byte header in front of
+ * every block says which, and keeps a mapping's extent.
+ */
+#define BIG_MIN ((size_t)1 << 20)
+#define BIG_HEADER 64
+#define HUGE_PAGE ((size_t)2 << 20)
+
+struct big_header {
+    size_t len; /* bytes mapped, header included; 0: from ms_engine_alloc */
+};
+
+void *ms_engine_big_alloc(size_t size, int zero)
+{
+    size_t len;
+    char *p;
+
+    if (__builtin_add_overflow(size, (size_t)BIG_HEADER, &len))
+        return NULL;
+    if (len < BIG_MIN) {
+        p = zero ? ms_engine_calloc(1, len) : ms_engine_alloc(len);
+        if (!p)
+            return NULL;
+        ((struct big_header *)p)->len = 0;
+        return p + BIG_HEADER;
+    }
+    if (__builtin_add_overflow(len, HUGE_PAGE - 1, &len))
+        return NULL;
+    len &= ~(HUGE_PAGE - 1);
+    if (should_fail())
+        return NULL;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+    ((struct big_header *)p)->len = len; /* fresh anonymous memory is already zero */
+    return p + BIG_HEADER;
+}
+
+void ms_engine_big_free(void *ptr)
+{
+    struct big_header *hdr;
+
+    if (!ptr)
+        return;
+    hdr = (struct big_header *)((char *)ptr - BIG_HEADER);
+    if (hdr->len)
+        munmap(hdr, hdr->len);
+    else
+        ms_engine_free(hdr);
 }

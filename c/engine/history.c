@@ -10,7 +10,7 @@
 
 static void history_release(struct memscope_history *h)
 {
-    ms_engine_free(h->events);
+    ms_engine_big_free(h->events);
     ms_engine_free(h->threads);
     ms_engine_free(h->texts);
     ms_engine_free(h->pool);

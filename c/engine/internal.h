@@ -28,6 +28,10 @@ void *ms_engine_alloc(size_t size);
 void *ms_engine_calloc(size_t count, size_t size); /* zeroed; NULL on overflow */
 void *ms_engine_realloc(void *ptr, size_t size);
 void ms_engine_free(void *ptr);
+/* Arrays of any size: large ones are mapped with huge pages, small ones come
+ * from ms_engine_alloc; zero asks for zeroed memory. Free with ms_engine_big_free. */
+void *ms_engine_big_alloc(size_t size, int zero);
+void ms_engine_big_free(void *ptr);
 /* Allocation-failure injection for tests: the n-th allocation from now fails
  * (and every later one while ms_engine_fail_sticky is set); 0 disables. */
 void ms_engine_fail_at(unsigned long n, int sticky);

@@ -498,7 +498,10 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     }
     h->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*h->threads));
     starts = ms_engine_calloc((size_t)nthreads + 1, sizeof(*starts));
-    a = ms_engine_alloc(total * sizeof(*a));
+    if (total > SIZE_MAX / sizeof(*a) / 2)
+        a = NULL;
+    else
+        a = ms_engine_big_alloc(total * sizeof(*a), 0);
     if (!h->threads || !starts || !a) {
         rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
         goto out;
@@ -534,7 +537,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
         break;
     }
     if (nthreads > 1 || !sorted) {
-        b = ms_engine_alloc(total * sizeof(*b));
+        b = ms_engine_big_alloc(total * sizeof(*b), 0);
         if (!b) {
             rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
             goto out;
@@ -548,7 +551,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
             rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
             goto out;
         }
-        ms_engine_free(a);
+        ms_engine_big_free(a);
         a = b;
         b = NULL;
     }
@@ -557,8 +560,8 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     a = NULL;
     rc = resolve_texts(src, &root, h, err);
 out:
-    ms_engine_free(a);
-    ms_engine_free(b);
+    ms_engine_big_free(a);
+    ms_engine_big_free(b);
     ms_engine_free(starts);
     ms_engine_free(d);
     return rc;

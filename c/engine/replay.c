@@ -33,7 +33,9 @@
 
 #define MS_LOOKAHEAD_EVENTS 64
 #define MS_LOOKAHEAD_NS 10000u
-#define MS_PREFETCH_AHEAD 8
+#define MS_PREFETCH_AHEAD 16
+#define HOT static inline __attribute__((always_inline))
+#define COLD static __attribute__((noinline, cold))
 
 struct slot {
     uint64_t address; /* 0: empty */
@@ -50,6 +52,9 @@ struct stash {
     uint8_t pending;   /* a REALLOC_FREE awaits its REALLOC_ALLOC or UNDO */
 };
 
+/* Grow past a load of 3/8: short probe runs matter more than memory here. */
+#define TABLE_FULL(t) (((t)->used + 1) * 8 > ((t)->mask + 1) * 3)
+
 struct table {
     struct slot *slots; /* cap entries */
     size_t mask;        /* cap - 1 */
@@ -63,16 +68,16 @@ static inline size_t slot_hash(uint64_t a, size_t mask)
 
 static int table_init(struct table *t, size_t cap)
 {
-    t->slots = ms_engine_calloc(cap, sizeof(*t->slots));
+    t->slots = ms_engine_big_alloc(cap * sizeof(*t->slots), 1);
     t->mask = cap - 1;
     t->used = 0;
     return t->slots ? 0 : -ENOMEM;
 }
 
-static int table_grow(struct table *t)
+COLD int table_grow(struct table *t)
 {
     size_t ncap = (t->mask + 1) * 2, i;
-    struct slot *ns = ms_engine_calloc(ncap, sizeof(*ns));
+    struct slot *ns = ncap > SIZE_MAX / sizeof(*ns) ? NULL : ms_engine_big_alloc(ncap * sizeof(*ns), 1);
 
     if (!ns)
         return -ENOMEM;
@@ -84,13 +89,13 @@ static int table_grow(struct table *t)
             ns[j] = t->slots[i];
         }
     }
-    ms_engine_free(t->slots);
+    ms_engine_big_free(t->slots);
     t->slots = ns;
     t->mask = ncap - 1;
     return 0;
 }
 
-static inline struct slot *table_find(struct table *t, uint64_t a)
+HOT struct slot *table_find(struct table *t, uint64_t a)
 {
     size_t j = slot_hash(a, t->mask);
 
@@ -105,7 +110,7 @@ static inline struct slot *table_find(struct table *t, uint64_t a)
 }
 
 /* Removes the entry at s (backward-shift deletion keeps probe chains whole). */
-static inline void table_remove(struct table *t, struct slot *s)
+HOT void table_remove(struct table *t, struct slot *s)
 {
     size_t i = (size_t)(s - t->slots), j = i;
 
@@ -125,11 +130,11 @@ static inline void table_remove(struct table *t, struct slot *s)
 }
 
 /* Inserts a block whose address is not present. */
-static inline int table_insert(struct table *t, const struct slot *b)
+HOT int table_insert(struct table *t, const struct slot *b)
 {
     size_t j;
 
-    if ((t->used + 1) * 2 > t->mask + 1 && table_grow(t) != 0)
+    if (TABLE_FULL(t) && table_grow(t) != 0)
         return -ENOMEM;
     j = slot_hash(b->address, t->mask);
     while (t->slots[j].address)
@@ -151,7 +156,7 @@ struct replay {
     unsigned nskip;                    /* entries in skip */
 };
 
-static inline void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner)
+HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner)
 {
     struct memscope_thread_stats *o = &r->th[owner];
 
@@ -167,7 +172,7 @@ static inline void grew(struct replay *r, const struct ms_event *e, uint64_t ind
 }
 
 /* Takes live block s out as released by thread freer. */
-static inline void release(struct replay *r, struct slot *s, uint32_t freer)
+HOT void release(struct replay *r, struct slot *s, uint32_t freer)
 {
     struct memscope_thread_stats *o = &r->th[s->thread];
 
@@ -183,7 +188,7 @@ static inline void release(struct replay *r, struct slot *s, uint32_t freer)
 static void apply_release(struct replay *r, const struct ms_event *e);
 
 /* An allocation met a live block at the same address (see the file comment). */
-static void resolve_overlap(struct replay *r, uint64_t index, const struct ms_event *e, struct slot *old)
+COLD void resolve_overlap(struct replay *r, uint64_t index, const struct ms_event *e, struct slot *old)
 {
     const struct memscope_history *h = r->h;
     uint32_t t = MS_EV_THREAD(e->info);
@@ -216,24 +221,39 @@ static void resolve_overlap(struct replay *r, uint64_t index, const struct ms_ev
     table_remove(&r->live, old);
 }
 
-static int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, uint32_t label)
+HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, uint32_t label)
 {
     uint32_t t = MS_EV_THREAD(e->info);
     struct memscope_thread_stats *o = &r->th[t];
-    struct slot *old, b;
+    struct table *tb = &r->live;
+    struct slot *s;
+    size_t j;
 
-    if (e->address == 0)
+    if (__builtin_expect(e->address == 0, 0))
         return 0;
-    old = table_find(&r->live, e->address);
-    if (old)
-        resolve_overlap(r, index, e, old);
-    b.address = e->address;
-    b.size = e->size;
-    b.time = e->time;
-    b.thread = t;
-    b.label = label;
-    if (table_insert(&r->live, &b) != 0)
+    if (__builtin_expect(TABLE_FULL(tb), 0) && table_grow(tb) != 0)
         return -ENOMEM;
+    /* One probe finds either the address (an overlap) or the empty slot to fill. */
+    for (j = slot_hash(e->address, tb->mask);; j = (j + 1) & tb->mask) {
+        s = &tb->slots[j];
+        if (s->address == 0)
+            break;
+        if (__builtin_expect(s->address == e->address, 0)) {
+            resolve_overlap(r, index, e, s);
+            if (table_insert(tb, &(struct slot){e->address, e->size, e->time, t, label}) != 0)
+                return -ENOMEM;
+            s = NULL;
+            break;
+        }
+    }
+    if (s) {
+        s->address = e->address;
+        s->size = e->size;
+        s->time = e->time;
+        s->thread = t;
+        s->label = label;
+        tb->used++;
+    }
     r->st.total_allocations++;
     r->st.total_allocated += e->size;
     r->st.current_memory += e->size;
@@ -245,7 +265,7 @@ static int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *
     return 0;
 }
 
-static void apply_release(struct replay *r, const struct ms_event *e)
+HOT void apply_release(struct replay *r, const struct ms_event *e)
 {
     uint32_t t = MS_EV_THREAD(e->info);
     struct slot *s = table_find(&r->live, e->address);
@@ -267,7 +287,7 @@ static void apply_release(struct replay *r, const struct ms_event *e)
     table_remove(&r->live, s);
 }
 
-static int apply_undo(struct replay *r, uint64_t index, const struct ms_event *e)
+COLD int apply_undo(struct replay *r, uint64_t index, const struct ms_event *e)
 {
     uint32_t t = MS_EV_THREAD(e->info);
     struct stash *st = &r->stash[t];
@@ -313,8 +333,14 @@ static int run(struct replay *r, uint64_t n)
         const struct ms_event *e = &ev[i];
         uint32_t t = MS_EV_THREAD(e->info);
 
-        if (i + MS_PREFETCH_AHEAD < n)
-            __builtin_prefetch(&r->live.slots[slot_hash(ev[i + MS_PREFETCH_AHEAD].address, r->live.mask)]);
+        if (i + MS_PREFETCH_AHEAD < n) {
+            /* The home slot's line and the next: a release reads the slot
+             * after the one it empties (backward-shift deletion). */
+            uintptr_t p = (uintptr_t)&r->live.slots[slot_hash(ev[i + MS_PREFETCH_AHEAD].address, r->live.mask)];
+            p &= ~(uintptr_t)63;
+            __builtin_prefetch((const void *)p);
+            __builtin_prefetch((const void *)(p + 64));
+        }
         if (__builtin_expect(r->nskip > 0, 0)) {
             unsigned q;
             for (q = 0; q < r->nskip; q++)
@@ -412,7 +438,7 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
     s->point_kind = kind;
     s->pid = h->pid;
     s->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*s->threads));
-    s->blocks = ms_engine_alloc((r->live.used ? r->live.used : 1) * sizeof(*s->blocks));
+    s->blocks = ms_engine_big_alloc(r->live.used * sizeof(*s->blocks), 0);
     labelmap = ms_engine_calloc(h->ntexts + 1, sizeof(*labelmap));
     if (!s->threads || !s->blocks || !labelmap)
         goto fail;
@@ -449,7 +475,7 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
     s->nblocks = k;
     s->labels = ms_engine_calloc(nlabels, sizeof(*s->labels));
     s->pool = ms_engine_alloc(pool_len ? pool_len : 1);
-    tmp = ms_engine_alloc((k ? k : 1) * sizeof(*tmp));
+    tmp = ms_engine_big_alloc(k * sizeof(*tmp), 0);
     if (!s->labels || !s->pool || !tmp)
         goto fail;
     s->nlabels = nlabels;
@@ -472,17 +498,17 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
         }
     }
     sort_blocks(s->blocks, k, tmp);
-    ms_engine_free(tmp);
+    ms_engine_big_free(tmp);
     ms_engine_free(labelmap);
     s->magic = MS_SNAPSHOT_MAGIC;
     *out = s;
     return 0;
 fail:
-    ms_engine_free(tmp);
+    ms_engine_big_free(tmp);
     ms_engine_free(labelmap);
     if (s) {
         ms_engine_free(s->threads);
-        ms_engine_free(s->blocks);
+        ms_engine_big_free(s->blocks);
         ms_engine_free(s->labels);
         ms_engine_free(s->pool);
         ms_engine_free(s);
@@ -492,7 +518,7 @@ fail:
 
 static void replay_free(struct replay *r)
 {
-    ms_engine_free(r->live.slots);
+    ms_engine_big_free(r->live.slots);
     ms_engine_free(r->th);
     ms_engine_free(r->seen);
     ms_engine_free(r->stash);

@@ -20,7 +20,7 @@ MS_API void memscope_snapshot_free(struct memscope_snapshot *snapshot)
         return;
     snapshot->magic = 0;
     ms_engine_free(snapshot->threads);
-    ms_engine_free(snapshot->blocks);
+    ms_engine_big_free(snapshot->blocks);
     ms_engine_free(snapshot->labels);
     ms_engine_free(snapshot->pool);
     ms_engine_free(snapshot);
