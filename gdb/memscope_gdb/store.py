@@ -82,19 +82,23 @@ def _open(inferior):
         try:
             return eng.open_history(engine, inferior, root, "symbol " + STORE_SYMBOL)
         except eng.EngineError as exc:
-            raise gdb.GdbError("memscope store at 0x%x: %s" % (root, _explain(exc, inferior, root))) from None
+            raise gdb.GdbError(_explain(exc, inferior, root)) from None
     return _open_by_scan(inferior)
 
 
 def _explain(exc, inferior, root):
-    """The engine's sentence, made plain for the two cases users meet most."""
+    """The whole error sentence for a store the engine refused: the engine's
+    own words, naming the store's address, made plain for the two cases
+    users meet most."""
     text = str(exc)
+    where = "memscope store at 0x%x: " % root
     if exc.code == -errno.ENOENT:
-        return "its magic does not match (the store is damaged, or recording has not started yet)."
+        return where + "its magic does not match (the store is damaged, or recording has not started yet)."
     if exc.code == -errno.EPROTO and "version" not in text:
-        version = _read_u32(inferior, root + 16)
-        return "store ABI version %s is not known to this engine." % version
-    return text
+        return where + "store ABI version %s is not known to this engine." % _read_u32(inferior, root + 16)
+    if "0x%x" % root in text:
+        return text
+    return where + text
 
 
 def _read_u32(inferior, addr):
@@ -132,10 +136,10 @@ def _open_by_scan(inferior):
                     failures.append((addr, exc))
     for addr, exc in failures:
         if exc.code == -errno.EPROTO:
-            raise gdb.GdbError("memscope store at 0x%x: %s" % (addr, _explain(exc, inferior, addr)))
+            raise gdb.GdbError(_explain(exc, inferior, addr))
     if failures:
         addr, exc = failures[0]
-        raise gdb.GdbError("memscope store at 0x%x: %s" % (addr, str(exc)))
+        raise gdb.GdbError(_explain(exc, inferior, addr))
     raise gdb.GdbError(NO_STORE)
 
 

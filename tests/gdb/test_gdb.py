@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""memscope GDB end-to-end tests: real `gdb -nx -batch` on the gdb_heap and
+gdb_damage fixtures (tests/fixtures), live, on gcore and kernel cores, with a
+stripped library, through auto-load, and with damaged stores.
+
+Usage: test_gdb.py --plugin gdb/memscope.py --library LIB --engine ENGINE
+                   --heap GDB_HEAP --damage GDB_DAMAGE CASE
+
+Figures are exact: gdb_heap.c documents the heap it builds after its mark
+"fixture-start"; the only events before the mark are glibc's own (the DTVs
+of the warm-up threads), so each figure is checked as (at end) - (at mark).
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+import gdbtest
+from gdbtest import Failure, Skip, check, check_equal, live_prelude, run_gdb
+
+COMMANDS = ("memscope-snapshot", "memscope-stats", "memscope-threads", "memscope-top", "memscope-block")
+
+# What gdb_heap does after its mark (see tests/fixtures/gdb_heap.c).
+OURS = {
+    "total_allocations": 16, "total_deallocations": 5, "active_allocations": 11,
+    "total_allocated": 30931, "total_deallocated": 11399, "current_memory": 19532,
+    "unmatched_deallocations": 0, "dropped_events": 0,
+}
+OURS_PEAK_ABOVE_MARK = 26198
+MAIN = {"allocations": 6, "deallocations": 2, "allocated_bytes": 23331, "released_bytes": 9999,
+        "current_memory": 13332, "live_blocks": 3}
+WORKER1 = {"allocations": 7, "deallocations": 2, "allocated_bytes": 4900, "released_bytes": 1400,
+           "current_memory": 3500, "live_blocks": 5, "peak_memory": 4900}
+WORKER2 = {"allocations": 3, "deallocations": 1, "allocated_bytes": 2700, "released_bytes": 0,
+           "current_memory": 2700, "live_blocks": 3, "peak_memory": 2700}
+LABEL = ("fixture_config", "struct fixture_config")
+
+NO_STORE = "no memscope store found in this process: is libmemscope.so loaded?"
+
+
+# ---------------------------------------------------------------- JSON access
+
+def j_summary(doc):
+    return doc["summary"]
+
+
+def j_threads(doc):
+    """Per-thread objects keyed by OS thread id."""
+    return {t["tid"]: t for t in doc["threads"]}
+
+
+def j_blocks(doc):
+    """Live blocks keyed by address (int)."""
+    out = {}
+    for b in doc["blocks"]:
+        addr = b["address"]
+        out[int(addr, 16) if isinstance(addr, str) else addr] = b
+    return out
+
+
+def block_label(block):
+    label = block.get("label")
+    if isinstance(label, dict):
+        return (label.get("name"), label.get("type"))
+    return (block.get("label_name"), block.get("label_type"))
+
+
+# ------------------------------------------------------------ heap checking
+
+def heap_session(paths, extra=(), library=None, env=None, program_args=()):
+    """Runs gdb_heap to its checkpoint and captures JSON (end and mark), the
+    fixture's own record of its blocks and threads, and the extra commands."""
+    commands = live_prelude(library or paths.library) + heap_captures() + list(extra)
+    return run_gdb(paths, commands, program=paths.heap, program_args=program_args,
+                   env=env if env is not None else {"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+
+
+def heap_captures():
+    captures = ["capture json-end memscope-snapshot --json -",
+                "capture json-mark memscope-snapshot --at mark:fixture-start --json -"]
+    for i in range(4):
+        captures.append("capture-eval main-block-%d (unsigned long)fixture_main_blocks[%d]" % (i, i))
+    for w in range(2):
+        captures.append("capture-eval worker-tid-%d fixture_worker_tid[%d]" % (w, w))
+        for i in range(7 if w == 0 else 3):
+            captures.append("capture-eval worker-block-%d-%d (unsigned long)fixture_worker_blocks[%d][%d]"
+                            % (w, i, w, i))
+    captures += ["capture-eval main-tid fixture_main_tid", "capture-eval label-rc fixture_label_rc",
+                 "capture-eval mark-rc fixture_mark_rc"]
+    return captures
+
+
+def core_captures():
+    """The captures of heap_captures that make sense on a core of gdb_heap."""
+    return heap_captures()
+
+
+def check_heap(result):
+    """Checks every figure gdb_heap knows against the captured JSON."""
+    result.no_traceback()
+    check_equal(result.output("label-rc"), 0, "memscope_label's result in the fixture")
+    check_equal(result.output("mark-rc"), 0, "memscope_mark's result in the fixture")
+    end = json.loads(result.output("json-end"))
+    mark = json.loads(result.output("json-mark"))
+    s_end, s_mark = j_summary(end), j_summary(mark)
+    for key, ours in OURS.items():
+        check_equal(s_end[key] - s_mark[key], ours, "summary %s (end - mark)" % key)
+    check_equal(s_end["peak_memory"], s_mark["current_memory"] + OURS_PEAK_ABOVE_MARK, "summary peak_memory")
+
+    threads_end, threads_mark = j_threads(end), j_threads(mark)
+    main_tid = result.output("main-tid")
+    for key, ours in MAIN.items():
+        before = threads_mark[main_tid][key] if main_tid in threads_mark else 0
+        check_equal(threads_end[main_tid][key] - before, ours, "main thread %s (end - mark)" % key)
+    for w, want in ((0, WORKER1), (1, WORKER2)):
+        tid = result.output("worker-tid-%d" % w)
+        check(tid in threads_end, "worker %d (tid %d) missing from the threads %s" % (w + 1, tid, list(threads_end)))
+        for key, value in want.items():
+            check_equal(threads_end[tid][key], value, "worker %d %s" % (w + 1, key))
+
+    blocks = j_blocks(end)
+    main_thread = threads_end[main_tid]["thread"]
+    x, a, c, d = (result.output("main-block-%d" % i) for i in range(4))
+    check(x not in blocks, "block x (0x%x), freed by worker 2, is still listed as live" % x)
+    for addr, size in ((a, 4444), (c, 3333), (d, 5555)):
+        check(addr in blocks, "main's block 0x%x (%d bytes) is not listed" % (addr, size))
+        check_equal(blocks[addr]["size"], size, "size of main's block 0x%x" % addr)
+        check_equal(blocks[addr]["thread"], main_thread, "thread of main's block 0x%x" % addr)
+    check_equal(block_label(blocks[d]), LABEL, "label of the labeled block")
+    for w, (count, size, first_live) in enumerate(((7, 700, 2), (3, 900, 0))):
+        tid = result.output("worker-tid-%d" % w)
+        for i in range(count):
+            addr = result.output("worker-block-%d-%d" % (w, i))
+            if i < first_live:
+                continue
+            check(addr in blocks, "worker %d's block 0x%x is not listed" % (w + 1, addr))
+            check_equal(blocks[addr]["size"], size, "size of worker %d's block" % (w + 1))
+            check_equal(blocks[addr]["thread"], threads_end[tid]["thread"], "thread of worker %d's block" % (w + 1))
+    return end
+
+
+def check_text_matches_json(text, doc):
+    """Every summary figure of the JSON appears in the --exact text."""
+    summary = j_summary(doc)
+    numbers = set(int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", text.replace(",", "")))
+    for key in ("total_allocations", "total_deallocations", "active_allocations", "total_allocated",
+                "total_deallocated", "current_memory", "peak_memory"):
+        check(summary[key] in numbers, "summary %s = %d does not appear in the text:\n%s"
+              % (key, summary[key], text))
+
+
+# --------------------------------------------------------------------- cases
+
+def case_help(paths):
+    result = run_gdb(paths, ["capture help-memscope help memscope"]
+                     + ["capture help-%s help %s" % (c, c) for c in COMMANDS])
+    result.no_traceback()
+    listing = result.output("help-memscope")
+    for command in COMMANDS:
+        line = [ln for ln in listing.splitlines() if ln.strip().startswith(command + " ")]
+        check(line and "--" in line[0], "help memscope does not list %s with a summary:\n%s" % (command, listing))
+        text = result.output("help-" + command)
+        check("Usage: " + command in text, "help %s has no 'Usage: %s' line:\n%s" % (command, command, text))
+        check("Example: " + command in text, "help %s has no example:\n%s" % (command, text))
+        check(text.splitlines()[0].endswith("."), "help %s: summary line is not a sentence" % command)
+
+
+def case_errors(paths):
+    """No process, bad arguments: one sentence each, no traceback."""
+    result = run_gdb(paths, [
+        "capture none-stats memscope-stats",
+        "capture none-block memscope-block 0x1000",
+    ] + live_prelude(paths.library) + [
+        "capture bad-top memscope-snapshot --top x",
+        "capture bad-top0 memscope-top 0",
+        "capture bad-sort memscope-snapshot --sort weight",
+        "capture bad-group memscope-top --group-by colour",
+        "capture bad-option memscope-threads --bogus",
+        "capture bad-missing memscope-snapshot --json",
+        "capture bad-at memscope-snapshot --at yesterday",
+        "capture bad-mark memscope-snapshot --at mark:no-such-mark",
+        "capture bad-expr memscope-block no_such_variable",
+        "capture bad-noaddr memscope-block",
+        "capture bad-struct memscope-block fixture_stats",
+        "capture bad-extra memscope-stats extra",
+        "capture bad-file memscope-snapshot --json /nonexistent-dir/x.json",
+    ], program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    result.no_traceback()
+    expected = {
+        "none-stats": "no process and no core file: run the program, attach to it, or load a core first.",
+        "none-block": "no process and no core file: run the program, attach to it, or load a core first.",
+        "bad-top": "memscope-snapshot: --top wants a positive whole number, not 'x'.",
+        "bad-top0": "memscope-top: N wants a positive whole number, not '0'.",
+        "bad-sort": "memscope-snapshot: --sort wants one of size|count|time|address, not 'weight'.",
+        "bad-group": "memscope-top: --group-by wants one of none|thread|label|size, not 'colour'.",
+        "bad-option": "memscope-threads: unknown option '--bogus' (see 'help memscope-threads').",
+        "bad-missing": "memscope-snapshot: --json needs a value (see 'help memscope-snapshot').",
+        "bad-at": "memscope-snapshot: --at wants end, peak, mark:NAME, event:N or time:T[ns|us|ms|s], "
+                  "not 'yesterday'.",
+        "bad-mark": "the store has no mark named 'no-such-mark'.",
+        "bad-expr": "memscope-block: cannot evaluate 'no_such_variable': "
+                    "No symbol \"no_such_variable\" in current context.",
+        "bad-noaddr": "memscope-block: give the address to look up (see 'help memscope-block').",
+        "bad-struct": "memscope-block: 'fixture_stats' is a struct memscope_stats, not an address "
+                      "(try &fixture_stats or a pointer).",
+        "bad-extra": "memscope-stats: unexpected argument 'extra' (see 'help memscope-stats').",
+        "bad-file": "memscope-snapshot: cannot write /nonexistent-dir/x.json: No such file or directory.",
+    }
+    for name, message in expected.items():
+        check_equal(result.error(name), message, "error of " + name)
+    # The same through GDB's own command line (what a user sees): one line on stderr.
+    direct = run_gdb(paths, ["memscope-snapshot --top x"])
+    direct.no_traceback()
+    check_equal(direct.stderr.strip(), expected["bad-top"], "stderr of a bad argument")
+
+
+def case_live(paths):
+    result = heap_session(paths, [
+        "capture text memscope-snapshot --exact --top 20",
+        "capture stats memscope-stats --exact",
+        "capture threads memscope-threads --exact",
+        "capture top memscope-top 3",
+        "capture top-label memscope-top --group-by label",
+        "capture block-d memscope-block fixture_main_blocks[3] + 100",
+        "capture block-x memscope-block fixture_main_blocks[0]",
+        "capture json-file memscope-snapshot --json %s" % os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                                                       "memscope-gdb-live-%d.json" % os.getpid()),
+    ])
+    end = check_heap(result)
+    check_text_matches_json(result.output("text"), end)
+    check_text_matches_json(result.output("stats"), end)
+    check("found by symbol memscope_store_root" in result.output("stats"),
+          "memscope-stats does not say the store was found by symbol:\n" + result.output("stats"))
+    threads = result.output("threads")
+    for w in range(2):
+        check(str(result.output("worker-tid-%d" % w)) in threads, "worker tid missing from memscope-threads")
+    check("fixture_config" in result.output("text"), "the label is missing from memscope-snapshot")
+    check("fixture_config" in result.output("top-label"), "the label is missing from memscope-top --group-by label")
+    block_d = result.output("block-d")
+    check("fixture_config" in block_d and "5555" in block_d.replace(",", ""),
+          "memscope-block on the labeled block lacks its label or size:\n" + block_d)
+    json_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), "memscope-gdb-live-%d.json" % os.getpid())
+    try:
+        with open(json_file, encoding="utf-8") as f:
+            check_equal(json.load(f), end, "JSON written to a file vs printed")
+    finally:
+        if os.path.exists(json_file):
+            os.unlink(json_file)
+    check("wrote the snapshot (%d live blocks" % j_summary(end)["active_allocations"] in result.output("json-file"),
+          "memscope-snapshot --json FILE did not confirm: " + result.output("json-file"))
+
+
+def case_gcore(paths):
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "gdb_heap.core")
+        live = heap_session(paths, ["capture gcore gcore " + core])
+        live_doc = check_heap(live)
+        check(os.path.exists(core), "gcore wrote no core:\n" + live.describe())
+        dead = run_gdb(paths, core_captures() + ["capture stats memscope-stats --exact",
+                                                 "capture text memscope-snapshot --exact"],
+                       program=paths.heap, core=core, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+        core_doc = check_heap(dead)
+        check_equal(core_doc, live_doc, "snapshot JSON of the gcore core vs the live process")
+        check_text_matches_json(dead.output("text"), core_doc)
+
+
+def _core_pattern():
+    with open("/proc/sys/kernel/core_pattern", encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def case_kernel_core(paths):
+    pattern = _core_pattern()
+    if pattern.startswith("|"):
+        raise Skip("kernel.core_pattern pipes cores to %s; set it to a file pattern (e.g. 'core') to run this test"
+                   % pattern.split()[0][1:])
+    with gdbtest.TempDir() as tmp:
+        env = dict(os.environ, LD_PRELOAD=paths.library)
+
+        def unlimited():
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+        start = time.time()
+        proc = subprocess.run([paths.heap, "crash"], cwd=tmp, env=env, preexec_fn=unlimited, timeout=60,
+                              capture_output=True)
+        check(proc.returncode < 0, "gdb_heap crash exited with %d instead of dying of a signal" % proc.returncode)
+        core = _find_core(tmp, pattern, start)
+        if core is None:
+            raise Skip("the kernel wrote no core for pid (core_pattern %r): cores may be disabled here" % pattern)
+        dead = run_gdb(paths, core_captures() + ["capture text memscope-snapshot --exact"],
+                       program=paths.heap, core=core, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+        doc = check_heap(dead)
+        check_text_matches_json(dead.output("text"), doc)
+
+
+def _find_core(cwd, pattern, since):
+    directory = os.path.dirname(pattern) if pattern.startswith("/") else cwd
+    if not os.path.isdir(directory):
+        return None
+    found = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.startswith("core") and os.path.isfile(path) and os.path.getmtime(path) >= since - 1:
+            found.append(path)
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def _stripped_copy(paths, tmp):
+    """libmemscope.so with no symbol table and its root's dynamic symbol renamed,
+    so GDB cannot find memscope_store_root by name and must scan for the magic."""
+    lib = os.path.join(tmp, "libmemscope.so")
+    subprocess.run(["objcopy", "--strip-all", paths.library, lib], check=True)
+    with open(lib, "rb") as f:
+        data = f.read()
+    check(data.count(b"memscope_store_root\0") >= 1, "the library does not name memscope_store_root")
+    with open(lib, "wb") as f:
+        f.write(data.replace(b"memscope_store_root\0", b"memscope_store_rooX\0"))
+    return lib
+
+
+def case_stripped(paths):
+    if shutil.which("objcopy") is None:
+        raise Skip("objcopy (binutils) is not installed")
+    with gdbtest.TempDir() as tmp:
+        lib = _stripped_copy(paths, tmp)
+        core = os.path.join(tmp, "gdb_heap.core")
+        live = heap_session(paths, ["capture stats memscope-stats", "capture gcore gcore " + core], library=lib)
+        live_doc = check_heap(live)
+        check("found by magic scan" in live.output("stats"),
+              "the stripped library's store was not found by scanning:\n" + live.output("stats"))
+        dead = run_gdb(paths, core_captures() + ["capture stats memscope-stats"], program=paths.heap, core=core,
+                       env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+        check_equal(check_heap(dead), live_doc, "snapshot JSON of the stripped library's core vs live")
+        check("found by magic scan" in dead.output("stats"), "core of the stripped library: not found by scanning")
+
+
+def case_autoload(paths):
+    """No -x: GDB loads the plugin from build/lib/libmemscope.so-gdb.py."""
+    scripts = [n for n in os.listdir(paths.libdir) if n.startswith("libmemscope") and n.endswith("-gdb.py")]
+    check(scripts, "no auto-load script in %s" % paths.libdir)
+    commands = live_prelude(paths.library) + heap_captures() + ["capture help help memscope-snapshot"]
+    result = run_gdb(paths, commands, program=paths.heap, plugin=False,
+                     init=["add-auto-load-safe-path " + paths.libdir])
+    check("Usage: memscope-snapshot" in result.output("help"), "the plugin was not auto-loaded")
+    check_heap(result)  # and the engine was found beside the library, with no setting
+
+
+def case_no_memscope(paths):
+    result = run_gdb(paths, ["break fixture_checkpoint", "run", "capture stats memscope-stats",
+                             "capture snap memscope-snapshot"], program=paths.heap,
+                     env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    result.no_traceback()
+    check_equal(result.error("stats"), NO_STORE, "error without libmemscope.so")
+    check_equal(result.error("snap"), NO_STORE, "error without libmemscope.so")
+
+
+def case_engine_missing(paths):
+    missing = "/nonexistent/libmemscope-engine.so"
+    result = run_gdb(paths, live_prelude(paths.library) + [
+        "capture env memscope-stats",
+        "set memscope engine-library " + missing,
+        "capture setting memscope-stats",
+        "set memscope engine-library " + paths.engine,
+        "capture fixed memscope-stats",
+    ], program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": missing})
+    result.no_traceback()
+    check_equal(result.error("env"), "the memscope engine library '%s' (from MEMSCOPE_ENGINE_LIBRARY) does not "
+                "exist: fix MEMSCOPE_ENGINE_LIBRARY or use 'set memscope engine-library PATH'." % missing,
+                "error with a wrong MEMSCOPE_ENGINE_LIBRARY")
+    check_equal(result.error("setting"), "the memscope engine library '%s' does not exist: fix it with "
+                "'set memscope engine-library PATH'." % missing, "error with a wrong setting")
+    result.output("fixed")
+
+
+def case_printers(paths):
+    result = run_gdb(paths, ["break fixture_checkpoint", "run"] + [
+        "capture stats print fixture_stats", "capture thread print fixture_thread_stats",
+        "capture alloc print fixture_allocation", "capture handle print fixture_snapshot",
+        "capture null print fixture_null_snapshot"], program=paths.heap)
+    result.no_traceback()
+    expected = {
+        "stats": "{total_allocations = 16, total_deallocations = 5, active_allocations = 11, "
+                 "total_allocated = 30.2 KiB (30931), total_deallocated = 11.1 KiB (11399), "
+                 "current_memory = 19.1 KiB (19532), peak_memory = 1.5 MiB (1572864), "
+                 "unmatched_deallocations = 0, dropped_events = 0, peak_time_ns = 1.50 ms, time_ns = 2.000 s, "
+                 "events = 22, reallocations = 1, threads = 3, overlapping_allocations = 0}",
+        "thread": "{thread = 2, tid = 4242, allocations = 7, deallocations = 2, allocated_bytes = 4.8 KiB (4900), "
+                  "released_bytes = 1.4 KiB (1400), current_memory = 3.4 KiB (3500), live_blocks = 5, "
+                  "peak_memory = 4.8 KiB (4900), peak_time_ns = 750 ns}",
+        "alloc": '{address = 0x5555deadb000, size = 5.4 KiB (5555), time_ns = 12.3 us, thread = 1, stack = 0, '
+                 'label_name = "fixture_config", label_type = "struct fixture_config"}',
+        "handle": "0x5a5a000 <memscope snapshot handle>",
+        "null": "NULL memscope snapshot handle",
+    }
+    for name, text in expected.items():
+        out = result.output(name)
+        check_equal(out.split("= ", 1)[1].strip(), text, "print of " + name)
+
+
+def _damage_case(mode, message):
+    def case(paths):
+        result = run_gdb(paths, live_prelude(paths.library) + [
+            "capture-eval damaged fixture_damaged", "capture stats memscope-stats",
+            "capture snapshot memscope-snapshot", "memscope-threads"],
+            program=paths.damage, program_args=[mode], env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine},
+            timeout=120)
+        result.no_traceback()
+        check_equal(result.output("damaged"), 0 if mode == "none" else 1, "fixture_damaged")
+        if message is None:
+            result.output("stats")
+            result.output("snapshot")
+            return
+        error = result.error("stats")
+        check(re.fullmatch(message, error) is not None,
+              "error for a damaged store (%s): %r does not match %r" % (mode, error, message))
+        check_equal(result.error("snapshot"), error, "the same error from memscope-snapshot")
+        # What a user sees: that one sentence on stderr.
+        check_equal(result.stderr.strip().splitlines()[-1], error, "stderr of memscope-threads")
+        check(error.count(". ") == 0 or error.endswith("."), "not one sentence: %r" % error)
+    return case
+
+
+HEX = r"0x[0-9a-f]+"
+DAMAGE = {
+    "none": None,
+    "magic": r"memscope store at %s: its magic does not match \(the store is damaged, or recording has not "
+             r"started yet\)\." % HEX,
+    "version": r"the store at %s has ABI version 99; this engine knows version 1\." % HEX,
+    "chunk-count": r"memscope store at %s: chunk \d+ at %s: count \d+ exceeds capacity \d+\." % (HEX, HEX),
+    "next-garbage": r"memscope store at %s: chunk \d+ at 0x10: header cannot be read\." % HEX,
+    "next-loop": r"memscope store at %s: chunk list: chunk \d+ at %s was already met \(a loop\)\." % (HEX, HEX),
+}
+
+CASES = {
+    "help": case_help,
+    "errors": case_errors,
+    "live": case_live,
+    "gcore": case_gcore,
+    "kernel-core": case_kernel_core,
+    "stripped": case_stripped,
+    "autoload": case_autoload,
+    "no-memscope": case_no_memscope,
+    "engine-missing": case_engine_missing,
+    "printers": case_printers,
+}
+for _mode, _message in DAMAGE.items():
+    CASES["damage-" + _mode] = _damage_case(_mode, _message)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("plugin", "library", "engine", "heap", "damage"):
+        parser.add_argument("--" + name, required=True)
+    return gdbtest.main(CASES, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
