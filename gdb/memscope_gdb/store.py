@@ -28,6 +28,7 @@ NO_STORE = "no memscope store found in this process: is libmemscope.so loaded?"
 
 _cache = {"key": None, "history": None}
 _generation = [0]
+stats = {"opens": 0}  # stores opened (read out of the inferior) since the plugin loaded; the tests read it
 
 
 def invalidate(*_event):
@@ -66,6 +67,7 @@ def history():
     if _cache["key"] == key:
         return _cache["history"]
     invalidate()
+    stats["opens"] += 1
     opened = _open(inferior)
     _cache["key"] = (inferior.num, inferior.pid, _generation[0], settings.engine_setting())
     _cache["history"] = opened

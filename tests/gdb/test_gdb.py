@@ -221,7 +221,9 @@ def case_errors(paths):
 
 
 def case_live(paths):
-    result = heap_session(paths, [
+    # No engine setting: the plugin must find the engine beside the inferior's libmemscope.so.
+    result = heap_session(paths, env={}, extra=[
+        "capture engine show memscope engine-library",
         "capture text memscope-snapshot --exact --top 20",
         "capture stats memscope-stats --exact",
         "capture threads memscope-threads --exact",
@@ -233,6 +235,8 @@ def case_live(paths):
                                                                        "memscope-gdb-live-%d.json" % os.getpid()),
     ])
     end = check_heap(result)
+    check(os.path.realpath(paths.engine) in result.output("engine"),
+          "the engine was not found beside the inferior's library: " + result.output("engine"))
     check_text_matches_json(result.output("text"), end)
     check_text_matches_json(result.output("stats"), end)
     check("found by symbol memscope_store_root" in result.output("stats"),
@@ -338,6 +342,11 @@ def case_stripped(paths):
                        env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
         check_equal(check_heap(dead), live_doc, "snapshot JSON of the stripped library's core vs live")
         check("found by magic scan" in dead.output("stats"), "core of the stripped library: not found by scanning")
+        # The library file gone: GDB cannot load it, the store is still found in the core's memory.
+        os.unlink(lib)
+        orphan = run_gdb(paths, core_captures(), program=paths.heap, core=core,
+                         env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+        check_equal(check_heap(orphan), live_doc, "snapshot JSON of a core whose library is gone vs live")
 
 
 def case_autoload(paths):
@@ -349,6 +358,28 @@ def case_autoload(paths):
                      init=["add-auto-load-safe-path " + paths.libdir])
     check("Usage: memscope-snapshot" in result.output("help"), "the plugin was not auto-loaded")
     check_heap(result)  # and the engine was found beside the library, with no setting
+
+
+def case_cache(paths):
+    """The store is read once per stop: again only after the program moved or memory was written."""
+    opens = "python import memscope_gdb; gdb.set_convenience_variable('opens', memscope_gdb.store.stats['opens'])"
+    result = run_gdb(paths, live_prelude(paths.library) + [
+        "capture s1 memscope-snapshot --json -", "capture s2 memscope-stats", "capture s3 memscope-threads",
+        opens, "capture-eval opens-1 $opens",
+        "finish",
+        "capture s4 memscope-snapshot --json -", "capture s5 memscope-top 3",
+        opens, "capture-eval opens-2 $opens",
+        "set var fixture_label_rc = 7",
+        "capture s6 memscope-snapshot --json -",
+        opens, "capture-eval opens-3 $opens",
+    ], program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    result.no_traceback()
+    for name in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        result.output(name)
+    check_equal(result.output("opens-1"), 1, "stores read for three commands at one stop")
+    check_equal(result.output("opens-2"), 2, "stores read after the program moved (finish)")
+    check_equal(result.output("opens-3"), 3, "stores read after GDB wrote memory")
+    check_equal(json.loads(result.output("s4")), json.loads(result.output("s1")), "snapshot after finish")
 
 
 def case_no_memscope(paths):
@@ -445,6 +476,7 @@ CASES = {
     "kernel-core": case_kernel_core,
     "stripped": case_stripped,
     "autoload": case_autoload,
+    "cache": case_cache,
     "no-memscope": case_no_memscope,
     "engine-missing": case_engine_missing,
     "printers": case_printers,
