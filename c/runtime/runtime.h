@@ -32,7 +32,7 @@
 struct ms_thread {
     struct memscope_record *records; /* records of the current chunk */
     uint64_t reserved;               /* slots handed out in the current chunk (may pass capacity briefly) */
-    uint64_t capacity;               /* slots in the current chunk, 0 before the first */
+    uint64_t capacity;               /* soft capacity: slots of the current chunk less MS_CHUNK_SPARE; 0 before the first */
     struct memscope_chunk *chunk;    /* current chunk, NULL before the first */
     uint32_t info;                   /* MEMSCOPE_RECORD_INFO(0, serial): the thread bits of info */
     uint32_t depth;                  /* appends in progress on this thread (>1 only inside a signal handler) */
@@ -72,11 +72,37 @@ void ms_clock_recalibrate(void); /* refreshes clock_calib_* (seqlock); async-sig
 /* ---- store.c ---- */
 
 /*
- * Slow path of an append: the current chunk is full or this thread has none.
- * Returns the slot index to write in the (possibly new) current chunk, or
- * UINT64_MAX when the event must be dropped (it has then been counted).
+ * Slow path of an append: slot i is at or past the thread's soft capacity
+ * (the chunk is full, or the thread has none). Writes the record somewhere
+ * safe (a spare slot of the current chunk, or a new chunk) and publishes as
+ * ms_append would. Returns 0, or -1 when the event was dropped (and counted).
  */
-uint64_t ms_store_slow_reserve(struct ms_thread *t);
+int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_t address, uint64_t size,
+                         uint64_t time);
+
+/* Slots kept free at the end of each chunk for appends of a signal handler
+ * that interrupts this thread while its chunk is full. */
+#define MS_CHUNK_SPARE 16u
+
+static inline void ms_write_record(struct memscope_record *r, uint32_t info, uint64_t address, uint64_t size,
+                                   uint64_t time)
+{
+    r->time = time;
+    r->address = address;
+    r->size = size;
+    r->stack = 0;
+    r->info = info;
+}
+
+/* Publishes the count of the current chunk (depth 1: see ms_append). */
+static inline void ms_publish(struct ms_thread *t)
+{
+    uint64_t n;
+    do {
+        n = __atomic_load_n(&t->reserved, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->chunk->count, n, __ATOMIC_RELEASE);
+    } while (n != __atomic_load_n(&t->reserved, __ATOMIC_RELAXED));
+}
 
 /* Reserves bytes of the budget; 0 on success, -1 when it would be exceeded. Lock-free. */
 int ms_budget_take(uint64_t bytes);
@@ -112,19 +138,12 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
     i = __atomic_fetch_add(&t->reserved, 1, __ATOMIC_RELAXED);
 #endif
     if (MS_UNLIKELY(i >= t->capacity)) {
-        i = ms_store_slow_reserve(t);
-        if (i == UINT64_MAX) {
-            __asm__ __volatile__("" ::: "memory");
-            t->depth--;
-            return -1;
-        }
+        int rc = ms_store_slow_append(t, i, kind, address, size, time);
+        __asm__ __volatile__("" ::: "memory");
+        t->depth--;
+        return rc;
     }
-    struct memscope_record *r = &t->records[i];
-    r->time = time;
-    r->address = address;
-    r->size = size;
-    r->stack = 0;
-    r->info = t->info | kind;
+    ms_write_record(&t->records[i], t->info | kind, address, size, time);
     __asm__ __volatile__("" ::: "memory");
     /*
      * The outermost append publishes while depth is still 1: a handler that
@@ -132,13 +151,8 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
      * sees its slot and publishes it too. (A handler landing after the last
      * check leaves its record unpublished until this thread's next append.)
      */
-    if (t->depth == 1) {
-        uint64_t n;
-        do {
-            n = __atomic_load_n(&t->reserved, __ATOMIC_RELAXED);
-            __atomic_store_n(&t->chunk->count, n, __ATOMIC_RELEASE);
-        } while (n != __atomic_load_n(&t->reserved, __ATOMIC_RELAXED));
-    }
+    if (t->depth == 1)
+        ms_publish(t);
     __asm__ __volatile__("" ::: "memory");
     t->depth--;
     return 0;

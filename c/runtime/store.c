@@ -117,40 +117,15 @@ static void restore_signals(const sigset_t *old)
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, _NSIG / 8);
 }
 
-uint64_t ms_store_slow_reserve(struct ms_thread *t)
+/* Maps a chunk of `size` bytes for thread t and links it into the root; NULL if mmap fails. */
+static struct memscope_chunk *map_chunk(struct ms_thread *t, uint64_t size)
 {
     struct memscope_store_root *root = &memscope_store_root;
-    struct memscope_chunk *old = t->chunk;
-    struct memscope_chunk *c;
-    sigset_t mask;
-    uint64_t size;
-    void *map;
+    struct memscope_chunk *old = t->chunk, *c;
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
-    /*
-     * Inside a signal handler that interrupted an append of this thread, the
-     * outer append may hold a slot of the current chunk and has read its
-     * fields: switching chunks under it is not safe, so the event is dropped
-     * (and counted). This needs a signal within a few instructions of the
-     * moment a chunk fills.
-     */
-    if (t->depth > 1 || !ms_store_active()) {
-        t->reserved--;
-        ms_store_count_dropped();
-        return UINT64_MAX;
-    }
-    if (t->next_map_size == 0)
-        t->next_map_size = MS_CHUNK_FIRST;
-    size = take_chunk_budget(t->next_map_size);
-    if (size == 0)
-        goto drop;
-
-    block_signals(&mask);
-    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (map == MAP_FAILED) {
-        restore_signals(&mask);
-        ms_budget_give(size);
-        goto drop;
-    }
+    if (map == MAP_FAILED)
+        return NULL;
     if (t->serial == 0) {
         t->serial = (uint32_t)__atomic_add_fetch(&root->threads_started, 1, __ATOMIC_RELAXED);
         t->info = MEMSCOPE_RECORD_INFO(0, t->serial);
@@ -173,22 +148,80 @@ uint64_t ms_store_slow_reserve(struct ms_thread *t)
     } while (!__atomic_compare_exchange_n(&root->chunks, &head, (uint64_t)(uintptr_t)c, 1, __ATOMIC_RELEASE,
                                           __ATOMIC_RELAXED));
     __atomic_fetch_add(&root->chunk_count, 1, __ATOMIC_RELAXED);
+    return c;
+}
 
-    /* Every slot of the old chunk is written (depth is 1: no outer append). */
-    if (old)
-        __atomic_store_n(&old->count, t->capacity, __ATOMIC_RELEASE);
+/*
+ * The slow path. A thread's chunk has MS_CHUNK_SPARE slots past its soft
+ * capacity. Appends never switch chunks while another append of the same
+ * thread is in progress (depth > 1: a signal handler interrupting us), since
+ * the interrupted append may hold a slot of the current chunk; such a nested
+ * append takes a spare slot instead, and the interrupted one publishes it.
+ * The outermost append (depth 1) writes its record in its own slot if that
+ * slot exists (so no hole is left before slots handlers may have taken after
+ * it), publishes, and then, with all signals blocked, maps the next chunk.
+ */
+int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_t address, uint64_t size,
+                         uint64_t time)
+{
+    struct memscope_chunk *old = t->chunk;
+    uint64_t old_capacity = old ? old->capacity : 0;
+    int written = 0;
+    sigset_t mask;
+    uint64_t map_size;
+    struct memscope_chunk *c;
+
+    if (i < old_capacity) {
+        ms_write_record(&t->records[i], t->info | kind, address, size, time);
+        written = 1;
+    }
+    if (t->depth > 1 || !ms_store_active()) {
+        if (written)
+            return 0; /* the interrupted append publishes it */
+        t->reserved--;
+        ms_store_count_dropped();
+        return -1;
+    }
+    if (written)
+        ms_publish(t);
+    else
+        t->reserved--; /* our slot i does not exist; reserved is old_capacity again */
+
+    if (t->next_map_size == 0)
+        t->next_map_size = MS_CHUNK_FIRST;
+    map_size = take_chunk_budget(t->next_map_size);
+    if (map_size == 0)
+        goto no_chunk;
+    block_signals(&mask);
+    c = map_chunk(t, map_size);
+    if (!c) {
+        restore_signals(&mask);
+        ms_budget_give(map_size);
+        goto no_chunk;
+    }
+    /* Handlers that ran since the publish above may have filled spare slots. */
+    if (old) {
+        uint64_t n = t->reserved < old_capacity ? t->reserved : old_capacity;
+        __atomic_store_n(&old->count, n, __ATOMIC_RELEASE);
+    }
     t->chunk = c;
     t->records = (struct memscope_record *)(c + 1);
-    t->capacity = c->capacity;
-    t->reserved = 1;
+    t->capacity = c->capacity - MS_CHUNK_SPARE;
+    t->reserved = 0;
+    if (!written) {
+        ms_write_record(&t->records[0], t->info | kind, address, size, time);
+        t->reserved = 1;
+        __atomic_store_n(&c->count, 1, __ATOMIC_RELEASE);
+    }
     if (t->next_map_size < MS_CHUNK_MAX)
         t->next_map_size *= 2;
     restore_signals(&mask);
     ms_clock_recalibrate();
     return 0;
 
-drop:
-    t->reserved = t->capacity;
+no_chunk:
+    if (written)
+        return 0; /* in a spare slot; the next append tries again */
     ms_store_count_dropped();
-    return UINT64_MAX;
+    return -1;
 }

@@ -315,16 +315,32 @@ def _find_core(cwd, pattern, since):
     return max(found, key=os.path.getmtime) if found else None
 
 
+# "memscope_store_root" with its last two characters changed so that the GNU
+# symbol hash (h = h * 33 + c) stays the same: 'o' + 1 and 't' - 33.
+RENAMED_ROOT = b"memscope_store_ropS"
+
+
+def _gnu_hash(name):
+    h = 5381
+    for c in name:
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h
+
+
 def _stripped_copy(paths, tmp):
-    """libmemscope.so with no symbol table and its root's dynamic symbol renamed,
-    so GDB cannot find memscope_store_root by name and must scan for the magic."""
+    """libmemscope.so with no symbol table (objcopy --strip-all) and its root's
+    dynamic symbol renamed, so GDB cannot find memscope_store_root by name and
+    must scan memory for the magic. --strip-all keeps .dynsym, which GDB reads
+    too; the new name has the same GNU hash, so the library's own relocation
+    of the root still resolves."""
     lib = os.path.join(tmp, "libmemscope.so")
     subprocess.run(["objcopy", "--strip-all", paths.library, lib], check=True)
     with open(lib, "rb") as f:
         data = f.read()
-    check(data.count(b"memscope_store_root\0") >= 1, "the library does not name memscope_store_root")
+    check(_gnu_hash(RENAMED_ROOT) == _gnu_hash(b"memscope_store_root"), "the renamed root's hash differs")
+    check(data.count(b"memscope_store_root\0") == 1, "the stripped library does not name memscope_store_root once")
     with open(lib, "wb") as f:
-        f.write(data.replace(b"memscope_store_root\0", b"memscope_store_rooX\0"))
+        f.write(data.replace(b"memscope_store_root\0", RENAMED_ROOT + b"\0"))
     return lib
 
 
