@@ -4,6 +4,7 @@
  * undo, label carry-over), double free, unmatched frees, peaks, labels,
  * overlapping allocations and the look-ahead.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

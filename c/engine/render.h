@@ -1,0 +1,19 @@
+/*
+ * render.h - helpers shared by the text renderers (render_text.c, block.c).
+ */
+#ifndef MS_ENGINE_RENDER_H
+#define MS_ENGINE_RENDER_H
+
+#include "internal.h"
+
+/* "1.5 KiB", or with opts->exact_bytes "1.5 KiB (1536 B)". */
+void ms_size_text(const struct memscope_render_options *o, uint64_t bytes, char *buf, size_t len);
+/* The dropped-events and overlapping-allocations warning lines, when non-zero. */
+void ms_render_warnings(const struct memscope_stats *st, const struct memscope_render_options *o, struct ms_buf *b);
+/* 0, or -EINVAL for an unknown group, sort or section bit. */
+int ms_render_options_check(const struct memscope_render_options *o);
+
+/* Appends str as a JSON string literal (escaped, valid UTF-8). */
+void ms_json_string(struct ms_buf *b, const char *str);
+
+#endif
