@@ -117,14 +117,49 @@ static void restore_signals(const sigset_t *old)
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, _NSIG / 8);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define MS_HUGE (2u * 1024u * 1024u)
+
+/*
+ * Maps size bytes of zeroed memory with its pages already present, so the
+ * hot path never takes a page fault: 4 KiB faults were ~40% of the cost of
+ * recording (one per 128 records). A 2 MiB chunk is aligned to 2 MiB and
+ * asked to be one transparent huge page: one fault-in instead of 512.
+ */
+static void *map_populated(uint64_t size)
+{
+    int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS;
+
+    if (size % MS_HUGE == 0) {
+        char *raw = mmap(NULL, size + MS_HUGE, prot, flags, -1, 0);
+        if (raw != MAP_FAILED) {
+            char *start = (char *)(((uintptr_t)raw + MS_HUGE - 1) & ~(uintptr_t)(MS_HUGE - 1));
+            if (start > raw)
+                munmap(raw, (size_t)(start - raw));
+            if (raw + size + MS_HUGE > start + size)
+                munmap(start + size, (size_t)(raw + size + MS_HUGE - (start + size)));
+            madvise(start, size, MADV_HUGEPAGE);
+            if (madvise(start, size, MADV_POPULATE_WRITE) != 0) {
+                for (uint64_t off = 0; off < size; off += MS_PAGE)
+                    ((volatile char *)start)[off] = 0;
+            }
+            return start;
+        }
+    }
+    void *map = mmap(NULL, size, prot, flags | MAP_POPULATE, -1, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
 /* Maps a chunk of `size` bytes for thread t and links it into the root; NULL if mmap fails. */
 static struct memscope_chunk *map_chunk(struct ms_thread *t, uint64_t size)
 {
     struct memscope_store_root *root = &memscope_store_root;
     struct memscope_chunk *old = t->chunk, *c;
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void *map = map_populated(size);
 
-    if (map == MAP_FAILED)
+    if (!map)
         return NULL;
     if (t->serial == 0) {
         t->serial = (uint32_t)__atomic_add_fetch(&root->threads_started, 1, __ATOMIC_RELAXED);
