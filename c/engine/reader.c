@@ -128,16 +128,17 @@ static int src_read(const struct memscope_source *src, uint64_t addr, void *buf,
 
 /* ---- time conversion ---- */
 
-/* ns = ((ticks - origin) * mult) >> 32 (TSC), or ticks - origin (ns clock). */
+/* ns = ((ticks - origin) * mult + half) >> MS_CLOCK_SHIFT (TSC), or ticks - origin (ns clock). */
+#define MS_CLOCK_SHIFT 48
 struct clock_conv {
     uint64_t origin; /* root.clock_origin_ticks */
-    uint64_t mult;   /* ns per tick in 32.32 fixed point */
+    uint64_t mult;   /* ns per tick in fixed point, MS_CLOCK_SHIFT fraction bits; 0: ticks are ns */
 };
 
 static void clock_setup(const struct memscope_store_root *root, struct clock_conv *c)
 {
     c->origin = root->clock_origin_ticks;
-    c->mult = UINT64_C(1) << 32; /* ns clock, and the TSC fallback: 1 tick = 1 ns */
+    c->mult = 0; /* ns clock, and the TSC fallback: 1 tick = 1 ns */
     if (root->flags & MEMSCOPE_STORE_CLOCK_TSC) {
         uint64_t span_ticks = root->clock_calib_ticks - root->clock_origin_ticks;
         uint64_t span_ns = root->clock_calib_ns - root->clock_origin_ns;
@@ -147,8 +148,9 @@ static void clock_setup(const struct memscope_store_root *root, struct clock_con
          * taken as ns, which keeps the order exact and times approximate. */
         if ((root->clock_calib_seq & 1) == 0 && root->clock_calib_ticks > root->clock_origin_ticks &&
             root->clock_calib_ns > root->clock_origin_ns && span_ns >= 1000000u) {
-            unsigned __int128 m = ((unsigned __int128)span_ns << 32) / span_ticks;
-            if (m > 0 && m < ((unsigned __int128)1 << 40))
+            unsigned __int128 m = ((unsigned __int128)span_ns << MS_CLOCK_SHIFT) / span_ticks;
+            /* Sane rates only: between 1/65536 and 64 ns per tick. */
+            if (m >= ((unsigned __int128)1 << (MS_CLOCK_SHIFT - 16)) && m < ((unsigned __int128)1 << (MS_CLOCK_SHIFT + 6)))
                 c->mult = (uint64_t)m;
         }
     }
@@ -159,9 +161,9 @@ static inline uint64_t clock_ns(const struct clock_conv *c, uint64_t t)
     if (t <= c->origin)
         return 0; /* before recording began: clamp to zero */
     t -= c->origin;
-    if (c->mult == (UINT64_C(1) << 32))
+    if (c->mult == 0)
         return t;
-    unsigned __int128 r = ((unsigned __int128)t * c->mult) >> 32;
+    unsigned __int128 r = ((unsigned __int128)t * c->mult + ((unsigned __int128)1 << (MS_CLOCK_SHIFT - 1))) >> MS_CLOCK_SHIFT;
     return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 }
 
