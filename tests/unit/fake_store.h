@@ -13,7 +13,7 @@
 #include "memscope/store_abi.h"
 
 #define FAKE_MAX_SEGS 256
-#define FAKE_MAX_THREADS 16
+#define FAKE_MAX_THREADS 80
 #define FAKE_MAX_EVENTS 4096
 
 struct fake_seg {

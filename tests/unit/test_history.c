@@ -1,0 +1,339 @@
+/*
+ * test_history.c - snapshots at points (end, time, event, mark, peak) and
+ * their errors, snapshot handles and queries (stats, threads, foreach,
+ * find_block), ordering across many threads.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_store.h"
+#include "internal.h"
+
+/*
+ * Thread 1: alloc A=100 @10, mark "start" @15, alloc B=200 @20, free A @30,
+ *           mark "mid" @35, alloc C=50 @40, mark "mid" again @45.
+ * Thread 2: alloc D=400 @25 (peak 700 at 25), free D @50.
+ */
+static struct memscope_history *open_points(struct fake_store **sp)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+
+    fs_alloc(s, 1, 10, 0xa000, 100);
+    fs_mark(s, 1, 15, "start");
+    fs_alloc(s, 1, 20, 0xb000, 200);
+    fs_free(s, 1, 30, 0xa000);
+    fs_mark(s, 1, 35, "mid");
+    fs_alloc(s, 1, 40, 0xc000, 50);
+    fs_mark(s, 1, 45, "mid");
+    fs_alloc(s, 2, 25, 0xd000, 400);
+    fs_free(s, 2, 50, 0xd000);
+    fs_build(s, 3);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    *sp = s;
+    return h;
+}
+
+static struct memscope_stats at(struct memscope_history *h, enum memscope_point_kind kind, uint64_t value,
+                                const char *mark)
+{
+    struct memscope_point p = {kind, value, mark};
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_stats st;
+
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    memscope_snapshot_free(snap);
+    return st;
+}
+
+static void test_history_at_end(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_stats st = at(h, MEMSCOPE_AT_END, 0, NULL);
+    struct memscope_history_info info;
+
+    assert_int_equal(st.events, 9);
+    assert_int_equal(st.time_ns, 50);
+    assert_int_equal(st.current_memory, 250);
+    assert_int_equal(st.peak_memory, 700);
+    assert_int_equal(st.peak_time_ns, 25);
+    assert_int_equal(memscope_history_info(h, &info), 0);
+    assert_int_equal(info.marks, 3);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_at_time(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_point p = {MEMSCOPE_AT_TIME, 51, NULL};
+    struct memscope_stats st;
+
+    st = at(h, MEMSCOPE_AT_TIME, 24, NULL); /* A, start, B */
+    assert_int_equal(st.events, 3);
+    assert_int_equal(st.time_ns, 24);
+    assert_int_equal(st.current_memory, 300);
+    assert_int_equal(st.threads, 1);
+    st = at(h, MEMSCOPE_AT_TIME, 25, NULL); /* an event at exactly T is in */
+    assert_int_equal(st.current_memory, 700);
+    assert_int_equal(st.threads, 2);
+    st = at(h, MEMSCOPE_AT_TIME, 0, NULL);
+    assert_int_equal(st.events, 0);
+    assert_int_equal(st.current_memory, 0);
+    st = at(h, MEMSCOPE_AT_TIME, 50, NULL);
+    assert_int_equal(st.events, 9);
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), -ERANGE);
+    assert_null(snap);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_at_event(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_point p = {MEMSCOPE_AT_EVENT, 10, NULL};
+    struct memscope_stats st;
+
+    st = at(h, MEMSCOPE_AT_EVENT, 0, NULL);
+    assert_int_equal(st.events, 0);
+    assert_int_equal(st.active_allocations, 0);
+    assert_int_equal(st.threads, 0);
+    st = at(h, MEMSCOPE_AT_EVENT, 4, NULL); /* A, start, B, D */
+    assert_int_equal(st.current_memory, 700);
+    assert_int_equal(st.time_ns, 25);
+    st = at(h, MEMSCOPE_AT_EVENT, 9, NULL);
+    assert_int_equal(st.current_memory, 250);
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), -ERANGE);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_at_mark(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_point p = {MEMSCOPE_AT_MARK, 0, "nope"};
+    struct memscope_stats st;
+
+    st = at(h, MEMSCOPE_AT_MARK, 0, "start");
+    assert_int_equal(st.events, 2);
+    assert_int_equal(st.time_ns, 15);
+    assert_int_equal(st.current_memory, 100);
+    st = at(h, MEMSCOPE_AT_MARK, 0, "mid"); /* the first of two */
+    assert_int_equal(st.events, 6);
+    assert_int_equal(st.time_ns, 35);
+    assert_int_equal(st.current_memory, 600);
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), -ENOENT);
+    p.mark = NULL;
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), -EINVAL);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_at_peak(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_stats st = at(h, MEMSCOPE_AT_PEAK, 0, NULL);
+
+    assert_int_equal(st.events, 4);
+    assert_int_equal(st.time_ns, 25);
+    assert_int_equal(st.current_memory, 700);
+    assert_int_equal(st.peak_memory, 700);
+    assert_int_equal(st.peak_time_ns, 25);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_bad_arguments(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_point p = {(enum memscope_point_kind)42, 0, NULL};
+    uint64_t junk[32] = {0};
+
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), -EINVAL);
+    assert_int_equal(memscope_history_snapshot(NULL, NULL, &snap), -EINVAL);
+    assert_int_equal(memscope_history_snapshot((struct memscope_history *)junk, NULL, &snap), -EINVAL);
+    assert_int_equal(memscope_history_snapshot(h, NULL, NULL), -EINVAL);
+    memscope_history_close((struct memscope_history *)junk); /* ignored */
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static int count_blocks(const struct memscope_allocation *b, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int stop_at_second(const struct memscope_allocation *b, void *arg)
+{
+    return ++(*(int *)arg) == 2 ? 77 : 0;
+}
+
+static void test_history_snapshot_handles(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_stats st;
+    struct memscope_thread_stats ts;
+    uint64_t junk[64];
+    int n = 0;
+
+    memset(junk, 0x5a, sizeof(junk));
+    assert_int_equal(memscope_snapshot_stats(NULL, &st), -EINVAL);
+    assert_int_equal(memscope_snapshot_stats((struct memscope_snapshot *)junk, &st), -EINVAL);
+    assert_int_equal(memscope_snapshot_thread_count(NULL), 0);
+    assert_int_equal(memscope_snapshot_thread_count((struct memscope_snapshot *)junk), 0);
+    assert_int_equal(memscope_snapshot_thread(NULL, 0, &ts), -EINVAL);
+    assert_int_equal(memscope_snapshot_foreach(NULL, count_blocks, &n), -EINVAL);
+    memscope_snapshot_free(NULL);
+    memscope_snapshot_free((struct memscope_snapshot *)junk); /* foreign: ignored */
+
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    memscope_history_close(h); /* the snapshot stays valid */
+    assert_int_equal(memscope_snapshot_thread_count(snap), 2);
+    assert_int_equal(memscope_snapshot_thread(snap, 2, &ts), -ERANGE);
+    assert_int_equal(memscope_snapshot_thread(snap, 1, &ts), 0);
+    assert_int_equal(ts.thread, 2);
+    assert_int_equal(ts.tid, 1002);
+    assert_int_equal(memscope_snapshot_thread(snap, 0, NULL), -EINVAL);
+    assert_int_equal(memscope_snapshot_foreach(snap, NULL, NULL), -EINVAL);
+    assert_int_equal(memscope_snapshot_foreach(snap, count_blocks, &n), 0);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(memscope_snapshot_foreach(snap, stop_at_second, &n), 77);
+    memscope_snapshot_free(snap);
+    fs_delete(s);
+}
+
+static void test_history_find_block(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_allocation a;
+    struct memscope_error err;
+
+    fs_alloc(s, 1, 1, 0x1000, 0x100);
+    fs_alloc(s, 1, 2, 0x1100, 0x10);
+    fs_alloc(s, 1, 3, 0x2000, 0); /* zero-size block holds its own address only */
+    fs_label(s, 1, 4, 0x1100, "n", "int");
+    fs_build(s, 8);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x1000, &a), 0);
+    assert_int_equal(a.address, 0x1000);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x10ff, &a), 0);
+    assert_int_equal(a.address, 0x1000);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x1105, &a), 0);
+    assert_int_equal(a.address, 0x1100);
+    assert_string_equal(a.label_name, "n");
+    assert_string_equal(a.label_type, "int");
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x1110, &a), -ENOENT);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0xfff, &a), -ENOENT);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x2000, &a), 0);
+    assert_int_equal(memscope_snapshot_find_block(snap, 0x2001, &a), -ENOENT);
+    assert_int_equal(memscope_snapshot_find_block(NULL, 0x1000, &a), -EINVAL);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_many_threads_merge(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_error err;
+    struct memscope_stats st;
+    uint32_t t;
+    int i;
+
+    /* 70 threads (more than the merge's on-stack heap) interleaved in time; each
+     * frees the block the previous thread allocated: any misorder shows as unmatched. */
+    for (i = 0; i < 200; i++) {
+        t = 1 + (uint32_t)(i % 70);
+        fs_alloc(s, t, 100 * (uint64_t)i + 10, 0x100000 + 0x100 * (uint64_t)i, 8);
+        if (i > 0)
+            fs_free(s, t, 100 * (uint64_t)i + 20, 0x100000 + 0x100 * (uint64_t)(i - 1));
+    }
+    fs_build(s, 5);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    memscope_snapshot_stats(snap, &st);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    assert_int_equal(st.active_allocations, 1);
+    assert_int_equal(st.peak_memory, 16);
+    assert_int_equal(st.threads, 70);
+    assert_int_equal(memscope_snapshot_thread_count(snap), 70);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_history_order_primitives(void **state)
+{
+    struct ms_event ev[1000], tmp[1000], out[1000];
+    uint64_t starts[3] = {0, 500, 1000};
+    int i;
+
+    /* A thread sequence sorted stably: equal times keep their order. */
+    for (i = 0; i < 1000; i++) {
+        ev[i].time = (uint64_t)((i * 7919) % 101);
+        ev[i].address = (uint64_t)i;
+        ev[i].info = MS_EV_INFO(MEMSCOPE_REC_ALLOC, 0);
+    }
+    ms_sort_thread_events(ev, 1000, tmp);
+    for (i = 1; i < 1000; i++) {
+        assert_true(ev[i - 1].time <= ev[i].time);
+        if (ev[i - 1].time == ev[i].time)
+            assert_true(ev[i - 1].address < ev[i].address);
+    }
+    /* Merge at equal times: the release first whatever the thread. */
+    for (i = 0; i < 1000; i++) {
+        ev[i].time = (uint64_t)(i % 500);
+        ev[i].info = MS_EV_INFO(i < 500 ? MEMSCOPE_REC_ALLOC : MEMSCOPE_REC_FREE, i < 500 ? 0 : 1);
+    }
+    assert_int_equal(ms_merge_threads(ev, starts, 2, out), 0);
+    for (i = 0; i < 1000; i += 2) {
+        assert_int_equal(out[i].time, (uint64_t)(i / 2));
+        assert_int_equal(MS_EV_KIND(out[i].info), MEMSCOPE_REC_FREE);
+        assert_int_equal(MS_EV_KIND(out[i + 1].info), MEMSCOPE_REC_ALLOC);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_history_at_end),
+        cmocka_unit_test(test_history_at_time),
+        cmocka_unit_test(test_history_at_event),
+        cmocka_unit_test(test_history_at_mark),
+        cmocka_unit_test(test_history_at_peak),
+        cmocka_unit_test(test_history_bad_arguments),
+        cmocka_unit_test(test_history_snapshot_handles),
+        cmocka_unit_test(test_history_find_block),
+        cmocka_unit_test(test_history_many_threads_merge),
+        cmocka_unit_test(test_history_order_primitives),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
