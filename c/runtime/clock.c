@@ -45,18 +45,29 @@ static int has_invariant_tsc(void)
 #endif
 }
 
-/* One (ticks, ns) pair taken as close together as the two reads allow. */
+/*
+ * One (ticks, ns) pair: the tightest of a few tries, so a preemption or an
+ * interrupt between the two reads (common on a virtual CPU) does not skew
+ * the rate.
+ */
 static void clock_pair(uint64_t *ticks, uint64_t *ns)
 {
+    uint64_t best = UINT64_MAX;
+
     if (!ms_clock_tsc) {
         *ns = *ticks = ms_clock_monotonic_ns();
         return;
     }
-    uint64_t t0 = ms_clock_now();
-    uint64_t n = ms_clock_monotonic_ns();
-    uint64_t t1 = ms_clock_now();
-    *ticks = t0 + (t1 - t0) / 2;
-    *ns = n;
+    for (int i = 0; i < 8; i++) {
+        uint64_t t0 = ms_clock_now();
+        uint64_t n = ms_clock_monotonic_ns();
+        uint64_t t1 = ms_clock_now();
+        if (t1 - t0 < best) {
+            best = t1 - t0;
+            *ticks = t0 + (t1 - t0) / 2;
+            *ns = n;
+        }
+    }
 }
 
 void ms_clock_init(void)
