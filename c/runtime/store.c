@@ -132,6 +132,7 @@ static void *map_populated(uint64_t size)
 {
     int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS;
 
+#ifndef MS_NO_HUGE_CHUNKS /* (defined only to measure the difference) */
     if (size % MS_HUGE == 0) {
         char *raw = mmap(NULL, size + MS_HUGE, prot, flags, -1, 0);
         if (raw != MAP_FAILED) {
@@ -148,6 +149,7 @@ static void *map_populated(uint64_t size)
             return start;
         }
     }
+#endif
     void *map = mmap(NULL, size, prot, flags | MAP_POPULATE, -1, 0);
     return map == MAP_FAILED ? NULL : map;
 }
