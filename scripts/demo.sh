@@ -28,5 +28,5 @@ build=${MEMSCOPE_BUILD_DIR:-$top/build}
 echo "\$ build/bin/memscope run -- build/bin/demo_threads"
 "$build/bin/memscope" run -- "$build/bin/demo_threads"
 echo
-echo "\$ build/bin/memscope run --group-by label --top 5 -- build/bin/demo_threads"
-"$build/bin/memscope" run --group-by label --top 5 -- "$build/bin/demo_threads" | sed -n '/[Bb]lock\|[Ll]abel/,$p'
+echo "\$ build/bin/memscope run --group-by label -- build/bin/demo_threads   (live blocks section)"
+"$build/bin/memscope" run --group-by label -- "$build/bin/demo_threads" | sed -n '/^Live blocks/,$p'

@@ -244,11 +244,10 @@ int ms_cmd_run(int argc, char **argv)
 
     snprintf(what, sizeof(what), "the exit image of %s", prog);
     if (end.signaled)
-        snprintf(title, sizeof(title), "== %s (pid %d) was killed by signal %d (%s); its heap at exit ==", prog,
-                 end.pid, end.code, strsignal(end.code));
+        snprintf(title, sizeof(title), "== memscope run: %s was killed by signal %d (%s) ==", prog, end.code,
+                 strsignal(end.code));
     else
-        snprintf(title, sizeof(title), "== %s (pid %d) exited with status %d; its heap at exit ==", prog, end.pid,
-                 end.code);
+        snprintf(title, sizeof(title), "== memscope run: %s exited with status %d ==", prog, end.code);
     o.report.title = title;
     fflush(stdout);
     if (ms_report_image(image_path, what, &o.report) < 0)

@@ -13,6 +13,7 @@ is in both runs, and expected = the fixture's own figures + the baseline's.
 Exits 0 when every figure matches, 1 otherwise (listing each difference).
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +35,8 @@ def run_under_memscope(memscope, fixture, workdir, tag, extra, expect_status):
                  f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
     if "total" not in proc.stdout.lower():
         sys.exit(f"FAIL: the text snapshot on stdout has no summary:\n{proc.stdout[-3000:]}")
-    return sj.load(expected), sj.load(actual), proc
+    with open(expected) as f:
+        return json.load(f), sj.load(actual), proc
 
 
 def main():

@@ -1,9 +1,11 @@
 """Reading the snapshot JSON that `memscope run --json` writes (the engine's
-schema, docs/snapshot-json.md), for the CLI end-to-end tests.
+schema memscope-snapshot/1, docs/snapshot-json.md), for the CLI end-to-end tests.
 
 Kept apart from the checks so a schema change is fixed in one place.
 """
 import json
+
+SCHEMA = "memscope-snapshot/1"
 
 SUMMARY_FIELDS = ("total_allocations", "total_deallocations", "active_allocations",
                   "total_allocated", "total_deallocated", "current_memory", "peak_memory",
@@ -13,8 +15,12 @@ THREAD_FIELDS = ("allocations", "deallocations", "allocated_bytes", "released_by
 
 
 def load(path):
+    """Loads a snapshot document and checks its schema name."""
     with open(path) as f:
-        return json.load(f)
+        doc = json.load(f)
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA!r}")
+    return doc
 
 
 def summary(doc):
@@ -22,30 +28,25 @@ def summary(doc):
 
 
 def threads(doc):
-    """Per-thread objects, each with at least 'tid' and THREAD_FIELDS."""
+    """Per-thread objects, each with 'thread', 'tid' and THREAD_FIELDS."""
     return doc["threads"]
 
 
 def blocks(doc):
-    """Live blocks as dicts with 'address', 'size', 'thread', 'label_name', 'label_type'."""
+    """Live blocks as dicts with 'address' (int), 'size', 'thread', 'label_name', 'label_type'."""
     out = []
-    for b in doc.get("blocks", doc.get("allocations", [])):
+    for b in doc["live_blocks"]:
         label = b.get("label") or {}
         out.append({
-            "address": b.get("address"),
+            "address": int(b["address"], 16),
             "size": b["size"],
-            "thread": b.get("thread"),
-            "label_name": b.get("label_name", label.get("name") if isinstance(label, dict) else None),
-            "label_type": b.get("label_type", label.get("type") if isinstance(label, dict) else None),
+            "thread": b["thread"],
+            "label_name": label.get("name"),
+            "label_type": label.get("type"),
         })
     return out
 
 
 def pid(doc):
-    """The recorded process's id, when the document says."""
-    for key in ("pid", "process_id"):
-        if key in doc:
-            return doc[key]
-        if key in doc.get("store", {}):
-            return doc["store"][key]
-    return None
+    """The recorded process's id."""
+    return doc["process"]["pid"]
