@@ -58,7 +58,7 @@ def j_threads(doc):
 def j_blocks(doc):
     """Live blocks keyed by address (int)."""
     out = {}
-    for b in doc["blocks"]:
+    for b in doc.get("live_blocks", doc.get("blocks", [])):
         addr = b["address"]
         out[int(addr, 16) if isinstance(addr, str) else addr] = b
     return out
@@ -398,6 +398,20 @@ def case_cache(paths):
     check_equal(json.loads(result.output("s4")), json.loads(result.output("s1")), "snapshot after finish")
 
 
+def case_color(paths):
+    """ANSI colour only while GDB's styling is on (batch mode starts with it off)."""
+    result = run_gdb(paths, live_prelude(paths.library) + [
+        "capture plain memscope-snapshot", "set style enabled on", "capture styled memscope-snapshot",
+        "capture styled-block memscope-block fixture_main_blocks[3]", "set style enabled off",
+        "capture plain-again memscope-stats"], program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    result.no_traceback()
+    check("\x1b[" not in result.output("plain"), "colour with styling off")
+    check("\x1b[" not in result.output("plain-again"), "colour after styling was turned off again")
+    check("\x1b[" in result.output("styled"), "no colour with styling on:\n" + result.output("styled"))
+    strip = re.sub(r"\x1b\[[0-9;]*m", "", result.output("styled"))
+    check_equal(strip, result.output("plain"), "the styled snapshot without its escapes")
+
+
 def case_no_memscope(paths):
     result = run_gdb(paths, ["break fixture_checkpoint", "run", "capture stats memscope-stats",
                              "capture snap memscope-snapshot"], program=paths.heap,
@@ -493,6 +507,7 @@ CASES = {
     "stripped": case_stripped,
     "autoload": case_autoload,
     "cache": case_cache,
+    "color": case_color,
     "no-memscope": case_no_memscope,
     "engine-missing": case_engine_missing,
     "printers": case_printers,
