@@ -4,8 +4,9 @@
 MEMSCOPE_ENGINE_LIBRARY) names libmemscope-engine.so explicitly. Without it
 the engine is looked for, in order: beside the auto-loaded plugin script (the
 build tree's or the install's lib directory), beside the libmemscope.so the
-inferior loaded, in <source tree>/build/lib, and in the install's lib
-directory recorded at configure time (memscope_gdb/_config.py).
+inferior loaded, then in <source tree>/build/lib when this is the source
+tree, or in the install's lib directory when this is an installed copy
+(memscope_gdb/_config.py, written at install, gives it relative to the plugin).
 """
 
 import os
@@ -57,7 +58,7 @@ class EngineLibrary(gdb.Parameter):
 
 Empty (the default) means: the environment variable MEMSCOPE_ENGINE_LIBRARY,
 else the library beside the plugin or beside the inferior's libmemscope.so,
-else the build tree or the install's lib directory.
+else the build tree (build/lib) or the install's lib directory.
 Example: set memscope engine-library /opt/memscope/lib/libmemscope-engine.so"""
 
     set_doc = "Set the path of libmemscope-engine.so for the memscope commands."
@@ -93,15 +94,13 @@ def _default_dirs():
         if os.path.basename(name).startswith("libmemscope") and "engine" not in os.path.basename(name):
             dirs.append(os.path.dirname(name))
     plugin = _state["plugin_dir"]
-    if plugin:
-        dirs.append(os.path.normpath(os.path.join(plugin, "..", "build", "lib")))
     try:
         from . import _config  # written by CMake into installed copies only
-        dirs.extend(_config.ENGINE_DIRS)
     except ImportError:
-        pass
-    if plugin:
-        dirs.append(os.path.normpath(os.path.join(plugin, "..", "lib")))
+        if plugin:  # the source tree: <repo>/gdb/memscope.py, engine in <repo>/build/lib
+            dirs.append(os.path.normpath(os.path.join(plugin, "..", "build", "lib")))
+    else:
+        dirs.extend(os.path.normpath(os.path.join(plugin or "", d)) for d in _config.ENGINE_DIRS)
     seen = []
     for d in dirs:
         if d not in seen:

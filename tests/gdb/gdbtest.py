@@ -39,6 +39,7 @@ class Paths:
         self.engine = args.engine          # build/lib/libmemscope-engine.so
         self.heap = args.heap              # gdb_heap fixture
         self.damage = args.damage          # gdb_damage fixture
+        self.build = args.build            # the CMake build directory (for cmake --install)
         self.libdir = os.path.dirname(os.path.abspath(args.library))
 
 

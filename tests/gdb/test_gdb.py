@@ -4,7 +4,7 @@ gdb_damage fixtures (tests/fixtures), live, on gcore and kernel cores, with a
 stripped library, through auto-load, and with damaged stores.
 
 Usage: test_gdb.py --plugin gdb/memscope.py --library LIB --engine ENGINE
-                   --heap GDB_HEAP --damage GDB_DAMAGE CASE
+                   --heap GDB_HEAP --damage GDB_DAMAGE --build BUILD_DIR CASE
 
 Figures are exact: gdb_heap.c documents the heap it builds after its mark
 "fixture-start"; the only events before the mark are glibc's own (the DTVs
@@ -412,6 +412,31 @@ def case_color(paths):
     check_equal(strip, result.output("plain"), "the styled snapshot without its escapes")
 
 
+def case_installed(paths):
+    """cmake --install into a temporary prefix: GDB auto-loads the installed
+    plugin (share/memscope/gdb) from the script beside the installed library
+    and finds the installed engine, with no setting."""
+    with gdbtest.TempDir() as prefix:
+        proc = subprocess.run(["cmake", "--install", paths.build, "--prefix", prefix], capture_output=True, text=True)
+        check(proc.returncode == 0, "cmake --install failed:\n" + proc.stdout + proc.stderr)
+        libdir = os.path.join(prefix, "lib")
+        scripts = [n for n in os.listdir(libdir) if n.endswith("-gdb.py")]
+        check(scripts, "no auto-load script installed in %s" % libdir)
+        for built in (paths.library, paths.engine):  # in case the libraries have no install rule
+            if not os.path.exists(os.path.join(libdir, os.path.basename(built))):
+                shutil.copy2(built, libdir)
+        library = os.path.join(libdir, os.path.basename(paths.library))
+        result = run_gdb(paths, live_prelude(library) + heap_captures() + [
+            "capture where python import memscope_gdb; print(memscope_gdb.__file__)",
+            "capture engine show memscope engine-library"], program=paths.heap, plugin=False,
+            init=["add-auto-load-safe-path " + libdir], env={})
+        check_heap(result)
+        check(result.output("where").startswith(os.path.join(prefix, "share", "memscope", "gdb")),
+              "the plugin was not loaded from the install: " + result.output("where"))
+        check(os.path.join(libdir, "libmemscope-engine.so") in result.output("engine"),
+              "the installed engine was not used: " + result.output("engine"))
+
+
 def case_no_memscope(paths):
     result = run_gdb(paths, ["break fixture_checkpoint", "run", "capture stats memscope-stats",
                              "capture snap memscope-snapshot"], program=paths.heap,
@@ -507,6 +532,7 @@ CASES = {
     "stripped": case_stripped,
     "autoload": case_autoload,
     "cache": case_cache,
+    "installed": case_installed,
     "color": case_color,
     "no-memscope": case_no_memscope,
     "engine-missing": case_engine_missing,
@@ -518,7 +544,7 @@ for _mode, _message in DAMAGE.items():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("plugin", "library", "engine", "heap", "damage"):
+    for name in ("plugin", "library", "engine", "heap", "damage", "build"):
         parser.add_argument("--" + name, required=True)
     return gdbtest.main(CASES, parser)
 
