@@ -99,6 +99,9 @@ HOT struct slot *table_find(struct table *t, uint64_t a)
 {
     size_t j = slot_hash(a, t->mask);
 
+    if (__builtin_expect(a == 0, 0)) /* 0 marks empty slots; no block lives there */
+        return NULL;
+
     for (;;) {
         struct slot *s = &t->slots[j];
         if (s->address == a)

@@ -357,6 +357,74 @@ static void test_reader_reads_in_pieces(void **state)
     fs_delete(s);
 }
 
+static int count_cb(const struct memscope_allocation *b, void *arg)
+{
+    (*(uint64_t *)arg) += b->size;
+    return 0;
+}
+
+static void test_reader_random_damage(void **state)
+{
+    unsigned iter, iterations = 3000;
+    uint64_t rng = 0x2545f4914f6cdd1du;
+    const char *env = getenv("MEMSCOPE_TEST_DAMAGE_ITERATIONS");
+
+    /* Random bytes flipped in the root, chunk headers, records and texts:
+     * whatever the engine makes of it, it must not crash, hang or leak, and a
+     * store it accepts must replay and render. */
+    if (env)
+        iterations = (unsigned)strtoul(env, NULL, 10);
+    for (iter = 0; iter < iterations; iter++) {
+        struct fake_store *s = fs_new();
+        struct memscope_history *h = NULL;
+        struct memscope_snapshot *snap = NULL;
+        struct memscope_error err;
+        int i, flips;
+
+        for (i = 0; i < 12; i++) {
+            fs_alloc(s, 1 + (uint32_t)(i % 3), 10 * (uint64_t)i, 0x1000 + 0x40 * (uint64_t)(i % 5), 16 + (uint64_t)i);
+            if (i % 4 == 3)
+                fs_free(s, 1 + (uint32_t)((i + 1) % 3), 10 * (uint64_t)i + 5, 0x1000 + 0x40 * (uint64_t)((i + 2) % 5));
+        }
+        fs_label(s, 1, 200, 0x1000, "x", "int");
+        fs_mark(s, 2, 210, "m");
+        fs_build(s, 3);
+        flips = 1 + (int)(rng % 4);
+        for (i = 0; i < flips; i++) {
+            struct fake_seg *sg;
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            sg = &s->mem.segs[rng % (uint64_t)s->mem.nsegs];
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            {
+                size_t off = (size_t)(rng % (sg->len < 4096 ? sg->len : 4096));
+                sg->data[off] ^= (uint8_t)(1u << ((rng >> 32) % 8));
+                if ((rng >> 40) % 4 == 0) /* sometimes a whole word of junk */
+                    memcpy(sg->data + (off & ~(size_t)7), &rng, off + 8 <= sg->len ? 8 : 0);
+            }
+        }
+        if (fs_open(s, &h, &err) == 0) {
+            struct memscope_point p = {MEMSCOPE_AT_PEAK, 0, NULL};
+            uint64_t total = 0;
+            char *out = NULL;
+            assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+            assert_int_equal(memscope_snapshot_foreach(snap, count_cb, &total), 0);
+            assert_int_equal(memscope_snapshot_render_text(snap, NULL, &out, NULL), 0);
+            memscope_text_free(out);
+            assert_int_equal(memscope_snapshot_render_json(snap, NULL, &out, NULL), 0);
+            memscope_text_free(out);
+            assert_int_equal(memscope_history_render_block(h, snap, 0x1000, NULL, &out, NULL), 0);
+            memscope_text_free(out);
+            memscope_snapshot_free(snap);
+            assert_int_equal(memscope_history_snapshot(h, &p, &snap), 0);
+            memscope_snapshot_free(snap);
+            memscope_history_close(h);
+        } else {
+            assert_true(strlen(err.message) > 0);
+        }
+        fs_delete(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_reader_time_ns_clock),
         cmocka_unit_test(test_reader_time_tsc),
         cmocka_unit_test(test_reader_reads_in_pieces),
+        cmocka_unit_test(test_reader_random_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
