@@ -203,7 +203,7 @@ def _writable_regions():
         if match and "w" in match.group(3) and not match.group(4).startswith("[v"):
             regions.append((int(match.group(1), 16), int(match.group(2), 16)))
     if regions:
-        return regions
+        return sorted(regions, key=lambda r: r[1] - r[0])  # smallest first, as below
     out = gdb.execute("maintenance info sections", to_string=True)
     in_core = False
     for line in out.splitlines():
@@ -214,4 +214,6 @@ def _writable_regions():
         match = _CORE_LOAD.match(line)
         if in_core and match and "READONLY" not in match.group(4).split():
             regions.append((int(match.group(1), 16), int(match.group(2), 16)))
-    return regions
+    # Smallest first: the root sits in a library's small data segment, while
+    # the store's own chunks fill the biggest ones.
+    return sorted(regions, key=lambda r: r[1] - r[0])
