@@ -150,6 +150,42 @@ def case_signal_forwarding(ms, fixtures):
             expect(proc, 1, stderr_has=f"killed by signal {int(sig)}", what=f"forwarded {sig.name}, fatal")
 
 
+def case_terminal_interrupt(ms, fixtures):
+    """Ctrl-C on a terminal reaches the program once: the kernel signals the whole foreground group, and
+    memscope does not forward that signal a second time."""
+    import pty
+    prog = os.path.join(fixtures, "cli_signal")
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = os.path.join(tmp, "ready")
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                os.execv(ms, [ms, "run", "--summary", "--", prog, ready, "handle"])
+            finally:
+                os._exit(127)
+        deadline = time.time() + 30
+        while not os.path.exists(ready):
+            if time.time() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                raise Failure("the fixture did not start under a terminal")
+            time.sleep(0.02)
+        os.write(master, b"\x03")  # the terminal's interrupt character: SIGINT to the foreground group
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 10 + signal.SIGINT:
+            raise Failure(f"expected exit {10 + signal.SIGINT} (one SIGINT; 99 means it came twice), got {code}\n"
+                          f"{out.decode(errors='replace')[-2000:]}")
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
