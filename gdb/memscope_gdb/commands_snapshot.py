@@ -7,6 +7,8 @@ renderer produced. Every command is registered under its dashed name
 (memscope snapshot), so `help memscope` lists them all.
 """
 
+import os
+
 import gdb
 
 from . import args
@@ -67,8 +69,9 @@ Example: memscope-snapshot --top 20 --group-by label"""
         if options.json == "-":
             gdb.write(text if text.endswith("\n") else text + "\n")
             return
+        path = os.path.expanduser(options.json)
         try:
-            with open(options.json, "w", encoding="utf-8") as out:
+            with open(path, "w", encoding="utf-8") as out:
                 out.write(text)
         except OSError as exc:
             raise gdb.GdbError("memscope-snapshot: cannot write %s: %s." % (options.json, exc.strerror)) from None

@@ -142,7 +142,23 @@ def _open_by_scan(inferior):
     if failures:
         addr, exc = failures[0]
         raise gdb.GdbError(_explain(exc, inferior, addr))
-    raise gdb.GdbError(NO_STORE)
+    raise gdb.GdbError(NO_STORE + _shell_hint(inferior))
+
+
+def _shell_hint(inferior):
+    """Why a program started from GDB may lack the library: libmemscope takes
+    itself out of LD_PRELOAD for programs it execs (DESIGN.md), and GDB starts
+    programs through a shell unless told otherwise."""
+    connection = getattr(inferior, "connection", None)
+    if connection is None or connection.type != "native" or inferior.was_attached:
+        return ""
+    if not gdb.parameter("startup-with-shell"):
+        return ""
+    preload = gdb.execute("show environment LD_PRELOAD", to_string=True)
+    if LIBRARY_PREFIX not in preload:
+        return ""
+    return (" (GDB started the program through a shell, and libmemscope keeps LD_PRELOAD from what a shell"
+            " execs: 'set startup-with-shell off' before 'run')")
 
 
 def _search(inferior, start, end):

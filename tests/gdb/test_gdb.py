@@ -444,6 +444,14 @@ def case_no_memscope(paths):
     result.no_traceback()
     check_equal(result.error("stats"), NO_STORE, "error without libmemscope.so")
     check_equal(result.error("snap"), NO_STORE, "error without libmemscope.so")
+    # LD_PRELOAD set, but the program started through a shell: the error says why it is missing.
+    shell = run_gdb(paths, ["set environment LD_PRELOAD=" + paths.library, "break fixture_checkpoint", "run",
+                            "capture stats memscope-stats"], program=paths.heap,
+                    env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    shell.no_traceback()
+    check_equal(shell.error("stats"), NO_STORE + " (GDB started the program through a shell, and libmemscope keeps "
+                "LD_PRELOAD from what a shell execs: 'set startup-with-shell off' before 'run')",
+                "error with LD_PRELOAD through a shell")
 
 
 def case_engine_missing(paths):
