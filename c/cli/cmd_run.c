@@ -77,6 +77,7 @@ static const struct option long_options[] = {
 
 struct run_options {
     struct ms_report_options report;
+    const char *json_path; /* --json FILE, or NULL */
     char budget[32];   /* MEMSCOPE_BUDGET for the child, in bytes; "" to leave it alone */
     int help;          /* --help seen */
 };
@@ -98,7 +99,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
         case OPT_JSON:
             if (optarg[0] == '\0')
                 return -ms_usage_error("run", "--json needs a file name");
-            o->report.json_path = optarg;
+            o->json_path = optarg;
             break;
         case OPT_TOP:
             if (ms_parse_uint(optarg, &value) < 0 || value == 0 || value > 1000000)
@@ -220,6 +221,8 @@ int ms_cmd_run(int argc, char **argv)
 
     if (ms_find_library(&library) < 0)
         goto out;
+    if (o.json_path != NULL && ms_report_open_json(&o.report, o.json_path) < 0)
+        goto out;
     image_path = make_image_path(&image_dir);
     if (image_path == NULL)
         goto out;
@@ -252,8 +255,11 @@ int ms_cmd_run(int argc, char **argv)
     fflush(stdout);
     if (ms_report_image(image_path, what, &o.report) < 0)
         goto out;
+    if (ms_report_close_json(&o.report) < 0)
+        goto out;
     status = end.signaled ? 128 + end.code : end.code;
 out:
+    ms_report_close_json(&o.report);
     if (image_dir != NULL)
         remove_image_dir(image_dir);
     free(image_path);

@@ -12,26 +12,50 @@
 #include "cli.h"
 #include "report.h"
 
-/* Writes len bytes of text to path ("-": stdout). Returns 0 or -errno (message printed). */
-static int write_text(const char *path, const char *text, size_t len)
+int ms_report_open_json(struct ms_report_options *options, const char *path)
 {
-    FILE *out = stdout;
+    if (strcmp(path, "-") == 0) {
+        options->json_file = stdout;
+        options->json_name = "standard output";
+        options->json_only = 1;
+        return 0;
+    }
+    /* 'e': close-on-exec, so the recorded program does not inherit it. */
+    options->json_file = fopen(path, "we");
+    if (options->json_file == NULL) {
+        int rc = -errno;
+        ms_error("cannot write %s: %s", path, strerror(errno));
+        return rc;
+    }
+    options->json_name = path;
+    return 0;
+}
+
+int ms_report_close_json(struct ms_report_options *options)
+{
+    FILE *f = options->json_file;
+
+    options->json_file = NULL;
+    if (f == NULL || f == stdout)
+        return 0;
+    if (fclose(f) != 0) {
+        int rc = -errno;
+        ms_error("cannot write %s: %s", options->json_name, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+/* Writes len bytes of text to out (named name in messages). Returns 0 or -errno (message printed). */
+static int write_text(FILE *out, const char *name, const char *text, size_t len)
+{
     int rc = 0;
 
-    if (strcmp(path, "-") != 0) {
-        out = fopen(path, "w");
-        if (out == NULL) {
-            rc = -errno;
-            ms_error("cannot write %s: %s", path, strerror(errno));
-            return rc;
-        }
-    }
+    errno = 0;
     if (fwrite(text, 1, len, out) != len || fflush(out) != 0)
         rc = -(errno != 0 ? errno : EIO);
-    if (out != stdout && fclose(out) != 0 && rc == 0)
-        rc = -(errno != 0 ? errno : EIO);
     if (rc < 0)
-        ms_error("cannot write %s: %s", strcmp(path, "-") == 0 ? "to standard output" : path, strerror(-rc));
+        ms_error("cannot write %s: %s", name, strerror(-rc));
     return rc;
 }
 
@@ -41,7 +65,6 @@ int ms_report_history(const struct memscope_history *history, const struct ms_re
     struct memscope_history_info info;
     char *text = NULL;
     size_t len = 0;
-    int to_stdout_json = options->json_path != NULL && strcmp(options->json_path, "-") == 0;
     int rc;
 
     rc = memscope_history_snapshot(history, NULL, &snapshot);
@@ -49,19 +72,19 @@ int ms_report_history(const struct memscope_history *history, const struct ms_re
         ms_error("cannot rebuild the snapshot: %s", strerror(-rc));
         goto out;
     }
-    if (options->json_path != NULL) {
+    if (options->json_file != NULL) {
         rc = memscope_snapshot_render_json(snapshot, &options->render, &text, &len);
         if (rc < 0) {
             ms_error("cannot render the snapshot as JSON: %s", strerror(-rc));
             goto out;
         }
-        rc = write_text(options->json_path, text, len);
+        rc = write_text(options->json_file, options->json_name, text, len);
         memscope_text_free(text);
         text = NULL;
         if (rc < 0)
             goto out;
     }
-    if (!to_stdout_json) {
+    if (!options->json_only) {
         rc = memscope_snapshot_render_text(snapshot, &options->render, &text, &len);
         if (rc < 0) {
             ms_error("cannot render the snapshot: %s", strerror(-rc));
@@ -69,7 +92,7 @@ int ms_report_history(const struct memscope_history *history, const struct ms_re
         }
         if (options->title != NULL)
             printf("%s\n", options->title);
-        rc = write_text("-", text, len);
+        rc = write_text(stdout, "standard output", text, len);
         if (rc < 0)
             goto out;
     }

@@ -6,13 +6,27 @@
 #ifndef MS_REPORT_H
 #define MS_REPORT_H
 
+#include <stdio.h>
+
 #include "memscope/engine.h"
 
 struct ms_report_options {
     struct memscope_render_options render; /* sections, top, grouping, exact bytes for the text */
-    const char *json_path;                 /* write the JSON here; "-" means stdout (and no text); NULL: no JSON */
+    FILE *json_file;                       /* write the JSON here (opened by the caller, left open); NULL: no JSON */
+    const char *json_name;                 /* how to name json_file in messages */
+    int json_only;                         /* non-zero: no text (the JSON goes to stdout) */
     const char *title;                     /* a line printed above the text, or NULL */
 };
+
+/*
+ * Opens the --json destination before anything runs, so a bad path fails
+ * early: "-" is stdout (and sets json_only). Returns 0, or prints why and
+ * returns -errno. Close with ms_report_close_json.
+ */
+int ms_report_open_json(struct ms_report_options *options, const char *path);
+
+/* Closes the JSON file (not stdout). Returns 0, or prints why and returns -errno (a write error shows here). */
+int ms_report_close_json(struct ms_report_options *options);
 
 /*
  * Prints the snapshot at the end of `history` as options say. Returns 0, or

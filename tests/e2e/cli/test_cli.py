@@ -114,8 +114,14 @@ def case_options(ms, fixtures):
         for args in (["--top", "3"], ["--group-by", "thread"], ["--group-by", "label"], ["--group-by", "size"],
                      ["--exact"], ["--budget", "64M"]):
             expect(run(ms, ["run"] + args + ["--", prog, exp]), 0, what=" ".join(args))
+        # An unwritable --json destination fails before the program runs.
+        marker = os.path.join(tmp, "ran")
+        expect(run(ms, ["run", "--json", os.path.join(tmp, "no", "such", "dir.json"), "--", "/bin/touch", marker]),
+               1, stderr_has="cannot write", what="--json into a missing directory")
+        if os.path.exists(marker):
+            raise Failure("memscope ran the program although --json could not be written")
         # A budget too small for the program: the run still succeeds and says events were dropped.
-        expect(run(ms, ["run", "--budget", "1", "--", prog, exp]), 0, what="--budget 1")
+        expect(run(ms, ["run", "--budget", "1", "--", prog, exp]), 0, stderr_has="lower bound", what="--budget 1")
 
 
 def wait_for(path, proc, seconds=30):
