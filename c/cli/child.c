@@ -231,13 +231,26 @@ int ms_spawn_and_wait(char *const argv[], char *const env[], struct ms_child_end
         goto out;
     }
 
-    while (waitpid(pid, &status, 0) < 0) {
+    /*
+     * Wait without reaping first: until the child is reaped its pid cannot be
+     * reused, so the handler never signals a stranger. Then stop forwarding
+     * (signals blocked while child_pid changes) and reap.
+     */
+    for (;;) {
+        siginfo_t info;
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0)
+            break;
         if (errno != EINTR) {
             ms_error("lost track of %s (pid %d): %s", argv[0], (int)pid, strerror(errno));
             rc = -errno;
             goto out;
         }
     }
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    child_pid = 0;
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
     end->pid = (int)pid;
     if (WIFSIGNALED(status)) {
         end->signaled = 1;
@@ -249,6 +262,7 @@ int ms_spawn_and_wait(char *const argv[], char *const env[], struct ms_child_end
     rc = 0;
 out:
     child_pid = 0;
+    /* From here on these signals act on memscope itself again (it is only reading the image). */
     for (i = 0; i < FORWARDED_COUNT; i++) {
         if (installed[i])
             sigaction(forwarded[i], &old_actions[i], NULL);
