@@ -37,7 +37,8 @@ class Paths:
         self.plugin = args.plugin          # gdb/memscope.py
         self.library = args.library        # build/lib/libmemscope.so
         self.engine = args.engine          # build/lib/libmemscope-engine.so
-        self.heap = args.heap              # gdb_heap fixture
+        self.heap = args.heap              # gdb_heap fixture (run preloaded)
+        self.heap_linked = args.heap_linked  # gdb_heap linked with -lmemscope
         self.damage = args.damage          # gdb_damage fixture
         self.build = args.build            # the CMake build directory (for cmake --install)
         self.libdir = os.path.dirname(os.path.abspath(args.library))

@@ -4,7 +4,8 @@ gdb_damage fixtures (tests/fixtures), live, on gcore and kernel cores, with a
 stripped library, through auto-load, and with damaged stores.
 
 Usage: test_gdb.py --plugin gdb/memscope.py --library LIB --engine ENGINE
-                   --heap GDB_HEAP --damage GDB_DAMAGE --build BUILD_DIR CASE
+                   --heap GDB_HEAP --heap-linked GDB_HEAP_LINKED --damage GDB_DAMAGE
+                   --build BUILD_DIR CASE
 
 Figures are exact: heap_check.py holds what gdb_heap knows of its heap.
 A case that cannot run on this machine exits 77 (CTest: skipped).
@@ -309,6 +310,19 @@ def case_installed(paths):
               "the installed engine was not used: " + result.output("engine"))
 
 
+def case_linked(paths):
+    """A program linked with -lmemscope (no LD_PRELOAD): same figures, and the
+    printers are registered for libmemscope.so's objfile too."""
+    result = run_gdb(paths, ["break fixture_checkpoint", "run"] + heap_captures() + [
+        "capture stats memscope-stats",
+        "capture printers info pretty-printer"], program=paths.heap_linked, env={})
+    check_heap(result)
+    check("found by symbol memscope_store_root" in result.output("stats"), "linked: store not found by symbol")
+    printers = result.output("printers")
+    check(re.search(r"objfile /\S*libmemscope\.so\S* pretty-printers:\n\s+memscope", printers) is not None,
+          "no memscope printers registered for libmemscope.so:\n" + printers)
+
+
 def case_no_memscope(paths):
     result = run_gdb(paths, ["break fixture_checkpoint", "run", "capture stats memscope-stats",
                              "capture snap memscope-snapshot"], program=paths.heap,
@@ -412,6 +426,7 @@ CASES = {
     "stripped": case_stripped,
     "autoload": case_autoload,
     "cache": case_cache,
+    "linked": case_linked,
     "installed": case_installed,
     "color": case_color,
     "no-memscope": case_no_memscope,
@@ -424,7 +439,7 @@ for _mode, _message in DAMAGE.items():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("plugin", "library", "engine", "heap", "damage", "build"):
+    for name in ("plugin", "library", "engine", "heap", "heap-linked", "damage", "build"):
         parser.add_argument("--" + name, required=True)
     return gdbtest.main(CASES, parser)
 
