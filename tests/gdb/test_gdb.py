@@ -122,6 +122,9 @@ def case_live(paths):
     block_d = result.output("block-d")
     check("fixture_config" in block_d and "5555" in block_d.replace(",", ""),
           "memscope-block on the labeled block lacks its label or size:\n" + block_d)
+    block_x = result.output("block-x")  # main's block x, freed by worker 2 (memscope thread 3)
+    check("not in a live block" in block_x and re.search(r"\b3\s+freed\b", block_x) is not None,
+          "memscope-block on the freed block does not show it freed by thread 3:\n" + block_x)
     json_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), "memscope-gdb-live-%d.json" % os.getpid())
     try:
         with open(json_file, encoding="utf-8") as f:
