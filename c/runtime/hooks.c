@@ -117,8 +117,11 @@ void ms_runtime_init(void)
     }
     if (ms_self.guard)
         return; /* this thread is the one initialising (dlsym calling back) */
-    while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+    while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2) {
+#if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
+#endif
+    }
 }
 
 void ms_runtime_guard_enter(void)
