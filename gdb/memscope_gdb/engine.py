@@ -205,6 +205,8 @@ class InferiorReader:
     def _read(self, ctx, addr, buf, length):
         if self.failure:
             return self.failure
+        if length == 0:
+            return 0
         try:
             view = self.inferior.read_memory(addr, length)
         except gdb.MemoryError:
@@ -215,7 +217,11 @@ class InferiorReader:
         except KeyboardInterrupt:
             self.failure, self.failure_text = -errno.EINTR, "interrupted"
             return self.failure
-        ctypes.memmove(buf, (ctypes.c_char * length).from_buffer(view), length)
+        try:
+            source = (ctypes.c_char * length).from_buffer(view)  # zero-copy view of GDB's buffer
+        except (TypeError, ValueError):
+            source = view.tobytes()  # a GDB whose buffers are read-only: one extra copy
+        ctypes.memmove(buf, source, length)
         self.bytes_read += length
         return 0
 

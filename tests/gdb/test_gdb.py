@@ -326,6 +326,14 @@ def case_linked(paths):
           "no memscope printers registered for libmemscope.so:\n" + printers)
 
 
+def case_reader(paths):
+    """The read callback under failing reads (tests/gdb/reader_check.py)."""
+    result = run_gdb(paths, live_prelude(paths.library) + ["source " + os.path.join(gdbtest.HERE, "reader_check.py")],
+                     program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    check("READER OK" in result.stdout, "the read callback check failed:\n" + result.describe())
+    check("Exception ignored" not in result.stderr, "an exception reached ctypes:\n" + result.describe())
+
+
 def case_no_memscope(paths):
     result = run_gdb(paths, ["break fixture_checkpoint", "run", "capture stats memscope-stats",
                              "capture snap memscope-snapshot"], program=paths.heap,
@@ -429,6 +437,7 @@ CASES = {
     "stripped": case_stripped,
     "autoload": case_autoload,
     "cache": case_cache,
+    "reader": case_reader,
     "linked": case_linked,
     "installed": case_installed,
     "color": case_color,
