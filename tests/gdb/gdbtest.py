@@ -34,6 +34,8 @@ class Paths:
     """Built artefacts and sources the tests use."""
 
     def __init__(self, args):
+        for name in ("plugin", "library", "engine", "heap", "heap_linked", "damage", "build"):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
         self.plugin = args.plugin          # gdb/memscope.py
         self.library = args.library        # build/lib/libmemscope.so
         self.engine = args.engine          # build/lib/libmemscope-engine.so
