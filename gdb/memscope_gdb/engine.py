@@ -229,11 +229,12 @@ class InferiorReader:
 class History:
     """An opened store (struct memscope_history *) and the snapshots taken from it."""
 
-    def __init__(self, engine, handle, root, located_by):
+    def __init__(self, engine, handle, root, located_by, reader=None):
         self.engine = engine
         self.handle = handle
         self.root = root
         self.located_by = located_by
+        self.reader = reader  # kept alive with the history (the engine reads at open only, today)
         self._snapshots = {}
 
     def info(self):
@@ -320,4 +321,4 @@ def open_history(engine, inferior, root, located_by):
         if not message:
             message = engine.describe(rc)
         raise EngineError(message + ".", rc)
-    return History(engine, handle, root, located_by)
+    return History(engine, handle, root, located_by, reader)
