@@ -42,6 +42,7 @@ labeled, freed, with times and threads.
 Example: memscope-block node->payload"""
 
     command = "memscope-block"
+    options = frozenset({"--exact", "--at"})
 
     def invoke(self, arg, from_tty):
         words = arg.split()
@@ -51,7 +52,7 @@ Example: memscope-block node->payload"""
             leading.append(words.pop(0))
             if leading[-1] == "--at" and words:
                 leading.append(words.pop(0))
-        options = args.parse(self.command, " ".join(leading), {"--exact", "--at"})
+        options = args.parse(self.command, " ".join(leading), self.options)
         expr = arg.strip()
         for word in leading:
             expr = expr[len(word):].lstrip()

@@ -24,13 +24,54 @@ def take(options):
     return history, history.snapshot(kind, value, mark)
 
 
+_VALUES = {"--sort": sorted(eng.SORT_BY), "--group-by": sorted(eng.GROUP_BY),
+           "--at": ["end", "peak", "mark:", "event:", "time:"]}
+
+
+def _files(prefix):
+    """Paths that complete prefix (directories with a trailing slash)."""
+    head, tail = os.path.split(prefix)
+    try:
+        names = os.listdir(os.path.expanduser(head) or ".")
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names):
+        if name.startswith(tail):
+            path = os.path.join(head, name)
+            out.append(path + "/" if os.path.isdir(os.path.expanduser(path)) else path)
+    return out
+
+
 class MemscopeCommand(gdb.Command):
     """Base: one class per command, registered under a given name."""
 
     command = None
+    options = frozenset()
 
     def __init__(self, name=None):
-        super().__init__(name or self.command, gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+        super().__init__(name or self.command, gdb.COMMAND_DATA)
+
+    def complete(self, text, word):
+        """Completes option names, the values of --sort, --group-by and --at,
+        a file after --json, and GDB expressions elsewhere."""
+        words = text.split()
+        if text and not text[-1].isspace():
+            current, before = words[-1], words[:-1]
+        else:
+            current, before = "", words
+        previous = before[-1] if before else ""
+        if previous in _VALUES:
+            candidates = [v for v in _VALUES[previous] if v.startswith(current)]
+        elif previous == "--json":
+            candidates = _files(current)
+        elif current.startswith("-"):
+            candidates = sorted(o for o in self.options if o.startswith(current))
+        else:
+            return gdb.COMPLETE_EXPRESSION if self.command == "memscope-block" else gdb.COMPLETE_NONE
+        # GDB replaces only `word` (it breaks words at '-' and ':'), so drop what precedes it.
+        cut = len(current) - len(word)
+        return [c[cut:] for c in candidates]
 
     def print_sections(self, options, sections):
         _, snap = take(options)
@@ -58,9 +99,10 @@ GDB, or a core file) and replays it into a snapshot of the heap.
 Example: memscope-snapshot --top 20 --group-by label"""
 
     command = "memscope-snapshot"
+    options = frozenset({"--top", "--sort", "--group-by", "--exact", "--at", "--json"})
 
     def invoke(self, arg, from_tty):
-        options = args.parse(self.command, arg, {"--top", "--sort", "--group-by", "--exact", "--at", "--json"})
+        options = args.parse(self.command, arg, self.options)
         if options.json is None:
             self.print_sections(options, 0)
             return
@@ -91,9 +133,10 @@ address, how it was found, its ABI version and its event count.
 Example: memscope-stats --exact"""
 
     command = "memscope-stats"
+    options = frozenset({"--exact", "--at"})
 
     def invoke(self, arg, from_tty):
-        options = args.parse(self.command, arg, {"--exact", "--at"})
+        options = args.parse(self.command, arg, self.options)
         history, snap = take(options)
         text = snap.render_text(options.render_options(eng.SECTION_SUMMARY, fmt.color_enabled()))
         info = history.info()
@@ -113,9 +156,10 @@ and the thread's peak. Bytes are charged to the allocating thread.
 Example: memscope-threads --exact"""
 
     command = "memscope-threads"
+    options = frozenset({"--exact", "--at"})
 
     def invoke(self, arg, from_tty):
-        options = args.parse(self.command, arg, {"--exact", "--at"})
+        options = args.parse(self.command, arg, self.options)
         self.print_sections(options, eng.SECTION_THREADS)
 
 
@@ -130,10 +174,10 @@ or with --group-by one row per thread, label or size class.
 Example: memscope-top 5 --group-by label"""
 
     command = "memscope-top"
+    options = frozenset({"--top", "--sort", "--group-by", "--exact", "--at"})
 
     def invoke(self, arg, from_tty):
-        options = args.parse(self.command, arg, {"--top", "--sort", "--group-by", "--exact", "--at"},
-                             max_positional=1)
+        options = args.parse(self.command, arg, self.options, max_positional=1)
         if options.positional:
             options.top = args.positive(self.command, "N", options.positional[0])
         self.print_sections(options, eng.SECTION_BLOCKS)

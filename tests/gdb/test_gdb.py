@@ -44,6 +44,23 @@ def case_help(paths):
         check(text.splitlines()[0].endswith("."), "help %s: summary line is not a sentence" % command)
 
 
+def case_complete(paths):
+    """Tab completion of options and their values."""
+    tests = {
+        "memscope-snapshot --so": ["memscope-snapshot --sort"],
+        "memscope-top --group-by t": ["memscope-top --group-by thread"],
+        "memscope-stats --": ["memscope-stats --at", "memscope-stats --exact"],
+        "memscope snapshot --at p": ["memscope snapshot --at peak"],
+        "memscope-snapshot --top 3 --sort ti": ["memscope-snapshot --top 3 --sort time"],
+        "memscope-block --e": ["memscope-block --exact"],
+    }
+    names = {"c%d" % i: line for i, line in enumerate(tests)}
+    result = run_gdb(paths, ["capture %s complete %s" % (n, line) for n, line in names.items()])
+    result.no_traceback()
+    for name, line in names.items():
+        check_equal(result.output(name).splitlines(), tests[line], "completions of %r" % line)
+
+
 def case_errors(paths):
     """No process, bad arguments: one sentence each, no traceback."""
     result = run_gdb(paths, [
@@ -426,7 +443,7 @@ DAMAGE = {
     "none": None,
     "magic": r"memscope store at %s: its magic does not match \(the store is damaged, or recording has not "
              r"started yet\)\." % HEX,
-    "version": r"the store at %s has ABI version 99; this engine knows version 1\." % HEX,
+    "version": r"the store at %s has ABI version 99; this engine knows version 2\." % HEX,
     "chunk-count": r"memscope store at %s: chunk \d+ at %s: count \d+ exceeds capacity \d+\." % (HEX, HEX),
     "next-garbage": r"memscope store at %s: chunk \d+ at 0x10: header cannot be read\." % HEX,
     "next-loop": r"memscope store at %s: chunk list: chunk \d+ at %s was already met \(a loop\)\." % (HEX, HEX),
@@ -434,6 +451,7 @@ DAMAGE = {
 
 CASES = {
     "help": case_help,
+    "complete": case_complete,
     "errors": case_errors,
     "live": case_live,
     "gcore": case_gcore,
