@@ -155,8 +155,11 @@ __attribute__((destructor(101))) static void ms_destructor(void)
 static inline void record_alloc(void *p, size_t n)
 {
     uint64_t now = ms_clock_now();
-    if (MS_LIKELY(p != NULL) && MS_LIKELY(!ms_self.guard))
+    if (MS_LIKELY(p != NULL) && MS_LIKELY(!ms_self.guard)) {
         ms_append(MEMSCOPE_REC_ALLOC, (uint64_t)(uintptr_t)p, n, now);
+        if (ms_peak_trap_armed()) /* peak_trap.c */
+            ms_peak_trap_change((int64_t)ms_peak_trap_usable(p));
+    }
 }
 
 /* Slow entry of every hook before the real functions are known. */
@@ -185,8 +188,11 @@ MS_EXPORT void free(void *p)
         return;
     if (MS_UNLIKELY(!real.malloc) && !boot())
         return;
-    if (MS_LIKELY(!ms_self.guard))
+    if (MS_LIKELY(!ms_self.guard)) {
         ms_append(MEMSCOPE_REC_FREE, (uint64_t)(uintptr_t)p, 0, ms_clock_now());
+        if (ms_peak_trap_armed())
+            ms_peak_trap_change(-(int64_t)ms_peak_trap_usable(p));
+    }
     real.free(p);
 }
 
@@ -227,9 +233,12 @@ static void *do_realloc(void *p, size_t n)
         record_alloc(q, n);
         return q;
     }
+    int64_t trap_old = ms_peak_trap_armed() ? (int64_t)ms_peak_trap_usable(p) : -1;
     ms_append(MEMSCOPE_REC_REALLOC_FREE, (uint64_t)(uintptr_t)p, 0, ms_clock_now());
     void *q = real.realloc(p, n);
     uint64_t now = ms_clock_now();
+    if (trap_old >= 0) /* failed: p stays; realloc(p, 0) -> NULL: p was freed */
+        ms_peak_trap_change((q ? (int64_t)ms_peak_trap_usable(q) : n != 0 ? trap_old : 0) - trap_old);
     if (q)
         ms_append(MEMSCOPE_REC_REALLOC_ALLOC, (uint64_t)(uintptr_t)q, n, now);
     else if (n != 0)

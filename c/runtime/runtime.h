@@ -194,6 +194,24 @@ void ms_strip_preload(char *value); /* removes libmemscope entries from an LD_PR
 int ms_exit_image_write(const char *path);
 void ms_exit_image_at_exit(void);
 
+/* ---- peak_trap.c ---- */
+
+/* Non-zero while a debugger has armed the peak trap: the hooks' one comparison when it is not. */
+static inline int ms_peak_trap_armed(void)
+{
+    return MS_UNLIKELY(__atomic_load_n(&memscope_store_root.peak_trap_threshold, __ATOMIC_RELAXED) != 0);
+}
+
+/* The real allocator's usable size of block p (0 for NULL). Call only when armed. */
+size_t ms_peak_trap_usable(void *p);
+
+/*
+ * Adds bytes (negative: released) to the calling thread's share of the live
+ * estimate; flushes it and calls memscope_peak_trap() as peak_trap.c says.
+ * Lock-free; async-signal-safe as far as the real malloc_usable_size is.
+ */
+void ms_peak_trap_change(int64_t bytes);
+
 /* ---- hooks.c ---- */
 
 /* Makes sure the real allocator is resolved and the store initialised. */

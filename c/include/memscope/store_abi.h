@@ -28,7 +28,7 @@
 
 #include <stdint.h>
 
-#define MEMSCOPE_STORE_ABI_VERSION 1u
+#define MEMSCOPE_STORE_ABI_VERSION 2u /* 2: reserved[0..5) became the peak_trap_* fields */
 
 /* The exported name of the root object (readers look it up by symbol first). */
 #define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
@@ -72,7 +72,26 @@ struct memscope_store_root {
     uint64_t clock_calib_seq;    /* even when clock_calib_* below are consistent, odd while being rewritten */
     uint64_t clock_calib_ticks;  /* a later clock reading, for the tick rate: (ticks - origin_ticks) / (ns - origin_ns) */
     uint64_t clock_calib_ns;     /* CLOCK_MONOTONIC in ns at clock_calib_ticks */
-    uint64_t reserved[8];        /* zero; room for the peak trap and later fields without moving the above */
+    /*
+     * The peak trap (DESIGN.md "Peak trap"; c/runtime/peak_trap.c). Armed while
+     * peak_trap_threshold is non-zero. A debugger arms it by writing these
+     * fields (its one write into the store): step, shift, live, generation+1,
+     * then threshold. Armed, each thread adds the usable size of every block it
+     * allocates and takes off that of every block it frees into a thread-local
+     * delta, and adds the delta to peak_trap_live when it passes 64 KiB either
+     * way; when peak_trap_live reaches the threshold, the thread calls the
+     * exported no-op memscope_peak_trap() (where the debugger's breakpoint
+     * sits) after re-arming at live + max(step, live >> shift). The figures are
+     * coarse by design (usable sizes, per-thread lag of up to 64 KiB); exact
+     * figures come from the replay.
+     */
+    uint64_t peak_trap_threshold;  /* (atomic) live estimate at which the trap fires next; 0: disarmed */
+    uint64_t peak_trap_step;       /* least growth between two hits, bytes (>= 1 when armed) */
+    uint64_t peak_trap_live;       /* (atomic) process-wide live-bytes estimate (usable sizes) since arming */
+    uint32_t peak_trap_shift;      /* 0, or k: the step is at least peak_trap_live >> k at each re-arm */
+    uint32_t peak_trap_generation; /* bumped at each arming: threads drop deltas kept from an older one */
+    uint64_t peak_trap_hits;       /* (atomic) times memscope_peak_trap was called */
+    uint64_t reserved[3];          /* zero; room for later fields without moving the above */
 };
 
 /*
