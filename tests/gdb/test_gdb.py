@@ -443,7 +443,7 @@ DAMAGE = {
     "none": None,
     "magic": r"memscope store at %s: its magic does not match \(the store is damaged, or recording has not "
              r"started yet\)\." % HEX,
-    "version": r"the store at %s has ABI version 99; this engine knows version 2\." % HEX,
+    "version": r"the store at %s has ABI version 99; this engine knows version \d+\." % HEX,
     "chunk-count": r"memscope store at %s: chunk \d+ at %s: count \d+ exceeds capacity \d+\." % (HEX, HEX),
     "next-garbage": r"memscope store at %s: chunk \d+ at 0x10: header cannot be read\." % HEX,
     "next-loop": r"memscope store at %s: chunk list: chunk \d+ at %s was already met \(a loop\)\." % (HEX, HEX),
