@@ -54,9 +54,16 @@ int ms_store_active(void)
     return memscope_store_root.magic[0] == 'm';
 }
 
+/*
+ * Sets the budget from MEMSCOPE_BUDGET (the constructor). Chunks mapped
+ * before the environment could be read count against it; a budget smaller
+ * than they already are becomes their size, so chunk_bytes + text_bytes
+ * never exceed budget_bytes.
+ */
 void ms_store_set_budget(uint64_t bytes)
 {
-    __atomic_store_n(&memscope_store_root.budget_bytes, bytes, __ATOMIC_RELAXED);
+    uint64_t used = __atomic_load_n(&ms_budget_used, __ATOMIC_RELAXED);
+    __atomic_store_n(&memscope_store_root.budget_bytes, bytes > used ? bytes : used, __ATOMIC_RELAXED);
 }
 
 void ms_store_count_dropped(void)
