@@ -121,6 +121,8 @@ def case_live(paths):
         "capture top-label memscope-top --group-by label",
         "capture block-d memscope-block fixture_main_blocks[3] + 100",
         "capture block-x memscope-block fixture_main_blocks[0]",
+        "capture json-peak memscope-snapshot --at peak --json -",
+        "capture json-event memscope-snapshot --at event:3 --json -",
         "capture json-file memscope-snapshot --json %s" % os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                                        "memscope-gdb-live-%d.json" % os.getpid()),
     ])
@@ -139,6 +141,10 @@ def case_live(paths):
     block_d = result.output("block-d")
     check("fixture_config" in block_d and "5555" in block_d.replace(",", ""),
           "memscope-block on the labeled block lacks its label or size:\n" + block_d)
+    peak = json.loads(result.output("json-peak"))
+    check_equal(peak["point"]["kind"], "peak", "point of --at peak")
+    check_equal(j_summary(peak)["current_memory"], j_summary(end)["peak_memory"], "live bytes at the peak")
+    check_equal(json.loads(result.output("json-event"))["point"]["events"], 3, "events replayed for --at event:3")
     block_x = result.output("block-x")  # main's block x, freed by worker 2 (memscope thread 3)
     check("not in a live block" in block_x and re.search(r"\b3\s+freed\b", block_x) is not None,
           "memscope-block on the freed block does not show it freed by thread 3:\n" + block_x)
