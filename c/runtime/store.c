@@ -261,11 +261,16 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
         t->next_map_size *= 2;
     restore_signals(&mask);
     ms_clock_recalibrate();
+    /* A signal that came while they were blocked is delivered at the restore
+     * and may have appended (at depth 2, unpublished): publish it. */
+    ms_publish(t);
     return 0;
 
 no_chunk:
-    if (written)
+    if (written) {
+        ms_publish(t);
         return 0; /* in a spare slot; the next append tries again */
+    }
     ms_store_count_dropped();
     return -1;
 }
