@@ -135,6 +135,16 @@ int ms_history_valid(const struct memscope_history *h);
 int ms_history_find_point(const struct memscope_history *h, const struct memscope_point *at, uint64_t *n,
                           uint64_t *time_ns);
 
+/*
+ * Replays events [0, n) calling fn after each one applied, with the running
+ * figures (current_memory, peak, totals); an event the look-ahead applied
+ * early is reported with the event it was applied in. *out (if not NULL)
+ * gets the final figures. Returns 0 or -ENOMEM (replay.c; used by timeline.c).
+ */
+typedef void (*ms_replay_fn)(void *arg, uint64_t index, const struct ms_event *e, const struct memscope_stats *st);
+int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn, void *arg,
+                   struct memscope_stats *out);
+
 /* ---- snapshots ---- */
 
 /* A live block in a snapshot. */

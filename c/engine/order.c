@@ -76,78 +76,141 @@ void ms_sort_thread_events(struct ms_event *ev, size_t n, struct ms_event *tmp)
         memcpy(ev, src, n * sizeof(*ev));
 }
 
-/* Heap of thread cursors, ordered by their head event. */
-struct cursor {
-    const struct ms_event *cur; /* next event of this thread */
-    const struct ms_event *end; /* one past its last */
-};
+/*
+ * The k-way merge is a loser tree (tournament): each event out costs one
+ * comparison per tree level, made without branches, against the loser stored
+ * at that level. A thread's head is summarised by a 64-bit key, time * 2 plus
+ * 1 for anything but a release, so one integer comparison orders by time and
+ * puts releases first; equal keys go to the lower leaf, that is the lower
+ * thread index. Times are clamped below 2^63 so the key cannot overflow.
+ */
+#define KEY_DONE UINT64_MAX /* key of an exhausted thread */
 
-static inline int cursor_before(const struct cursor *a, const struct cursor *b)
+static inline uint64_t head_key(const struct ms_event *e)
 {
-    return ms_event_before(a->cur, b->cur);
+    uint64_t t = e->time < (UINT64_C(1) << 62) ? e->time : (UINT64_C(1) << 62);
+    return t * 2 + (is_release(e->info) ? 0 : 1);
 }
 
-static void sift_down(struct cursor *heap, size_t n, size_t i)
+/* Non-zero when leaf a's head goes before leaf b's. */
+static inline int beats(const uint64_t *key, uint32_t a, uint32_t b)
 {
-    struct cursor x = heap[i];
+    return (key[a] < key[b]) | ((key[a] == key[b]) & (a < b));
+}
 
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && cursor_before(&heap[c + 1], &heap[c]))
-            c++;
-        if (!cursor_before(&heap[c], &x))
-            break;
-        heap[i] = heap[c];
-        i = c;
+/*
+ * Few threads (the common case): the heads' keys sit in a small array and the
+ * winner is a branch-free tournament over all of them each time, so no
+ * comparison waits on the one before it. Ties go to the lower index.
+ */
+#define MERGE_SMALL(K)                                                                     \
+    static void merge_small_##K(const struct ms_event *in, const uint64_t *starts,         \
+                                uint32_t nthreads, struct ms_event *out, uint64_t total)   \
+    {                                                                                      \
+        const struct ms_event *cur[K], *end[K];                                            \
+        uint64_t key[K], n;                                                                \
+        uint32_t i;                                                                        \
+        for (i = 0; i < K; i++) {                                                          \
+            if (i < nthreads && starts[i] < starts[i + 1]) {                               \
+                cur[i] = in + starts[i];                                                   \
+                end[i] = in + starts[i + 1];                                               \
+                key[i] = head_key(cur[i]);                                                 \
+            } else {                                                                       \
+                cur[i] = end[i] = NULL;                                                    \
+                key[i] = KEY_DONE;                                                         \
+            }                                                                              \
+        }                                                                                  \
+        for (n = 0; n < total; n++) {                                                      \
+            uint32_t idx[K], m = K, j;                                                     \
+            uint64_t kv[K];                                                                \
+            for (j = 0; j < K; j++)                                                        \
+                idx[j] = j, kv[j] = key[j];                                                \
+            while (m > 1) { /* pairwise rounds: left wins ties (lower index) */           \
+                for (j = 0; j < m / 2; j++) {                                              \
+                    int r = kv[2 * j + 1] < kv[2 * j];                                     \
+                    idx[j] = r ? idx[2 * j + 1] : idx[2 * j];                              \
+                    kv[j] = r ? kv[2 * j + 1] : kv[2 * j];                                 \
+                }                                                                          \
+                m /= 2;                                                                    \
+            }                                                                              \
+            uint32_t w = idx[0];                                                           \
+            *out++ = *cur[w]++;                                                            \
+            key[w] = cur[w] < end[w] ? head_key(cur[w]) : KEY_DONE;                        \
+        }                                                                                  \
     }
-    heap[i] = x;
-}
+MERGE_SMALL(2)
+MERGE_SMALL(4)
+MERGE_SMALL(8)
 
 int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)
 {
-    struct cursor small[64];
-    struct cursor *heap = small;
-    size_t n = 0, i;
-    struct ms_event *o = out;
+    uint32_t k = 1, i, *tree = NULL, w;
+    const struct ms_event **cur = NULL, **end = NULL;
+    uint64_t *key = NULL, total = starts[nthreads] - starts[0], n;
+    void *mem;
 
-    if (nthreads > 64) {
-        heap = ms_engine_alloc(sizeof(*heap) * nthreads);
-        if (!heap)
+    if (nthreads <= 2) {
+        merge_small_2(in, starts, nthreads, out, total);
+        return 0;
+    }
+    if (nthreads <= 4) {
+        merge_small_4(in, starts, nthreads, out, total);
+        return 0;
+    }
+    if (nthreads <= 8) {
+        merge_small_8(in, starts, nthreads, out, total);
+        return 0;
+    }
+    while (k < nthreads)
+        k *= 2;
+    /* tree[1..k-1] losers, tree[0] unused; key/cur/end per leaf. */
+    mem = ms_engine_alloc((size_t)k * (sizeof(*tree) + sizeof(*key) + 2 * sizeof(*cur)));
+    if (!mem)
+        return -ENOMEM;
+    key = mem;
+    cur = (const struct ms_event **)(key + k);
+    end = cur + k;
+    tree = (uint32_t *)(end + k);
+    for (i = 0; i < k; i++) {
+        if (i < nthreads && starts[i] < starts[i + 1]) {
+            cur[i] = in + starts[i];
+            end[i] = in + starts[i + 1];
+            key[i] = head_key(cur[i]);
+        } else {
+            cur[i] = end[i] = NULL;
+            key[i] = KEY_DONE;
+        }
+    }
+    /* Build: play the tournament bottom-up; winners move up, losers stay. */
+    {
+        uint32_t *win = ms_engine_alloc(2 * (size_t)k * sizeof(*win));
+        if (!win) {
+            ms_engine_free(mem);
             return -ENOMEM;
+        }
+        for (i = 0; i < k; i++)
+            win[k + i] = i;
+        for (i = k - 1; i >= 1; i--) {
+            uint32_t a = win[2 * i], b = win[2 * i + 1];
+            int ab = beats(key, a, b);
+            win[i] = ab ? a : b;
+            tree[i] = ab ? b : a;
+        }
+        w = win[1];
+        ms_engine_free(win);
     }
-    for (i = 0; i < nthreads; i++) {
-        if (starts[i] < starts[i + 1]) {
-            heap[n].cur = in + starts[i];
-            heap[n].end = in + starts[i + 1];
-            n++;
+    for (n = 0; n < total; n++) {
+        uint32_t node;
+        *out++ = *cur[w]++;
+        key[w] = cur[w] < end[w] ? head_key(cur[w]) : KEY_DONE;
+        for (node = (w + k) >> 1; node >= 1; node >>= 1) {
+            uint32_t l = tree[node];
+            int lose = beats(key, l, w); /* the stored loser now wins */
+            tree[node] = lose ? w : l;
+            w = lose ? l : w;
         }
     }
-    for (i = n; i-- > 0;)
-        sift_down(heap, n, i);
-    while (n > 1) {
-        /* Take from the top thread while it stays ahead of both children:
-         * long same-thread stretches cost one comparison per event. */
-        struct cursor *top = &heap[0];
-        const struct cursor *c1 = &heap[1];
-        const struct cursor *c2 = n > 2 ? &heap[2] : NULL;
-        const struct cursor *best = c2 && cursor_before(c2, c1) ? c2 : c1;
-        const struct ms_event *limit = best->cur;
-        do {
-            *o++ = *top->cur++;
-        } while (top->cur < top->end && ms_event_before(top->cur, limit));
-        if (top->cur == top->end) {
-            heap[0] = heap[--n];
-        }
-        sift_down(heap, n, 0);
-    }
-    if (n == 1) {
-        size_t rest = (size_t)(heap[0].end - heap[0].cur);
-        memcpy(o, heap[0].cur, rest * sizeof(*o));
-    }
-    if (heap != small)
-        ms_engine_free(heap);
+    ms_engine_free(mem);
     return 0;
 }
 

@@ -389,28 +389,43 @@ static int run(struct replay *r, uint64_t n)
     return 0;
 }
 
-/* Sorts blocks by address (bottom-up merge sort; tmp holds n blocks). */
+/*
+ * Sorts blocks by address: an LSD radix sort on 11-bit digits (histograms of
+ * all six digits in one pass; a digit every address shares costs no pass).
+ * tmp holds n blocks. Addresses are unique, so stability does not matter.
+ */
+#define RADIX_BITS 11
+#define RADIX_DIGITS 6 /* 6 * 11 >= 64 */
 static void sort_blocks(struct ms_block *a, size_t n, struct ms_block *tmp)
 {
+    static const size_t buckets = (size_t)1 << RADIX_BITS;
+    uint32_t hist[RADIX_DIGITS][(size_t)1 << RADIX_BITS];
     struct ms_block *src = a, *dst = tmp, *x;
-    size_t width, i;
+    size_t i;
+    unsigned d;
 
     for (i = 1; i < n; i++)
         if (a[i].address < a[i - 1].address)
             break;
-    if (i >= n)
-        return;
-    for (width = 1; width < n; width *= 2) {
-        for (i = 0; i < n; i += 2 * width) {
-            size_t lo = i, mid = i + width < n ? i + width : n, hi = i + 2 * width < n ? i + 2 * width : n;
-            size_t p = lo, q = mid, k = lo;
-            while (p < mid && q < hi)
-                dst[k++] = src[q].address < src[p].address ? src[q++] : src[p++];
-            while (p < mid)
-                dst[k++] = src[p++];
-            while (q < hi)
-                dst[k++] = src[q++];
+    if (i >= n || n > UINT32_MAX)
+        return; /* sorted already (or absurdly many: left in table order) */
+    memset(hist, 0, sizeof(hist));
+    for (i = 0; i < n; i++)
+        for (d = 0; d < RADIX_DIGITS; d++)
+            hist[d][(a[i].address >> (d * RADIX_BITS)) & (buckets - 1)]++;
+    for (d = 0; d < RADIX_DIGITS; d++) {
+        uint32_t sum = 0, c;
+        unsigned shift = d * RADIX_BITS;
+        size_t b;
+        if (hist[d][(a[0].address >> shift) & (buckets - 1)] == n)
+            continue; /* every address has this digit */
+        for (b = 0; b < buckets; b++) {
+            c = hist[d][b];
+            hist[d][b] = sum;
+            sum += c;
         }
+        for (i = 0; i < n; i++)
+            dst[hist[d][(src[i].address >> shift) & (buckets - 1)]++] = src[i];
         x = src;
         src = dst;
         dst = x;

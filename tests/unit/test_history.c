@@ -290,6 +290,48 @@ static void test_history_many_threads_merge(void **state)
     fs_delete(s);
 }
 
+struct order_check {
+    uint64_t last;
+    int n;
+    int bad;
+};
+
+static int check_order(const struct memscope_allocation *b, void *arg)
+{
+    struct order_check *c = arg;
+    if (c->n > 0 && b->address <= c->last)
+        c->bad++;
+    c->last = b->address;
+    c->n++;
+    return 0;
+}
+
+static void test_history_foreach_address_order(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_error err;
+    struct order_check c = {0};
+    uint64_t rng = 88172645463325252u;
+    int i;
+
+    /* 8000 blocks at addresses spread over the whole 64-bit space (every radix digit varies). */
+    for (i = 0; i < 8000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        fs_alloc(s, 1 + (uint32_t)(i % 2), (uint64_t)i, (rng | 1) & ~(uint64_t)0xf0, 1);
+    }
+    fs_build(s, 1000);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_snapshot_foreach(snap, check_order, &c), 0);
+    assert_int_equal(c.n, 8000);
+    assert_int_equal(c.bad, 0);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
 static void test_history_order_primitives(void **state)
 {
     struct ms_event ev[1000], tmp[1000], out[1000];
@@ -333,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_history_snapshot_handles),
         cmocka_unit_test(test_history_find_block),
         cmocka_unit_test(test_history_many_threads_merge),
+        cmocka_unit_test(test_history_foreach_address_order),
         cmocka_unit_test(test_history_order_primitives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
