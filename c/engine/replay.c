@@ -157,6 +157,8 @@ struct replay {
     uint64_t peak_events;              /* events replayed when the peak was first reached */
     uint64_t skip[MS_LOOKAHEAD_EVENTS];/* events applied early by the look-ahead */
     unsigned nskip;                    /* entries in skip */
+    ms_replay_fn each;                 /* called after each event (ms_replay_each), or NULL */
+    void *each_arg;                    /* its argument */
 };
 
 HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner)
@@ -385,6 +387,8 @@ static int run(struct replay *r, uint64_t n)
         }
         if (rc != 0)
             return rc;
+        if (__builtin_expect(r->each != NULL, 0))
+            r->each(r->each_arg, i, e, &r->st);
     }
     return 0;
 }
@@ -631,6 +635,26 @@ static int find_peak(const struct memscope_history *h, uint64_t *n, uint64_t *ti
     rc = run(&r, h->nevents);
     *n = r.peak_events;
     *time_ns = r.st.peak_time_ns;
+    replay_free(&r);
+    return rc;
+}
+
+int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn, void *arg, struct memscope_stats *out)
+{
+    struct replay r;
+    int rc = replay_init(&r, h);
+
+    if (rc != 0)
+        return rc;
+    r.each = fn;
+    r.each_arg = arg;
+    rc = run(&r, n);
+    if (rc == 0 && out) {
+        r.st.active_allocations = r.live.used;
+        r.st.events = n;
+        r.st.dropped_events = h->dropped_events;
+        *out = r.st;
+    }
     replay_free(&r);
     return rc;
 }

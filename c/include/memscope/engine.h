@@ -166,6 +166,138 @@ int memscope_image_open(const char *path, struct memscope_image **out, struct me
                         uint64_t *root_addr, struct memscope_error *err);
 void memscope_image_close(struct memscope_image *image);
 
+/* ---- Time: diffs and timelines (diff.c, timeline.c) ---- */
+
+/* A point once located in the history. */
+struct memscope_point_info {
+    uint64_t events;  /* events replayed to reach it: the snapshot there is MEMSCOPE_AT_EVENT events */
+    uint64_t time_ns; /* its time, ns since recording began */
+};
+
+/*
+ * Locates a point, checking it lies within the recorded history. Returns 0,
+ * or with a sentence in err (when not NULL): -ERANGE for a time before the
+ * first recorded event or after the last, or an event count past the end;
+ * -ENOENT for a mark the store does not hold; -ENODATA for a peak or time in
+ * a history with no events; -EINVAL, -ENOMEM. MEMSCOPE_AT_EVENT 0 (the start,
+ * nothing replayed) is within the history.
+ */
+int memscope_history_locate(const struct memscope_history *history, const struct memscope_point *at,
+                            struct memscope_point_info *out, struct memscope_error *err);
+
+/* What changed between two points A and B of a history (A not after B). */
+struct memscope_diff;
+
+struct memscope_diff_stats {
+    struct memscope_point_info from;   /* A */
+    struct memscope_point_info to;     /* B */
+    uint64_t allocated_blocks;         /* blocks allocated after A and still live at B */
+    uint64_t allocated_bytes;          /* their bytes */
+    uint64_t freed_blocks;             /* blocks live at A and released by B */
+    uint64_t freed_bytes;              /* their bytes */
+    uint64_t from_live_blocks;         /* live blocks at A */
+    uint64_t from_live_bytes;          /* live bytes at A */
+    uint64_t to_live_blocks;           /* live blocks at B */
+    uint64_t to_live_bytes;            /* live bytes at B */
+    int64_t net_bytes;                 /* to_live_bytes - from_live_bytes (= allocated_bytes - freed_bytes) */
+    int64_t net_blocks;                /* to_live_blocks - from_live_blocks */
+    uint64_t allocations_between;      /* every block allocated between A and B, freed again or not */
+    uint64_t deallocations_between;    /* every release between A and B */
+};
+
+/* The two lists of a diff. A block reallocated in place counts in both. */
+enum memscope_diff_side {
+    MEMSCOPE_DIFF_ALLOCATED = 0, /* allocated after A, live at B */
+    MEMSCOPE_DIFF_FREED = 1,     /* live at A, released by B */
+};
+
+/*
+ * Replays the history to A and to B (exact) and compares the live sets: a
+ * block is the same at both points when its address and allocation time
+ * are. Returns 0; the errors of memscope_history_locate (err names the
+ * point: "A: ..."), or -EINVAL when A lies after B.
+ */
+int memscope_history_diff(const struct memscope_history *history, const struct memscope_point *a,
+                          const struct memscope_point *b, struct memscope_diff **out, struct memscope_error *err);
+int memscope_diff_stats(const struct memscope_diff *diff, struct memscope_diff_stats *out);
+/* Calls fn for each block of one side, in address order (as memscope_snapshot_foreach). */
+int memscope_diff_foreach(const struct memscope_diff *diff, enum memscope_diff_side side,
+                          int (*fn)(const struct memscope_allocation *block, void *arg), void *arg);
+/*
+ * Renders a diff: the two points, the figures, then each side grouped by
+ * opts->group_by (NONE: one row per block) with bytes and counts per group,
+ * largest first, opts->top rows per side (0: 10). JSON: every group and, per
+ * side, every block (docs/time-json.md, schema memscope-diff/1).
+ */
+int memscope_diff_render_text(const struct memscope_diff *diff, const struct memscope_render_options *opts,
+                              char **out, size_t *len);
+int memscope_diff_render_json(const struct memscope_diff *diff, const struct memscope_render_options *opts,
+                              char **out, size_t *len);
+void memscope_diff_free(struct memscope_diff *diff);
+
+/* Live bytes over the whole history, sampled into buckets of equal time. */
+struct memscope_timeline;
+
+struct memscope_timeline_info {
+    uint64_t buckets;        /* buckets (the chart's columns) */
+    uint64_t events;         /* events replayed */
+    uint64_t first_time_ns;  /* time of the first event: the start of bucket 0 */
+    uint64_t last_time_ns;   /* time of the last event: the end of the last bucket */
+    uint64_t peak_bytes;     /* the exact peak of live bytes (as a snapshot's peak_memory) */
+    uint64_t peak_time_ns;   /* when it was first reached */
+    uint64_t peak_events;    /* events replayed at that instant (MEMSCOPE_AT_EVENT of the peak) */
+    uint64_t peak_bucket;    /* the bucket holding it (its max_bytes is peak_bytes) */
+    uint64_t end_bytes;      /* live bytes after the last event */
+    uint64_t marks;          /* marks recorded */
+    uint32_t pid;            /* process id of the store */
+};
+
+struct memscope_timeline_bucket {
+    uint64_t start_ns;      /* first instant of the bucket */
+    uint64_t end_ns;        /* last instant (inclusive) */
+    uint64_t max_bytes;     /* most live bytes at any instant in it (the level it starts at included) */
+    uint64_t min_bytes;     /* least live bytes at any instant in it */
+    uint64_t end_bytes;     /* live bytes at its end */
+    uint64_t allocations;   /* blocks allocated in it */
+    uint64_t deallocations; /* blocks released in it */
+    uint64_t events;        /* events in it */
+};
+
+struct memscope_timeline_mark {
+    const char *name;    /* the mark's name (valid while the timeline lives) */
+    uint64_t time_ns;    /* when it was recorded */
+    uint64_t events;     /* events replayed up to and including it */
+    uint64_t live_bytes; /* live bytes at that instant */
+    uint64_t bucket;     /* the bucket holding it */
+};
+
+/* Replays the whole history once into `buckets` buckets (1..100000). -EINVAL, -ENOMEM, -ENODATA (no events). */
+int memscope_history_timeline(const struct memscope_history *history, unsigned buckets,
+                              struct memscope_timeline **out);
+int memscope_timeline_info(const struct memscope_timeline *timeline, struct memscope_timeline_info *out);
+int memscope_timeline_bucket(const struct memscope_timeline *timeline, size_t index,
+                             struct memscope_timeline_bucket *out);
+int memscope_timeline_mark(const struct memscope_timeline *timeline, size_t index, struct memscope_timeline_mark *out);
+
+/* How the timeline is drawn. Zero-initialised means defaults. */
+struct memscope_timeline_options {
+    unsigned height;     /* chart rows (0: 12) */
+    unsigned table_rows; /* rows of the table; consecutive buckets are merged to fit (0: 12) */
+    int color;           /* non-zero: ANSI colour */
+    int exact_bytes;     /* non-zero: exact byte counts beside human sizes in the table */
+};
+
+/*
+ * Text: a chart of the buckets' max_bytes (one column per bucket) with the
+ * peak (P) and the marks (a, b, ...) on it, the marks' legend, and the
+ * table of figures behind it. JSON: schema memscope-timeline/1, every
+ * bucket and mark (docs/time-json.md).
+ */
+int memscope_timeline_render_text(const struct memscope_timeline *timeline,
+                                  const struct memscope_timeline_options *opts, char **out, size_t *len);
+int memscope_timeline_render_json(const struct memscope_timeline *timeline, char **out, size_t *len);
+void memscope_timeline_free(struct memscope_timeline *timeline);
+
 #ifdef __cplusplus
 }
 #endif
