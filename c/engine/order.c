@@ -99,48 +99,53 @@ static inline int beats(const uint64_t *key, uint32_t a, uint32_t b)
 }
 
 /*
- * Few threads (the common case): the heads' keys sit in a small array and the
- * winner is a branch-free tournament over all of them each time, so no
- * comparison waits on the one before it. Ties go to the lower index.
+ * Up to four threads (the common case): the four heads' keys and cursors live
+ * in registers and the winner is a branch-free tournament, so an event costs
+ * a few conditional moves and no mispredicted branch however finely the
+ * threads interleave. Ties go to the lower index. Unused inputs are empty.
  */
-#define MERGE_SMALL(K)                                                                     \
-    static void merge_small_##K(const struct ms_event *in, const uint64_t *starts,         \
-                                uint32_t nthreads, struct ms_event *out, uint64_t total)   \
-    {                                                                                      \
-        const struct ms_event *cur[K], *end[K];                                            \
-        uint64_t key[K], n;                                                                \
-        uint32_t i;                                                                        \
-        for (i = 0; i < K; i++) {                                                          \
-            if (i < nthreads && starts[i] < starts[i + 1]) {                               \
-                cur[i] = in + starts[i];                                                   \
-                end[i] = in + starts[i + 1];                                               \
-                key[i] = head_key(cur[i]);                                                 \
-            } else {                                                                       \
-                cur[i] = end[i] = NULL;                                                    \
-                key[i] = KEY_DONE;                                                         \
-            }                                                                              \
-        }                                                                                  \
-        for (n = 0; n < total; n++) {                                                      \
-            uint32_t idx[K], m = K, j;                                                     \
-            uint64_t kv[K];                                                                \
-            for (j = 0; j < K; j++)                                                        \
-                idx[j] = j, kv[j] = key[j];                                                \
-            while (m > 1) { /* pairwise rounds: left wins ties (lower index) */           \
-                for (j = 0; j < m / 2; j++) {                                              \
-                    int r = kv[2 * j + 1] < kv[2 * j];                                     \
-                    idx[j] = r ? idx[2 * j + 1] : idx[2 * j];                              \
-                    kv[j] = r ? kv[2 * j + 1] : kv[2 * j];                                 \
-                }                                                                          \
-                m /= 2;                                                                    \
-            }                                                                              \
-            uint32_t w = idx[0];                                                           \
-            *out++ = *cur[w]++;                                                            \
-            key[w] = cur[w] < end[w] ? head_key(cur[w]) : KEY_DONE;                        \
-        }                                                                                  \
+static void merge4(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out,
+                   uint64_t total)
+{
+    const struct ms_event *c0, *c1, *c2, *c3, *e0, *e1, *e2, *e3;
+    uint64_t k0, k1, k2, k3, n;
+
+#define MERGE4_INIT(i)                                                    \
+    if ((i) < nthreads && starts[i] < starts[(i) + 1]) {                  \
+        c##i = in + starts[i];                                            \
+        e##i = in + starts[(i) + 1];                                      \
+        k##i = head_key(c##i);                                            \
+    } else {                                                              \
+        c##i = e##i = in;                                                 \
+        k##i = KEY_DONE;                                                  \
     }
-MERGE_SMALL(2)
-MERGE_SMALL(4)
-MERGE_SMALL(8)
+    MERGE4_INIT(0)
+    MERGE4_INIT(1)
+    MERGE4_INIT(2)
+    MERGE4_INIT(3)
+#undef MERGE4_INIT
+    for (n = 0; n < total; n++) {
+        int a = k1 < k0, b = k3 < k2;
+        uint64_t m01 = a ? k1 : k0, m23 = b ? k3 : k2;
+        int hi = m23 < m01;
+        const struct ms_event *lo_c = a ? c1 : c0, *hi_c = b ? c3 : c2;
+        const struct ms_event *lo_e = a ? e1 : e0, *hi_e = b ? e3 : e2;
+        const struct ms_event *p = hi ? hi_c : lo_c, *pe = hi ? hi_e : lo_e;
+        unsigned w = hi ? 2u + (unsigned)b : (unsigned)a;
+        uint64_t nk;
+
+        *out++ = *p++;
+        nk = p < pe ? head_key(p) : KEY_DONE;
+        c0 = w == 0 ? p : c0;
+        c1 = w == 1 ? p : c1;
+        c2 = w == 2 ? p : c2;
+        c3 = w == 3 ? p : c3;
+        k0 = w == 0 ? nk : k0;
+        k1 = w == 1 ? nk : k1;
+        k2 = w == 2 ? nk : k2;
+        k3 = w == 3 ? nk : k3;
+    }
+}
 
 int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)
 {
@@ -149,16 +154,8 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
     uint64_t *key = NULL, total = starts[nthreads] - starts[0], n;
     void *mem;
 
-    if (nthreads <= 2) {
-        merge_small_2(in, starts, nthreads, out, total);
-        return 0;
-    }
     if (nthreads <= 4) {
-        merge_small_4(in, starts, nthreads, out, total);
-        return 0;
-    }
-    if (nthreads <= 8) {
-        merge_small_8(in, starts, nthreads, out, total);
+        merge4(in, starts, nthreads, out, total);
         return 0;
     }
     while (k < nthreads)
