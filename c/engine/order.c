@@ -196,16 +196,39 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
         w = win[1];
         ms_engine_free(win);
     }
-    for (n = 0; n < total; n++) {
-        uint32_t node;
-        *out++ = *cur[w]++;
-        key[w] = cur[w] < end[w] ? head_key(cur[w]) : KEY_DONE;
-        for (node = (w + k) >> 1; node >= 1; node >>= 1) {
-            uint32_t l = tree[node];
-            int lose = beats(key, l, w); /* the stored loser now wins */
-            tree[node] = lose ? w : l;
-            w = lose ? l : w;
+    /* Each node keeps its loser's key beside its index: the climb then needs
+     * no load that depends on the comparison before it. */
+    {
+        struct node {
+            uint64_t key;  /* the loser's head key */
+            uint32_t leaf; /* the loser */
+        } *nodes = ms_engine_alloc((size_t)k * sizeof(*nodes));
+        uint64_t wkey = key[w];
+        if (!nodes) {
+            ms_engine_free(mem);
+            return -ENOMEM;
         }
+        for (i = 1; i < k; i++) {
+            nodes[i].key = key[tree[i]];
+            nodes[i].leaf = tree[i];
+        }
+        for (n = 0; n < total; n++) {
+            uint32_t node;
+            const struct ms_event *p = cur[w];
+            *out++ = *p++;
+            cur[w] = p;
+            wkey = p < end[w] ? head_key(p) : KEY_DONE;
+            for (node = (w + k) >> 1; node >= 1; node >>= 1) {
+                uint64_t lk = nodes[node].key;
+                uint32_t l = nodes[node].leaf;
+                int lose = (lk < wkey) | ((lk == wkey) & (l < w)); /* the stored loser now wins */
+                nodes[node].key = lose ? wkey : lk;
+                nodes[node].leaf = lose ? w : l;
+                wkey = lose ? lk : wkey;
+                w = lose ? l : w;
+            }
+        }
+        ms_engine_free(nodes);
     }
     ms_engine_free(mem);
     return 0;
