@@ -329,12 +329,17 @@ out:
     return 0;
 }
 
-/* Reads one chunk's records into ev and converts them in place. */
+/*
+ * Reads one chunk's records into ev and converts them in place. *last_time is
+ * the time of the thread's previous event (0 at its first chunk); *unsorted
+ * is set when a time goes backwards; *texts counts labels and marks.
+ */
 static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint32_t dense,
-                              const struct clock_conv *clk, struct ms_event *ev, struct memscope_error *err)
+                              const struct clock_conv *clk, struct ms_event *ev, uint64_t *last_time, int *unsorted,
+                              uint64_t *texts, struct memscope_error *err)
 {
-    uint64_t i;
-    int rc;
+    uint64_t i, last = *last_time, ntexts = 0;
+    int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
     rc = src_read(src, d->addr + sizeof(struct memscope_chunk), ev, d->count * sizeof(*ev));
@@ -352,7 +357,13 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
                                 d->index, d->addr, i, kind);
         ev[i].time = clock_ns(clk, ev[i].time);
         ev[i].info = MS_EV_INFO(kind, dense);
+        down |= ev[i].time < last;
+        last = ev[i].time;
+        ntexts += kind >= MEMSCOPE_REC_LABEL;
     }
+    *last_time = last;
+    *unsorted |= down;
+    *texts += ntexts;
     return 0;
 }
 
@@ -425,7 +436,7 @@ static int64_t resolve_text(const struct memscope_source *src, struct memscope_h
 }
 
 static int resolve_texts(const struct memscope_source *src, const struct memscope_store_root *root,
-                         struct memscope_history *h, struct memscope_error *err)
+                         struct memscope_history *h, uint64_t ntexts, struct memscope_error *err)
 {
     static const char sentinel[] = "\0<unreadable>";
     struct addr_map known = {0};
@@ -439,12 +450,13 @@ static int resolve_texts(const struct memscope_source *src, const struct memscop
     h->texts[0].name = 1; /* "<unreadable>" */
     h->texts[0].type = 1;
     h->ntexts = 1;
-    for (i = 0; i < h->nevents; i++) {
+    for (i = 0; i < h->nevents && ntexts > 0; i++) { /* no pass at all without labels or marks */
         struct ms_event *e = &h->events[i];
         unsigned kind = MS_EV_KIND(e->info);
         int64_t t;
         if (kind != MEMSCOPE_REC_LABEL && kind != MEMSCOPE_REC_MARK)
             continue;
+        ntexts--;
         if (kind == MEMSCOPE_REC_MARK)
             h->nmarks++;
         t = resolve_text(src, h, &known, &pool_cap, &texts_cap, &budget, e->size,
@@ -469,7 +481,8 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     struct ms_event *a = NULL, *b = NULL;
     struct clock_conv clk;
     uint32_t nthreads = 0;
-    int rc, sorted = 1;
+    uint64_t ntexts = 0;
+    int rc, unsorted = 0;
 
     rc = read_root(src, root_addr, &root, err);
     if (rc != 0)
@@ -509,7 +522,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
         goto out;
     }
     {
-        uint64_t pos = 0;
+        uint64_t pos = 0, last = 0;
         uint32_t t = 0;
         for (i = 0; i < nd; i++) {
             if (i == 0 || d[i].thread != d[i - 1].thread) {
@@ -518,8 +531,9 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
                 h->threads[t].serial = d[i].thread;
                 h->threads[t].tid = d[i].tid;
                 starts[t] = pos;
+                last = 0;
             }
-            rc = read_chunk_records(src, &d[i], t, &clk, a + pos, err);
+            rc = read_chunk_records(src, &d[i], t, &clk, a + pos, &last, &unsorted, &ntexts, err);
             if (rc != 0)
                 goto out;
             pos += d[i].count;
@@ -527,24 +541,15 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
         starts[nthreads] = pos;
         h->nthreads = nthreads;
     }
-    /* Sort each thread's sequence where a signal handler made it non-monotonic. */
-    for (i = 0; i < nthreads; i++) {
-        uint64_t k;
-        for (k = starts[i] + 1; k < starts[i + 1]; k++)
-            if (a[k].time < a[k - 1].time)
-                break;
-        if (k >= starts[i + 1])
-            continue;
-        sorted = 0;
-        break;
-    }
-    if (nthreads > 1 || !sorted) {
+    /* Sort each thread's sequence where a signal handler made it non-monotonic
+     * (ms_sort_thread_events returns at once on a sorted one). */
+    if (nthreads > 1 || unsorted) {
         b = ms_engine_big_alloc(total * sizeof(*b), 0);
         if (!b) {
             rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
             goto out;
         }
-        if (!sorted)
+        if (unsorted)
             for (i = 0; i < nthreads; i++)
                 ms_sort_thread_events(a + starts[i], starts[i + 1] - starts[i], b + starts[i]);
     }
@@ -560,7 +565,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     h->events = a;
     h->nevents = total;
     a = NULL;
-    rc = resolve_texts(src, &root, h, err);
+    rc = resolve_texts(src, &root, h, ntexts, err);
 out:
     ms_engine_big_free(a);
     ms_engine_big_free(b);
