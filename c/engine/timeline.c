@@ -324,7 +324,7 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     /* The table: consecutive buckets merged into at most `rows` rows. */
     per = (nb + rows - 1) / rows;
     rows = (unsigned)((nb + per - 1) / per);
-    if (ms_table_init(&t, 6, rows + 1) != 0) {
+    if (ms_table_init(&t, 7, rows + 1) != 0) {
         b.failed = 1;
         goto done;
     }
@@ -334,6 +334,8 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     ms_table_set(&t, 0, 3, "live at end");
     ms_table_set(&t, 0, 4, "allocs");
     ms_table_set(&t, 0, 5, "frees");
+    ms_table_set(&t, 0, 6, "peak");
+    t.align_left[6] = 1;
     for (r = 0; r < rows; r++) {
         uint64_t lo = (uint64_t)r * per, hi = lo + per < nb ? lo + per : nb, mx = 0, na = 0, nf = 0;
         for (i = lo; i < hi; i++) {
@@ -347,7 +349,8 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
         ms_format_time(tl->buckets[hi - 1].end_ns, t1, sizeof(t1));
         ms_table_set(&t, r + 1, 1, "%s", t1);
         ms_size_text(&ro, mx, sz, sizeof(sz));
-        ms_table_set(&t, r + 1, 2, "%s%s", sz, mx == in->peak_bytes && in->peak_bucket >= lo && in->peak_bucket < hi ? " P" : "");
+        ms_table_set(&t, r + 1, 2, "%s", sz);
+        ms_table_set(&t, r + 1, 6, "%s", in->peak_bucket >= lo && in->peak_bucket < hi ? "P" : "");
         ms_size_text(&ro, tl->buckets[hi - 1].end_bytes, sz, sizeof(sz));
         ms_table_set(&t, r + 1, 3, "%s", sz);
         ms_table_set(&t, r + 1, 4, "%" PRIu64, na);
