@@ -28,6 +28,7 @@ struct chunk_desc {
     uint32_t seq;      /* position in the thread's chain */
     uint32_t tid;      /* OS thread id */
     uint32_t index;    /* position in the list walk (0: newest), for messages */
+    uint64_t map_size; /* bytes mapped, header included */
 };
 
 /* Open-addressing set of addresses (chunk addresses, text addresses -> index). */
@@ -168,6 +169,12 @@ static inline uint64_t clock_ns(const struct clock_conv *c, uint64_t t)
 }
 
 /* ---- the reader ---- */
+
+static int desc_addr_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct chunk_desc *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
 
 static int desc_cmp(const void *a, const void *b, void *ctx)
 {
@@ -312,6 +319,7 @@ static int walk_chunks(const struct memscope_source *src, const struct memscope_
         d[n].thread = c.thread;
         d[n].seq = c.seq;
         d[n].tid = c.tid;
+        d[n].map_size = c.map_size;
         d[n].index = (uint32_t)n;
         records += c.count;
         n++;
@@ -497,6 +505,19 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     rc = walk_chunks(src, &root, &d, &nd, &total, err);
     if (rc != 0)
         return rc;
+    /* Chunks may not share memory: what is allocated for records is then
+     * bounded by memory that really exists, whatever the counts claim. */
+    if (ms_sort(d, nd, sizeof(*d), desc_addr_cmp, NULL) != 0) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory ordering chunks");
+        goto out;
+    }
+    for (i = 1; i < nd; i++) {
+        if (d[i].addr - d[i - 1].addr < d[i - 1].map_size) {
+            rc = ms_error_set(err, -EBADMSG, "chunks %u at 0x%" PRIx64 " and %u at 0x%" PRIx64 " overlap (map_size %" PRIu64 ")",
+                              d[i - 1].index, d[i - 1].addr, d[i].index, d[i].addr, d[i - 1].map_size);
+            goto out;
+        }
+    }
     rc = ms_sort(d, nd, sizeof(*d), desc_cmp, NULL);
     if (rc != 0) {
         rc = ms_error_set(err, -ENOMEM, "out of memory ordering chunks");

@@ -137,13 +137,11 @@ MS_API int memscope_snapshot_render_json(const struct memscope_snapshot *snapsho
                   "    \"peak_time_ns\": %" PRIu64 ",\n"
                   "    \"overlapping_allocations\": %" PRIu64 ",\n"
                   "    \"reallocations\": %" PRIu64 ",\n"
-                  "    \"events\": %" PRIu64 ",\n"
-                  "    \"threads\": %" PRIu64 "\n"
+                  "    \"events\": %" PRIu64 "\n"
                   "  },\n",
                   st->total_allocations, st->total_deallocations, st->active_allocations, st->total_allocated,
                   st->total_deallocated, st->current_memory, st->peak_memory, st->unmatched_deallocations,
-                  st->dropped_events, st->peak_time_ns, st->overlapping_allocations, st->reallocations, st->events,
-                  st->threads);
+                  st->dropped_events, st->peak_time_ns, st->overlapping_allocations, st->reallocations, st->events);
     ms_buf_printf(&b, "  \"process\": {\"pid\": %u},\n", snapshot->pid);
     ms_buf_puts(&b, "  \"threads\": [");
     for (i = 0; i < snapshot->nthreads; i++) {

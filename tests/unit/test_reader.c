@@ -218,6 +218,18 @@ static void test_reader_chunk_bytes_exceeded(void **state)
     fs_delete(s);
 }
 
+static void test_reader_chunks_overlap(void **state)
+{
+    struct fake_store *s = small_store();
+    struct memscope_chunk *c = fs_chunk(s, 1);
+
+    /* Chunk 1 claims a mapping that runs into the next chunk's memory. */
+    c->map_size = FAKE_CHUNK_STRIDE + 4096;
+    s->root->chunk_bytes += FAKE_CHUNK_STRIDE + 4096;
+    expect_open(s, -EBADMSG, "overlap", NULL);
+    fs_delete(s);
+}
+
 static void test_reader_thread_mismatch(void **state)
 {
     struct fake_store *s = small_store();
@@ -444,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_reader_absurd_capacity),
         cmocka_unit_test(test_reader_count_unreadable),
         cmocka_unit_test(test_reader_chunk_bytes_exceeded),
+        cmocka_unit_test(test_reader_chunks_overlap),
         cmocka_unit_test(test_reader_thread_mismatch),
         cmocka_unit_test(test_reader_unknown_kind),
         cmocka_unit_test(test_reader_duplicate_seq),

@@ -77,6 +77,7 @@ static void test_render_json_exact(void **state)
     assert_non_null(strstr(out, "\"peak_time_ns\": 6000000,"));
     assert_non_null(strstr(out, "\"overlapping_allocations\": 0,"));
     assert_non_null(strstr(out, "\"reallocations\": 1,"));
+    assert_non_null(strstr(out, "\"events\": 9\n  },"));
     assert_non_null(strstr(out, "\"process\": {\"pid\": 4242}"));
     assert_non_null(strstr(out, "{\"thread\": 1, \"tid\": 1001, \"allocations\": 3, \"deallocations\": 1, "
                                 "\"allocated_bytes\": 6244, \"released_bytes\": 2148, \"current_memory\": 4096, "
