@@ -72,6 +72,22 @@ def case_library_missing(ms, fixtures):
     expect(run(ms, ["run", "--", "true"], env=env), 1, stderr_has="MEMSCOPE_LIBRARY", what="bad MEMSCOPE_LIBRARY")
 
 
+def case_preload_kept(ms, fixtures):
+    """An LD_PRELOAD the user already has stays in force for the program (memscope's library goes first)."""
+    import glob
+    import shutil
+    bash = shutil.which("bash")
+    libs = sorted(glob.glob("/lib/*/libm.so.6") + glob.glob("/usr/lib/*/libm.so.6"))
+    if bash is None or not libs:
+        print("skipped: needs bash and libm.so.6")
+        return
+    env = dict(os.environ, LD_PRELOAD=libs[0])
+    # The runtime takes itself out of LD_PRELOAD at start-up (exec'd programs are not recorded), so the
+    # program sees exactly the user's value; the snapshot proves the library was loaded before it.
+    proc = run(ms, ["run", "--summary", "--", bash, "-c", 'echo "preload=[$LD_PRELOAD]"'], env=env)
+    expect(proc, 0, stdout_has=[f"preload=[{libs[0]}]", "total allocations"], what="existing LD_PRELOAD")
+
+
 def case_killed(ms, fixtures):
     expect(run(ms, ["run", "--", os.path.join(fixtures, "cli_selfkill")]), 1,
            stderr_has=["killed by signal 9", "no snapshot"], what="SIGKILL")
