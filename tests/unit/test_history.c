@@ -363,6 +363,51 @@ static void test_history_order_primitives(void **state)
     }
 }
 
+static void test_history_out_of_memory(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_points(&s);
+    unsigned long n;
+    int kind;
+
+    /* Fail the n-th engine allocation for n = 1, 2, ... in every call after
+     * open: -ENOMEM each time until it needs no more, never a crash or leak. */
+    for (kind = 0; kind < 4; kind++) {
+        for (n = 1; n < 500; n++) {
+            struct memscope_snapshot *snap = NULL;
+            struct memscope_point peak = {MEMSCOPE_AT_PEAK, 0, NULL};
+            struct memscope_render_options o = {0};
+            char *out = NULL;
+            int rc;
+            if (kind == 0) {
+                ms_engine_fail_at(n, 0);
+                rc = memscope_history_snapshot(h, &peak, &snap);
+                ms_engine_fail_at(0, 0);
+                memscope_snapshot_free(snap);
+            } else {
+                assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+                o.group_by = MEMSCOPE_GROUP_LABEL;
+                ms_engine_fail_at(n, 0);
+                if (kind == 1)
+                    rc = memscope_snapshot_render_text(snap, &o, &out, NULL);
+                else if (kind == 2)
+                    rc = memscope_snapshot_render_json(snap, &o, &out, NULL);
+                else
+                    rc = memscope_history_render_block(h, snap, 0xb000, &o, &out, NULL);
+                ms_engine_fail_at(0, 0);
+                memscope_text_free(out);
+                memscope_snapshot_free(snap);
+            }
+            if (rc == 0)
+                break;
+            assert_int_equal(rc, -ENOMEM);
+        }
+        assert_true(n < 500);
+    }
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_history_many_threads_merge),
         cmocka_unit_test(test_history_foreach_address_order),
         cmocka_unit_test(test_history_order_primitives),
+        cmocka_unit_test(test_history_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
