@@ -22,12 +22,16 @@
 
 #define MS_EXPORT __attribute__((visibility("default")))
 
-/* Publishes the calling thread's count (a signal handler may have appended last). */
+/*
+ * Publishes the calling thread's count (a signal handler may have appended
+ * last) and the drops it has not added to the root yet.
+ */
 static void republish_self(void)
 {
     struct ms_thread *t = &ms_self;
     if (t->chunk && t->depth == 0)
         __atomic_store_n(&t->chunk->count, t->reserved, __ATOMIC_RELEASE);
+    ms_store_flush_dropped(t);
 }
 
 #ifndef MS_NO_ENGINE

@@ -150,6 +150,7 @@ void ms_exit_image_at_exit(void)
     struct ms_thread *t = &ms_self;
     if (t->chunk && t->depth == 0)
         __atomic_store_n(&t->chunk->count, t->reserved, __ATOMIC_RELEASE);
+    ms_store_flush_dropped(t);
     ms_self.guard++;
     ms_exit_image_write(path);
     ms_self.guard--;

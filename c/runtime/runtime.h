@@ -39,6 +39,7 @@ struct ms_thread {
     uint32_t guard;                  /* >0: the runtime's own work, allocations pass through unrecorded */
     uint32_t serial;                 /* thread serial, 0 before the first event */
     uint64_t next_map_size;          /* bytes to map for the next chunk */
+    uint64_t dropped;                /* events dropped by this thread not yet added to root.events_dropped */
 };
 
 extern MS_TLS struct ms_thread ms_self;
@@ -109,7 +110,15 @@ int ms_budget_take(uint64_t bytes);
 void ms_budget_give(uint64_t bytes);
 void ms_store_init(void);         /* root fields, magic last */
 void ms_store_set_budget(uint64_t bytes);
-void ms_store_count_dropped(void);
+/*
+ * Counts one event of thread t as dropped. The first drop of the process
+ * reaches root.events_dropped at once; after that each thread adds its drops
+ * in batches of MS_DROP_BATCH, so a store past its budget costs no shared
+ * write per event (ms_store_flush_dropped adds the rest).
+ */
+void ms_store_count_dropped(struct ms_thread *t);
+void ms_store_flush_dropped(struct ms_thread *t);
+#define MS_DROP_BATCH 64u
 int ms_store_active(void);        /* non-zero once the root is valid */
 
 /*
