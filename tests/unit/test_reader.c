@@ -180,6 +180,12 @@ static void test_reader_chunk_bad_magic(void **state)
     fs_delete(s);
 }
 
+static int reset_failures(void **state)
+{
+    ms_engine_fail_at(0, 0); /* a failed test must not leave injection armed */
+    return 0;
+}
+
 static void test_reader_absurd_capacity(void **state)
 {
     struct fake_store *s = small_store();
@@ -189,9 +195,12 @@ static void test_reader_absurd_capacity(void **state)
      * before anything is allocated for it (the fail-all injection proves it). */
     c->capacity = UINT64_C(1) << 40;
     c->count = UINT64_C(1) << 39;
+    ms_engine_fail_at(2, 1); /* every allocation after the history object fails */
     expect_open(s, -EBADMSG, "capacity 1099511627776", "map_size");
     c->map_size = UINT64_C(1) << 50;
+    ms_engine_fail_at(2, 1);
     expect_open(s, -EBADMSG, "map_size 1125899906842624", "not sane");
+    ms_engine_fail_at(0, 0);
     fs_delete(s);
 }
 
@@ -453,7 +462,7 @@ int main(void)
         cmocka_unit_test(test_reader_chunk_list_too_long),
         cmocka_unit_test(test_reader_chunk_outside_memory),
         cmocka_unit_test(test_reader_chunk_bad_magic),
-        cmocka_unit_test(test_reader_absurd_capacity),
+        cmocka_unit_test_teardown(test_reader_absurd_capacity, reset_failures),
         cmocka_unit_test(test_reader_count_unreadable),
         cmocka_unit_test(test_reader_chunk_bytes_exceeded),
         cmocka_unit_test(test_reader_chunks_overlap),
@@ -461,7 +470,7 @@ int main(void)
         cmocka_unit_test(test_reader_unknown_kind),
         cmocka_unit_test(test_reader_duplicate_seq),
         cmocka_unit_test(test_reader_thread_zero),
-        cmocka_unit_test(test_reader_out_of_memory),
+        cmocka_unit_test_teardown(test_reader_out_of_memory, reset_failures),
         cmocka_unit_test(test_reader_time_ns_clock),
         cmocka_unit_test(test_reader_time_tsc),
         cmocka_unit_test(test_reader_reads_in_pieces),
