@@ -4,8 +4,9 @@
  * Each thread's records arrive in the order the thread wrote them, already
  * sorted by time except where a signal handler's event nested inside another
  * event. A thread's run is sorted stably (a natural merge sort: one O(n) pass
- * when it is already sorted), then the threads are merged by time with a
- * binary heap. At equal times across threads a release comes before an
+ * when it is already sorted), then the threads are merged by time: a
+ * branch-free tournament held in registers for up to four threads, a loser
+ * tree beyond. At equal times across threads a release comes before an
  * allocation, so a block released by one thread and reused by another at the
  * same tick replays correctly; remaining ties go to the lower thread index.
  * No libc qsort: it may call malloc, which the in-process engine must avoid.
