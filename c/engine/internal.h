@@ -122,8 +122,6 @@ void ms_sort_thread_events(struct ms_event *ev, size_t n, struct ms_event *tmp);
 /* Merges per-thread runs in[starts[t], starts[t+1]) (each sorted) into out by
  * time; ties: releases first, then lower thread. Returns 0 or -ENOMEM. */
 int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out);
-/* Replay-order comparison used by the merge (exposed for tests). */
-int ms_event_before(const struct ms_event *a, const struct ms_event *b);
 
 /* Generic stable merge sort without libc's qsort (which may call malloc). */
 int ms_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *, void *), void *ctx);

@@ -22,15 +22,6 @@ static inline int is_release(uint32_t info)
     return k == MEMSCOPE_REC_FREE || k == MEMSCOPE_REC_REALLOC_FREE;
 }
 
-int ms_event_before(const struct ms_event *a, const struct ms_event *b)
-{
-    if (a->time != b->time)
-        return a->time < b->time;
-    if (is_release(a->info) != is_release(b->info))
-        return is_release(a->info);
-    return MS_EV_THREAD(a->info) < MS_EV_THREAD(b->info);
-}
-
 /* Merges sorted src[lo, mid) and src[mid, hi) into dst[lo, hi), stably by time. */
 static void merge_runs(const struct ms_event *src, struct ms_event *dst, size_t lo, size_t mid, size_t hi)
 {
