@@ -415,7 +415,7 @@ static int64_t resolve_text(const struct memscope_source *src, struct memscope_h
     if (map_get(known, addr, &idx))
         return idx;
     if (src_read(src, addr, &hdr, sizeof(hdr)) != 0 || hdr.bytes == 0 || hdr.bytes > MEMSCOPE_TEXT_MAX ||
-        hdr.strings != strings || hdr.bytes > *text_budget ||
+        hdr.strings != strings || hdr.bytes > *text_budget || h->pool_len + hdr.bytes > UINT32_MAX ||
         src_read(src, addr + sizeof(hdr), payload, hdr.bytes) != 0)
         return MS_TEXT_UNREADABLE;
     for (i = 0; i < hdr.bytes; i++)
