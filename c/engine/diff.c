@@ -592,7 +592,7 @@ static void json_side(struct ms_buf *b, const struct memscope_diff *d, int side,
     for (i = 0; i < d->nside[side]; i++) {
         struct memscope_allocation a;
         to_allocation(&d->side[side][i], &a);
-        ms_buf_printf(b, "%s{\"address\":%" PRIu64 ",\"size\":%" PRIu64 ",\"thread\":%u,\"time_ns\":%" PRIu64,
+        ms_buf_printf(b, "%s{\"address\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 ",\"thread\":%u,\"time_ns\":%" PRIu64,
                       i ? "," : "", a.address, a.size, a.thread, a.time_ns);
         if (a.label_name) {
             ms_buf_puts(b, ",\"label\":{\"name\":");

@@ -12,13 +12,14 @@ import gdb
 
 from . import commands_block
 from . import commands_snapshot
+from . import commands_time
 from . import printers
 from . import settings
 from . import store
 
 _registered = []
 
-COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS
+COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS + commands_time.COMMANDS
 
 
 class MemscopePrefix(gdb.Command):

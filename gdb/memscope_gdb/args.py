@@ -32,7 +32,7 @@ _TIME_UNITS = {"": 1, "ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
 
 
 def parse_point(command, text):
-    """--at POINT: end, peak, mark:NAME, event:N, time:T[ns|us|ms|s]."""
+    """--at POINT: end, peak, mark:NAME, event:N, time:T[ns|us|ms|s], or TIME (seconds, or with a unit)."""
     if text == "end":
         return (eng.AT_END, 0, None)
     if text == "peak":
@@ -43,6 +43,9 @@ def parse_point(command, text):
     if kind == "event" and value.isdigit():
         return (eng.AT_EVENT, int(value), None)
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s)?", value)
+    bare = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s)?", text)
+    if bare:  # --at TIME: seconds since recording began unless a unit follows (as memscope-timeline shows)
+        return (eng.AT_TIME, int(round(float(bare.group(1)) * _TIME_UNITS[bare.group(2) or "s"])), None)
     if kind == "time" and match:
         return (eng.AT_TIME, int(float(match.group(1)) * _TIME_UNITS[match.group(2) or ""]), None)
     raise gdb.GdbError("%s: --at wants end, peak, mark:NAME, event:N or time:T[ns|us|ms|s], not '%s'."
@@ -84,10 +87,13 @@ def parse(command, arg, allowed, max_positional=0):
             continue
         if name not in allowed:
             raise gdb.GdbError("%s: unknown option '%s' (see 'help %s')." % (command, name, command))
-        if name == "--exact":
+        if name in ("--exact", "--at-peak"):
             if eq:
-                raise gdb.GdbError("%s: --exact takes no value." % command)
-            opts.exact = True
+                raise gdb.GdbError("%s: %s takes no value." % (command, name))
+            if name == "--exact":
+                opts.exact = True
+            else:
+                opts.at = (eng.AT_PEAK, 0, None)
             i += 1
             continue
         if eq:
@@ -108,6 +114,12 @@ def parse(command, arg, allowed, max_positional=0):
             opts.json = value
         elif name == "--at":
             opts.at = parse_point(command, value)
+        elif name == "--at-mark":
+            opts.at = (eng.AT_MARK, 0, value)
+        elif name == "--at-event":
+            if not value.isdigit():
+                raise gdb.GdbError("%s: --at-event wants a whole number of events, not '%s'." % (command, value))
+            opts.at = (eng.AT_EVENT, int(value), None)
     if len(opts.positional) > max_positional:
         raise gdb.GdbError("%s: unexpected argument '%s' (see 'help %s')."
                            % (command, opts.positional[max_positional], command))

@@ -15,12 +15,13 @@ from . import args
 from . import engine as eng
 from . import format as fmt
 from . import store
+from . import timepoints
 
 
 def take(options):
     """(history, snapshot) of the selected inferior at options.at."""
     history = store.history()
-    kind, value, mark = options.at
+    kind, value, mark = timepoints.resolve(history, options.at)  # clear errors outside the history; GDB marks
     return history, history.snapshot(kind, value, mark)
 
 
@@ -83,7 +84,8 @@ class SnapshotCommand(MemscopeCommand):
 
 Usage: memscope-snapshot [--top N] [--sort size|count|time|address]
                          [--group-by thread|label|size|none] [--exact]
-                         [--at POINT] [--json FILE]
+                         [--at POINT|--at-peak|--at-mark NAME|--at-event N]
+                         [--json FILE]
 
 Reads the memscope event store of the program (a live process stopped in
 GDB, or a core file) and replays it into a snapshot of the heap.
@@ -93,13 +95,18 @@ GDB, or a core file) and replays it into a snapshot of the heap.
                  power-of-two size class instead of one row per block
   --exact        print exact byte counts beside the human sizes
   --at POINT     the snapshot at another point of the recorded history:
-                 end (default), peak, mark:NAME, event:N, time:T[ns|us|ms|s]
+                 end (default), peak, mark:NAME, event:N, time:T[ns|us|ms|s],
+                 or TIME: seconds since recording began (1.5, 250ms)
+  --at-peak      the instant the live heap was highest (exact, replayed)
+  --at-mark NAME right after the mark NAME (memscope_mark or memscope-mark)
+  --at-event N   after the first N events of the store
   --json FILE    write the snapshot (every live block) as JSON to FILE
                  instead of printing it; FILE - prints the JSON
 Example: memscope-snapshot --top 20 --group-by label"""
 
     command = "memscope-snapshot"
-    options = frozenset({"--top", "--sort", "--group-by", "--exact", "--at", "--json"})
+    options = frozenset({"--top", "--sort", "--group-by", "--exact", "--at", "--json", "--at-peak", "--at-mark",
+                         "--at-event"})
 
     def invoke(self, arg, from_tty):
         options = args.parse(self.command, arg, self.options)
