@@ -282,7 +282,7 @@ HOT void apply_release(struct replay *r, const struct ms_event *e)
         if (s)
             st->block = *s;
         else
-            st->block.address = 0;
+            memset(&st->block, 0, sizeof(st->block)); /* nothing to restore, no label to carry */
     }
     if (!s) {
         r->st.unmatched_deallocations++;

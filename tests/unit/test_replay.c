@@ -328,6 +328,38 @@ static void test_replay_realloc_label_carry(void **state)
     fs_delete(s);
 }
 
+static void test_replay_realloc_unknown_block(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_snapshot *snap;
+    struct memscope_stats st;
+    struct collected c = {0};
+
+    /* A labeled block moved by realloc, then a realloc of a block never seen
+     * (allocated before recording): the old label must not stick to it. */
+    fs_alloc(s, 1, 10, 0x1000, 16);
+    fs_label(s, 1, 11, 0x1000, "old", "int");
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_FREE, 20, 0x1000, 0);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_ALLOC, 21, 0x2000, 32);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_FREE, 30, 0x7000, 0);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_ALLOC, 31, 0x8000, 64);
+    /* And a failed realloc of a block never seen takes its unmatched count back. */
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_FREE, 40, 0x9000, 0);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_UNDO, 41, 0x9000, 0);
+    snap = snap_end(s);
+    st = stats_of(snap);
+    assert_int_equal(st.unmatched_deallocations, 1);
+    assert_int_equal(st.reallocations, 2);
+    assert_int_equal(st.current_memory, 96);
+    memscope_snapshot_foreach(snap, collect, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.names[0], "old");
+    assert_int_equal(c.a[1].address, 0x8000);
+    assert_null(c.a[1].label_name);
+    memscope_snapshot_free(snap);
+    fs_delete(s);
+}
+
 static void test_replay_label_unreadable(void **state)
 {
     struct fake_store *s = fs_new();
@@ -483,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_replay_realloc_grow_in_place),
         cmocka_unit_test(test_replay_realloc_failure_undo),
         cmocka_unit_test(test_replay_realloc_label_carry),
+        cmocka_unit_test(test_replay_realloc_unknown_block),
         cmocka_unit_test(test_replay_label_unreadable),
         cmocka_unit_test(test_replay_label_bad_nul_count),
         cmocka_unit_test(test_replay_peak_exact),
