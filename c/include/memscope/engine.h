@@ -227,7 +227,7 @@ int memscope_diff_foreach(const struct memscope_diff *diff, enum memscope_diff_s
  * Renders a diff: the two points, the figures, then each side grouped by
  * opts->group_by (NONE: one row per block) with bytes and counts per group,
  * largest first, opts->top rows per side (0: 10). JSON: every group and, per
- * side, every block (docs/time-json.md, schema memscope-diff/1).
+ * side, every block (docs/time.md, schema memscope-diff/1).
  */
 int memscope_diff_render_text(const struct memscope_diff *diff, const struct memscope_render_options *opts,
                               char **out, size_t *len);
@@ -291,7 +291,7 @@ struct memscope_timeline_options {
  * Text: a chart of the buckets' max_bytes (one column per bucket) with the
  * peak (P) and the marks (a, b, ...) on it, the marks' legend, and the
  * table of figures behind it. JSON: schema memscope-timeline/1, every
- * bucket and mark (docs/time-json.md).
+ * bucket and mark (docs/time.md).
  */
 int memscope_timeline_render_text(const struct memscope_timeline *timeline,
                                   const struct memscope_timeline_options *opts, char **out, size_t *len);
