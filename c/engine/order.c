@@ -116,18 +116,25 @@ static void merge4(const struct ms_event *in, const uint64_t *starts, uint32_t n
     MERGE4_INIT(2)
     MERGE4_INIT(3)
 #undef MERGE4_INIT
-    for (n = 0; n < total; n++) {
+    for (n = 0; n < total;) {
         int a = k1 < k0, b = k3 < k2;
         uint64_t m01 = a ? k1 : k0, m23 = b ? k3 : k2;
+        uint64_t x01 = a ? k0 : k1, x23 = b ? k2 : k3; /* the pairs' losers */
         int hi = m23 < m01;
         const struct ms_event *lo_c = a ? c1 : c0, *hi_c = b ? c3 : c2;
         const struct ms_event *lo_e = a ? e1 : e0, *hi_e = b ? e3 : e2;
         const struct ms_event *p = hi ? hi_c : lo_c, *pe = hi ? hi_e : lo_e;
         unsigned w = hi ? 2u + (unsigned)b : (unsigned)a;
+        /* The best of the others: the winner keeps the lead while strictly
+         * ahead of it (an equal key goes back to the tournament's tie rule). */
+        uint64_t other = hi ? (x23 < m01 ? x23 : m01) : (x01 < m23 ? x01 : m23);
         uint64_t nk;
 
-        *out++ = *p++;
-        nk = p < pe ? head_key(p) : KEY_DONE;
+        do { /* a thread's burst goes out in one stretch */
+            *out++ = *p++;
+            n++;
+            nk = p < pe ? head_key(p) : KEY_DONE;
+        } while (nk < other);
         c0 = w == 0 ? p : c0;
         c1 = w == 1 ? p : c1;
         c2 = w == 2 ? p : c2;

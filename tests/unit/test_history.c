@@ -363,6 +363,68 @@ static void test_history_order_primitives(void **state)
     }
 }
 
+/* Reference order: key (time * 2 + not-a-release), then thread, then position. */
+struct ref_item {
+    uint64_t key;
+    uint32_t thread;
+    uint32_t pos;
+};
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+    const struct ref_item *a = pa, *b = pb;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    if (a->thread != b->thread)
+        return a->thread < b->thread ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static void test_history_merge_matches_reference(void **state)
+{
+    enum { N = 6000 };
+    static struct ms_event in[N], out[N];
+    static struct ref_item ref[N];
+    uint64_t rng = 0x1234567u;
+    uint32_t nthreads;
+
+    /* Bursty and fine interleavings, many equal times, 1 to 9 threads: the
+     * register merge (up to 4) and the loser tree (beyond) agree with a sort. */
+    for (nthreads = 1; nthreads <= 9; nthreads++) {
+        uint64_t starts[10], t_of[10];
+        uint32_t t;
+        size_t i = 0;
+        int burst;
+        for (burst = 0; burst < 2; burst++) {
+            for (t = 0; t < nthreads; t++)
+                t_of[t] = 0;
+            i = 0;
+            for (t = 0; t < nthreads; t++) {
+                size_t k, len = N / nthreads;
+                starts[t] = i;
+                for (k = 0; k < len; k++, i++) {
+                    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                    if (!burst || rng % 16 == 0)
+                        t_of[t] += rng % 3; /* equal times are frequent */
+                    in[i].time = t_of[t] * 2; /* keys may only grow within a thread: */
+                    in[i].info = MS_EV_INFO((rng >> 8) % 2 ? MEMSCOPE_REC_FREE : MEMSCOPE_REC_ALLOC, t);
+                    if (k > 0 && in[i].time == in[i - 1].time && MS_EV_KIND(in[i - 1].info) == MEMSCOPE_REC_ALLOC)
+                        in[i].info = MS_EV_INFO(MEMSCOPE_REC_ALLOC, t);
+                    in[i].address = ((uint64_t)t << 32) | k;
+                    ref[i].key = in[i].time * 2 + (MS_EV_KIND(in[i].info) == MEMSCOPE_REC_FREE ? 0 : 1);
+                    ref[i].thread = t;
+                    ref[i].pos = (uint32_t)k;
+                }
+            }
+            starts[nthreads] = i;
+            assert_int_equal(ms_merge_threads(in, starts, nthreads, out), 0);
+            qsort(ref, i, sizeof(ref[0]), ref_cmp);
+            for (size_t j = 0; j < i; j++)
+                assert_int_equal(out[j].address, ((uint64_t)ref[j].thread << 32) | ref[j].pos);
+        }
+    }
+}
+
 static void test_history_out_of_memory(void **state)
 {
     struct fake_store *s;
@@ -422,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_history_many_threads_merge),
         cmocka_unit_test(test_history_foreach_address_order),
         cmocka_unit_test(test_history_order_primitives),
+        cmocka_unit_test(test_history_merge_matches_reference),
         cmocka_unit_test(test_history_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
