@@ -211,12 +211,25 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
             nodes[i].key = key[tree[i]];
             nodes[i].leaf = tree[i];
         }
-        for (n = 0; n < total; n++) {
+        for (n = 0; n < total;) {
             uint32_t node;
-            const struct ms_event *p = cur[w];
-            *out++ = *p++;
+            const struct ms_event *p = cur[w], *pe = end[w];
+            uint64_t other = KEY_DONE;
+            /* The runner-up lost only to the winner, so it is on the winner's
+             * path: the winner keeps the lead while strictly ahead of it.
+             * (With many threads finely interleaved the search costs more than
+             * the bursts save: then one event per round.) */
+            if (k <= 16)
+                for (node = (w + k) >> 1; node >= 1; node >>= 1)
+                    other = nodes[node].key < other ? nodes[node].key : other;
+            else
+                other = 0;
+            do {
+                *out++ = *p++;
+                n++;
+                wkey = p < pe ? head_key(p) : KEY_DONE;
+            } while (wkey < other);
             cur[w] = p;
-            wkey = p < end[w] ? head_key(p) : KEY_DONE;
             for (node = (w + k) >> 1; node >= 1; node >>= 1) {
                 uint64_t lk = nodes[node].key;
                 uint32_t l = nodes[node].leaf;
