@@ -3,6 +3,7 @@
  * call returns, and ms_error_set for the engine's detailed open errors.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -27,9 +28,11 @@ MS_API const char *memscope_strerror(int err)
 {
     if (err == 0)
         return "success";
-    if (err > 0)
-        err = -err;
-    switch (-err) {
+    if (err == INT_MIN)
+        return "unknown error";
+    if (err < 0)
+        err = -err; /* either sign: -EINVAL and EINVAL give the same sentence */
+    switch (err) {
 #define MS_ERR_CASE(code, text) \
     case code:                  \
         return text;
