@@ -4,9 +4,12 @@
  * Trusts nothing: the root's magic, version and sizes are checked first; the
  * chunk list is walked at most root.chunk_count + MS_CHUNK_SLACK links and a
  * chunk met twice is refused; every chunk's magic, capacity, map size and
- * count are checked, and the memory they claim is probed before anything is
- * allocated for it. Host memory is therefore bounded by what the store claims
- * (root.chunk_bytes), what each chunk claims (map_size) and what is readable.
+ * count are checked, chunks may not overlap, and the memory they claim is
+ * probed before anything is allocated for it. Host memory is therefore bounded
+ * by what the store claims (root.chunk_bytes), what each chunk claims
+ * (map_size) and what is readable. Label and mark texts are read once per
+ * entry, checked (length, string count, NULs) and capped by root.text_bytes; a
+ * bad one becomes the "<unreadable>" text rather than failing the history.
  * Records are read in pieces of at most MS_READ_PIECE bytes per source call
  * (GDB reads through ctypes: few, large reads are what make it fast).
  */
