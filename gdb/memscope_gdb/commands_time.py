@@ -74,7 +74,12 @@ def _engine_text(engine, fn, *fn_args):
 # --------------------------------------------------------------- peak break
 
 class PeakBreakpoint(gdb.Breakpoint):
-    """The breakpoint on memscope_peak_trap that memscope-break-peak sets."""
+    """The breakpoint on memscope_peak_trap that memscope-break-peak sets.
+
+    stop() only counts: GDB runs it before it has stopped the program's
+    other threads, which may still be allocating. What is live is printed
+    from the stop event (_on_stop), once every thread has stopped.
+    """
 
     def __init__(self, root, print_stop, top):
         super().__init__(TRAP_FUNCTION, gdb.BP_BREAKPOINT, internal=False)
@@ -85,32 +90,38 @@ class PeakBreakpoint(gdb.Breakpoint):
 
     def stop(self):
         self.stops += 1
-        if not self.print_stop:
-            return True
-        try:
-            inferior = gdb.selected_inferior()
-            live, hits = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_LIVE), \
-                _read_u64(inferior, self.root + ROOT_PEAK_TRAP_HITS)
-            threshold = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_THRESHOLD)
-            history = eng.open_history(settings.engine(), inferior, self.root, "peak break")
-            try:
-                snap = history.snapshot()
-                stats = snap.stats()
-                gdb.write("memscope: the live heap reached a new high: %s live in %d blocks (exact, replayed);"
-                          " trap %d at ~%s, next at ~%s\n"
-                          % (fmt.size_with_bytes(stats.current_memory), stats.active_allocations, hits,
-                             fmt.human_size(live), fmt.human_size(threshold)))
-                opts = eng.RenderOptions(self.top, eng.SECTION_SUMMARY | eng.SECTION_BLOCKS, 0, 0,
-                                         1 if fmt.color_enabled() else 0, 0)
-                gdb.write(snap.render_text(opts))
-            finally:
-                history.close()
-        except gdb.GdbError as exc:
-            gdb.write("memscope: peak break: %s\n" % exc)
         return True
 
+    def report(self):
+        """Prints the trap's figures and the exact snapshot (summary, largest blocks)."""
+        try:
+            inferior = gdb.selected_inferior()
+            live = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_LIVE)
+            hits = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_HITS)
+            threshold = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_THRESHOLD)
+            snap = store.history().snapshot()
+            stats = snap.stats()
+            gdb.write("memscope: the live heap reached a new high: %s live in %d blocks (exact, replayed);"
+                      " trap %d at ~%s, next at ~%s\n"
+                      % (fmt.size_with_bytes(stats.current_memory), stats.active_allocations, hits,
+                         fmt.human_size(live), fmt.human_size(threshold)))
+            opts = eng.RenderOptions(self.top, eng.SECTION_SUMMARY | eng.SECTION_BLOCKS, 0, 0,
+                                     1 if fmt.color_enabled() else 0, 0)
+            gdb.write(snap.render_text(opts))
+        except gdb.GdbError as exc:
+            gdb.write("memscope: peak break: %s\n" % exc)
 
-_state = {"breakpoint": None}
+
+def _on_stop(event):
+    """Stop event: print at a stop of the peak break (every thread stopped now)."""
+    bp = _state["breakpoint"]
+    if bp is None or not bp.is_valid() or not bp.print_stop:
+        return
+    if any(b is bp or b.number == bp.number for b in getattr(event, "breakpoints", ())):
+        bp.report()
+
+
+_state = {"breakpoint": None, "connected": False}
 
 
 def _read_u64(inferior, addr):
@@ -231,6 +242,9 @@ Example: memscope-break-peak --min 10M --step 5M"""
         _write(inferior, root + ROOT_PEAK_TRAP_GENERATION, "<I", (generation + 1) & 0xFFFFFFFF)
         _write(inferior, root + ROOT_PEAK_TRAP_THRESHOLD, "<Q", threshold)
         _state["breakpoint"] = PeakBreakpoint(root, print_stop, top)
+        if not _state["connected"]:
+            gdb.events.stop.connect(_on_stop)
+            _state["connected"] = True
         gdb.write("memscope: peak break armed: first stop when the live heap reaches %s (now %s), then every %s%s.\n"
                   % (fmt.size_with_bytes(threshold), fmt.size_with_bytes(current), fmt.human_size(step),
                      " or quarter of the live heap, whichever is more" if shift else ""))
