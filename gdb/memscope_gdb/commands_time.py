@@ -97,6 +97,7 @@ class PeakBreakpoint(gdb.Breakpoint):
         try:
             inferior = gdb.selected_inferior()
             live = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_LIVE)
+            live = 0 if live >= 1 << 63 else live  # below zero: blocks from before the arming freed
             hits = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_HITS)
             threshold = _read_u64(inferior, self.root + ROOT_PEAK_TRAP_THRESHOLD)
             snap = store.history().snapshot()
