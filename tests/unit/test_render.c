@@ -178,6 +178,28 @@ static void test_render_text_groups(void **state)
     assert_int_equal(memscope_snapshot_render_text(f->snap, &o, &out, &len), -EINVAL);
 }
 
+static void test_render_text_block_order(void **state)
+{
+    struct fixture *f = *state;
+    struct memscope_render_options o = {0};
+    char *out = NULL;
+
+    o.sections = MEMSCOPE_SECTION_BLOCKS;
+    o.sort_by = MEMSCOPE_SORT_ADDRESS;
+    assert_int_equal(memscope_snapshot_render_text(f->snap, &o, &out, NULL), 0);
+    assert_non_null(strstr(out, "(by address 3 of 3)"));
+    assert_true(strstr(out, "0x3000") < strstr(out, "0x4000") && strstr(out, "0x4000") < strstr(out, "0x8000"));
+    memscope_text_free(out);
+
+    o.sort_by = MEMSCOPE_SORT_TIME;
+    o.top = 2;
+    assert_int_equal(memscope_snapshot_render_text(f->snap, &o, &out, NULL), 0);
+    assert_non_null(strstr(out, "(newest 2 of 3)"));
+    assert_true(strstr(out, "0x4000") < strstr(out, "0x8000"));
+    assert_null(strstr(out, "0x3000"));
+    memscope_text_free(out);
+}
+
 static void test_render_text_color(void **state)
 {
     struct fixture *f = *state;
@@ -261,6 +283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render_text_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_text_threads_and_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_text_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_render_text_block_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_text_color, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_block_history, setup, teardown),
         cmocka_unit_test(test_render_invalid_handles),
