@@ -71,6 +71,24 @@ def _engine_text(engine, fn, *fn_args):
     return engine.take_text(fn, *fn_args)
 
 
+def _complete(options, values, text, word):
+    """Option names, and the values of options that take a choice."""
+    words = text.split()
+    if text and not text[-1].isspace():
+        current, before = words[-1], words[:-1]
+    else:
+        current, before = "", words
+    previous = before[-1] if before else ""
+    if previous in values:
+        candidates = [v for v in values[previous] if v.startswith(current)]
+    elif current.startswith("-"):
+        candidates = sorted(o for o in options if o.startswith(current))
+    else:
+        return gdb.COMPLETE_NONE
+    cut = len(current) - len(word)  # GDB replaces only `word` (it breaks words at '-')
+    return [c[cut:] for c in candidates]
+
+
 # --------------------------------------------------------------- peak break
 
 class PeakBreakpoint(gdb.Breakpoint):
@@ -178,6 +196,9 @@ Example: memscope-break-peak --min 10M --step 5M"""
 
     def __init__(self, name=None):
         super().__init__(name or self.command, gdb.COMMAND_BREAKPOINTS)
+
+    def complete(self, text, word):
+        return _complete(self.options, {}, text, word)
 
     def invoke(self, arg, from_tty):
         argv = _argv(self.command, arg)
@@ -335,6 +356,9 @@ Example: memscope-diff start peak --group-by thread"""
     def __init__(self, name=None):
         super().__init__(name or self.command, gdb.COMMAND_DATA)
 
+    def complete(self, text, word):
+        return _complete(_SIDES, {"--group-by": sorted(eng.GROUP_BY)}, text, word)
+
     def invoke(self, arg, from_tty):
         options = args.parse(self.command, arg, set(_SIDES), max_positional=2)
         if len(options.positional) != 2:
@@ -423,6 +447,9 @@ Example: memscope-timeline --width 60 --height 10"""
 
     def __init__(self, name=None):
         super().__init__(name or self.command, gdb.COMMAND_DATA)
+
+    def complete(self, text, word):
+        return _complete(("--width", "--height", "--rows", "--exact", "--json"), {}, text, word)
 
     def invoke(self, arg, from_tty):
         argv = _argv(self.command, arg)

@@ -76,7 +76,10 @@ def as_map(pairs):
 def case_help(paths):
     result = run_gdb(paths, ["capture help-memscope help memscope"]
                      + ["capture help-%s help %s" % (c, c) for c in TIME_COMMANDS]
-                     + ["capture help-snapshot help memscope-snapshot"])
+                     + ["capture help-snapshot help memscope-snapshot",
+                        "capture complete-break complete memscope-break-peak --st",
+                        "capture complete-diff complete memscope-diff a b --group-by th",
+                        "capture complete-snapshot complete memscope-snapshot --at-"])
     result.no_traceback()
     listing = result.output("help-memscope")
     for command in TIME_COMMANDS:
@@ -86,6 +89,12 @@ def case_help(paths):
         check("Usage: " + command in text and "Example: " + command in text,
               "help %s lacks its usage or example:\n%s" % (command, text))
         check(text.splitlines()[0].endswith("."), "help %s: summary line is not a sentence" % command)
+    check_equal(result.output("complete-break").split(), ["memscope-break-peak", "--step"], "completion of --st")
+    check_equal(result.output("complete-diff").split(), ["memscope-diff", "a", "b", "--group-by", "thread"],
+                "completion of --group-by th")
+    check_equal(sorted(result.output("complete-snapshot").splitlines()),
+                ["memscope-snapshot --at-event", "memscope-snapshot --at-mark", "memscope-snapshot --at-peak"],
+                "completion of --at-")
     snapshot = result.output("help-snapshot")
     for option in ("--at-peak", "--at-mark NAME", "--at-event N", "TIME"):
         check(option in snapshot, "help memscope-snapshot does not document %s" % option)
