@@ -139,7 +139,7 @@ def case_break(paths):
           "info breakpoints does not show the peak break:\n" + result.output("info"))
     offsets = {"threshold": 160, "step": 168, "live": 176, "shift": 184, "gen": 188, "hits": 192}
     for name, offset in offsets.items():
-        check_equal(result.output("off-" + name), offset, "offset of peak_trap_%s (commands_time.py)" % name)
+        check_equal(result.output("off-" + name), offset, "offset of peak_trap_%s (commands_peak.py)" % name)
     phases, lives = [], []
     for i in range(5):
         if result.output("where-%d" % i):
