@@ -447,7 +447,7 @@ static void describe_point(const struct named_point *np, const struct memscope_p
 {
     char t[32];
 
-    ms_format_time(pi->time_ns, t, sizeof(t));
+    ms_format_time_us(pi->time_ns, t, sizeof(t));
     switch (np->kind) {
     case MEMSCOPE_AT_MARK:
         snprintf(buf, len, "mark '%s' (event %" PRIu64 ", %s)", np->mark, pi->events, t);
@@ -489,8 +489,8 @@ static void render_side(const struct memscope_diff *d, int side, const struct me
     uint64_t bytes = side == 0 ? d->st.allocated_bytes : d->st.freed_bytes;
 
     ms_size_text(o, bytes, sz, sizeof(sz));
-    ms_buf_printf(b, "\n%s%s%s: %" PRIu64 " blocks, %s\n", o->color ? "\033[1m" : "", title[side],
-                  o->color ? "\033[0m" : "", blocks, sz);
+    ms_buf_printf(b, "\n%s%s%s: %" PRIu64 " block%s, %s\n", o->color ? "\033[1m" : "", title[side],
+                  o->color ? "\033[0m" : "", blocks, blocks == 1 ? "" : "s", sz);
     if (blocks == 0) {
         ms_buf_puts(b, "  (none)\n");
         return;
@@ -545,12 +545,14 @@ MS_API int memscope_diff_render_text(const struct memscope_diff *diff, const str
     ms_size_text(o, st->from_live_bytes, s1, sizeof(s1));
     ms_size_text(o, st->to_live_bytes, s2, sizeof(s2));
     signed_size(o, st->net_bytes, s3, sizeof(s3));
-    ms_buf_printf(&b, "  live at A: %" PRIu64 " blocks, %s; live at B: %" PRIu64 " blocks, %s; net %s%" PRId64
-                      " blocks, %s\n",
-                  st->from_live_blocks, s1, st->to_live_blocks, s2, st->net_blocks >= 0 ? "+" : "", st->net_blocks,
-                  s3);
-    ms_buf_printf(&b, "  between A and B: %" PRIu64 " allocations, %" PRIu64 " releases\n", st->allocations_between,
-                  st->deallocations_between);
+    ms_buf_printf(&b, "  live at A: %" PRIu64 " block%s, %s; live at B: %" PRIu64 " block%s, %s; net %s%" PRId64
+                      " block%s, %s\n",
+                  st->from_live_blocks, st->from_live_blocks == 1 ? "" : "s", s1, st->to_live_blocks,
+                  st->to_live_blocks == 1 ? "" : "s", s2, st->net_blocks >= 0 ? "+" : "", st->net_blocks,
+                  st->net_blocks == 1 || st->net_blocks == -1 ? "" : "s", s3);
+    ms_buf_printf(&b, "  between A and B: %" PRIu64 " allocation%s, %" PRIu64 " release%s\n",
+                  st->allocations_between, st->allocations_between == 1 ? "" : "s", st->deallocations_between,
+                  st->deallocations_between == 1 ? "" : "s");
     render_side(diff, MEMSCOPE_DIFF_ALLOCATED, o, &b);
     render_side(diff, MEMSCOPE_DIFF_FREED, o, &b);
     return ms_buf_finish(&b, out, len);

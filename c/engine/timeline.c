@@ -232,6 +232,15 @@ MS_API int memscope_timeline_mark(const struct memscope_timeline *tl, size_t ind
 
 /* ---- text ---- */
 
+/* Seconds as users type them back into --at: to the us for histories under 10 s, else to the ms. */
+static void tl_time(const struct memscope_timeline *tl, uint64_t ns, char *buf, size_t len)
+{
+    if (tl->info.last_time_ns < UINT64_C(10000000000))
+        ms_format_time_us(ns, buf, len);
+    else
+        ms_format_time(ns, buf, len);
+}
+
 /* Letter of the i-th mark in the chart: a..z, then A..Z, then '+'. */
 static char mark_letter(size_t i)
 {
@@ -271,8 +280,8 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
         return -ENOMEM;
     ms_buf_init(&b);
     ms_format_size(in->peak_bytes, sz, sizeof(sz));
-    ms_format_time(in->peak_time_ns, t1, sizeof(t1));
-    ms_format_time(in->last_time_ns, t2, sizeof(t2));
+    tl_time(tl, in->peak_time_ns, t1, sizeof(t1));
+    tl_time(tl, in->last_time_ns, t2, sizeof(t2));
     ms_buf_printf(&b, "%smemscope timeline%s of pid %u: %" PRIu64 " events up to %s, peak %s at %s (P)\n",
                   o->color ? "\033[1m" : "", o->color ? "\033[0m" : "", in->pid, in->events, t2, sz, t1);
     /* The peak's column line, then the bars: row r (1 = top) is filled where max >= peak * (height-r+1/2)/height. */
@@ -305,7 +314,7 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
         }
         ms_buf_printf(&b, "%*s %s\n", (int)lw, "marks", line);
     }
-    ms_format_time(in->first_time_ns, t1, sizeof(t1));
+    tl_time(tl, in->first_time_ns, t1, sizeof(t1));
     ms_buf_printf(&b, "%*s %s", (int)lw, "", t1);
     if (nb > strlen(t1) + strlen(t2) + 1)
         ms_buf_pad(&b, ' ', nb - strlen(t1) - strlen(t2));
@@ -313,12 +322,12 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
         ms_buf_puts(&b, " ");
     ms_buf_printf(&b, "%s\n", t2);
     for (i = 0; i < in->marks; i++) {
-        ms_format_time(tl->marks[i].time_ns, t1, sizeof(t1));
+        tl_time(tl, tl->marks[i].time_ns, t1, sizeof(t1));
         ms_size_text(&ro, tl->marks[i].live_bytes, sz, sizeof(sz));
         ms_buf_printf(&b, "  %c  mark '%s' at %s, event %" PRIu64 ", %s live\n", mark_letter(i),
                       mark_name(tl, &tl->marks[i]), t1, tl->marks[i].events, sz);
     }
-    ms_format_time(in->peak_time_ns, t1, sizeof(t1));
+    tl_time(tl, in->peak_time_ns, t1, sizeof(t1));
     ms_size_text(&ro, in->peak_bytes, sz, sizeof(sz));
     ms_buf_printf(&b, "  P  peak %s at %s, event %" PRIu64 "\n", sz, t1, in->peak_events);
     /* The table: consecutive buckets merged into at most `rows` rows. */
@@ -344,9 +353,9 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
             na += tl->buckets[i].allocations;
             nf += tl->buckets[i].deallocations;
         }
-        ms_format_time(tl->buckets[lo].start_ns, t1, sizeof(t1));
+        tl_time(tl, tl->buckets[lo].start_ns, t1, sizeof(t1));
         ms_table_set(&t, r + 1, 0, "%s", t1);
-        ms_format_time(tl->buckets[hi - 1].end_ns, t1, sizeof(t1));
+        tl_time(tl, tl->buckets[hi - 1].end_ns, t1, sizeof(t1));
         ms_table_set(&t, r + 1, 1, "%s", t1);
         ms_size_text(&ro, mx, sz, sizeof(sz));
         ms_table_set(&t, r + 1, 2, "%s", sz);

@@ -309,9 +309,9 @@ static void test_time_diff_render(void **state)
     assert_int_equal(memscope_diff_render_text(d, &o, &text, &len), 0);
     assert_non_null(strstr(text, "A: mark 'start' (event 3,"));
     assert_non_null(strstr(text, "B: mark 'mid' (event 7,"));
-    assert_non_null(strstr(text, "net +1 blocks, +500 B"));
+    assert_non_null(strstr(text, "net +1 block, +500 B"));
     assert_non_null(strstr(text, "Allocated after A, still live at B: 2 blocks, 600 B"));
-    assert_non_null(strstr(text, "Live at A, freed by B: 1 blocks, 100 B"));
+    assert_non_null(strstr(text, "Live at A, freed by B: 1 block, 100 B"));
     /* Largest group first: thread 2 (400 B) before thread 1 (200 B). */
     p2 = strstr(text, "thread 2");
     p1 = strstr(text, "thread 1");
