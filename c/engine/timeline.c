@@ -17,7 +17,8 @@
 #define MS_TIMELINE_MAX_BUCKETS 100000u
 
 struct tl_mark {
-    uint32_t name;       /* offset in the history pool of the name, or UINT32_MAX (unreadable) */
+    uint32_t name;       /* offset in the timeline's pool of the name, or UINT32_MAX (unreadable) */
+    uint32_t added;      /* given by the caller (memscope_history_timeline_marks), not in the store */
     uint64_t time_ns;
     uint64_t events;
     uint64_t live_bytes;
@@ -42,7 +43,43 @@ struct sampler {
     uint64_t allocs, frees;    /* totals after the previous event */
     size_t nmarks, pool_len;   /* marks and pool bytes used so far */
     uint64_t peak, peak_events;
+    const struct memscope_time_mark *extra; /* the caller's marks, and their order by time */
+    const size_t *extra_order;
+    size_t nextra, next_extra; /* how many, and the next to place */
 };
+
+static uint64_t bucket_of(const struct sampler *s, uint64_t t);
+
+/* Records a mark at the current level. */
+static void add_mark(struct sampler *s, const char *name, uint64_t time, uint64_t events, uint64_t bucket, int added)
+{
+    struct tl_mark *m = &s->tl->marks[s->nmarks++];
+
+    m->name = UINT32_MAX;
+    if (name) {
+        size_t l = strlen(name) + 1;
+        memcpy(s->tl->pool + s->pool_len, name, l);
+        m->name = (uint32_t)s->pool_len;
+        s->pool_len += l;
+    }
+    m->added = (uint32_t)added;
+    m->time_ns = time;
+    m->events = events;
+    m->live_bytes = s->level;
+    m->bucket = bucket;
+}
+
+/* Places the caller's marks that come before time `before` (at the level reached after `events` events). */
+static void place_extra(struct sampler *s, uint64_t before, uint64_t events)
+{
+    while (s->next_extra < s->nextra) {
+        const struct memscope_time_mark *x = &s->extra[s->extra_order[s->next_extra]];
+        if (x->time_ns >= before)
+            break;
+        add_mark(s, x->name, x->time_ns, events, bucket_of(s, x->time_ns < s->first ? s->first : x->time_ns), 1);
+        s->next_extra++;
+    }
+}
 
 static uint64_t bucket_of(const struct sampler *s, uint64_t t)
 {
@@ -90,20 +127,11 @@ static void sample(void *arg, uint64_t index, const struct ms_event *e, const st
         s->peak_events = index + 1;
     }
     if (MS_EV_KIND(e->info) == MEMSCOPE_REC_MARK) {
-        struct tl_mark *m = &s->tl->marks[s->nmarks++];
-        m->name = UINT32_MAX;
-        if (e->size != MS_TEXT_UNREADABLE && e->size < s->h->ntexts) {
-            const char *name = s->h->pool + s->h->texts[e->size].name;
-            size_t l = strlen(name) + 1;
-            memcpy(s->tl->pool + s->pool_len, name, l);
-            m->name = (uint32_t)s->pool_len;
-            s->pool_len += l;
-        }
-        m->time_ns = e->time;
-        m->events = index + 1;
-        m->live_bytes = s->level;
-        m->bucket = k;
+        int readable = e->size != MS_TEXT_UNREADABLE && e->size < s->h->ntexts;
+        add_mark(s, readable ? s->h->pool + s->h->texts[e->size].name : NULL, e->time, index + 1, k, 0);
     }
+    if (s->next_extra < s->nextra)
+        place_extra(s, index + 1 < s->h->nevents ? s->h->events[index + 1].time : UINT64_MAX, index + 1);
 }
 
 MS_API void memscope_timeline_free(struct memscope_timeline *tl)
@@ -117,28 +145,60 @@ MS_API void memscope_timeline_free(struct memscope_timeline *tl)
     ms_engine_free(tl);
 }
 
+static int extra_cmp(const void *pa, const void *pb, void *ctx)
+{
+    const struct memscope_time_mark *x = ctx;
+    uint64_t a = x[*(const size_t *)pa].time_ns, b = x[*(const size_t *)pb].time_ns;
+
+    return a < b ? -1 : a > b;
+}
+
 MS_API int memscope_history_timeline(const struct memscope_history *h, unsigned buckets,
                                      struct memscope_timeline **out)
+{
+    return memscope_history_timeline_marks(h, buckets, NULL, 0, out);
+}
+
+MS_API int memscope_history_timeline_marks(const struct memscope_history *h, unsigned buckets,
+                                           const struct memscope_time_mark *extra, size_t nextra,
+                                           struct memscope_timeline **out)
 {
     struct memscope_timeline *tl;
     struct sampler s;
     struct memscope_stats st;
-    size_t pool = 1;
+    size_t pool = 1, *order = NULL;
     uint64_t i;
     int rc;
 
-    if (!ms_history_valid(h) || !out || buckets == 0 || buckets > MS_TIMELINE_MAX_BUCKETS)
+    if (!ms_history_valid(h) || !out || buckets == 0 || buckets > MS_TIMELINE_MAX_BUCKETS ||
+        (nextra && !extra) || nextra > 100000)
         return -EINVAL;
     *out = NULL;
+    for (i = 0; i < nextra; i++)
+        if (!extra[i].name || strlen(extra[i].name) > 4096)
+            return -EINVAL;
     if (h->nevents == 0)
         return -ENODATA;
     for (i = 0; i < h->nevents; i++) /* room for the marks' names */
         if (MS_EV_KIND(h->events[i].info) == MEMSCOPE_REC_MARK && h->events[i].size != MS_TEXT_UNREADABLE &&
             h->events[i].size < h->ntexts)
             pool += strlen(h->pool + h->texts[h->events[i].size].name) + 1;
-    tl = ms_engine_calloc(1, sizeof(*tl));
-    if (!tl)
+    for (i = 0; i < nextra; i++)
+        pool += strlen(extra[i].name) + 1;
+    order = ms_engine_alloc((nextra ? nextra : 1) * sizeof(*order));
+    if (!order)
         return -ENOMEM;
+    for (i = 0; i < nextra; i++)
+        order[i] = i;
+    if (nextra > 1 && ms_sort(order, nextra, sizeof(*order), extra_cmp, (void *)extra) != 0) {
+        ms_engine_free(order);
+        return -ENOMEM;
+    }
+    tl = ms_engine_calloc(1, sizeof(*tl));
+    if (!tl) {
+        ms_engine_free(order);
+        return -ENOMEM;
+    }
     tl->magic = MS_TIMELINE_MAGIC;
     tl->info.buckets = buckets;
     tl->info.marks = h->nmarks;
@@ -147,9 +207,10 @@ MS_API int memscope_history_timeline(const struct memscope_history *h, unsigned 
     tl->info.first_time_ns = h->events[0].time;
     tl->info.last_time_ns = h->events[h->nevents - 1].time;
     tl->buckets = ms_engine_big_alloc(buckets * sizeof(*tl->buckets), 1);
-    tl->marks = ms_engine_calloc(h->nmarks ? h->nmarks : 1, sizeof(*tl->marks));
+    tl->marks = ms_engine_calloc(h->nmarks + nextra ? h->nmarks + nextra : 1, sizeof(*tl->marks));
     tl->pool = ms_engine_alloc(pool);
     if (!tl->buckets || !tl->marks || !tl->pool) {
+        ms_engine_free(order);
         memscope_timeline_free(tl);
         return -ENOMEM;
     }
@@ -158,8 +219,13 @@ MS_API int memscope_history_timeline(const struct memscope_history *h, unsigned 
     s.h = h;
     s.first = tl->info.first_time_ns;
     s.span = tl->info.last_time_ns - s.first;
+    s.extra = extra;
+    s.extra_order = order;
+    s.nextra = nextra;
     open_bucket(&s, 0);
+    place_extra(&s, s.first, 0); /* marks before the first event: nothing live yet */
     rc = ms_replay_each(h, h->nevents, sample, &s, &st);
+    ms_engine_free(order);
     if (rc != 0) {
         memscope_timeline_free(tl);
         return rc;
@@ -227,6 +293,7 @@ MS_API int memscope_timeline_mark(const struct memscope_timeline *tl, size_t ind
     out->events = m->events;
     out->live_bytes = m->live_bytes;
     out->bucket = m->bucket;
+    out->added = m->added;
     return 0;
 }
 
@@ -324,8 +391,9 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     for (i = 0; i < in->marks; i++) {
         tl_time(tl, tl->marks[i].time_ns, t1, sizeof(t1));
         ms_size_text(&ro, tl->marks[i].live_bytes, sz, sizeof(sz));
-        ms_buf_printf(&b, "  %c  mark '%s' at %s, event %" PRIu64 ", %s live\n", mark_letter(i),
-                      mark_name(tl, &tl->marks[i]), t1, tl->marks[i].events, sz);
+        ms_buf_printf(&b, "  %c  mark '%s'%s at %s, event %" PRIu64 ", %s live\n", mark_letter(i),
+                      mark_name(tl, &tl->marks[i]), tl->marks[i].added ? " (kept by the debugger)" : "", t1,
+                      tl->marks[i].events, sz);
     }
     tl_time(tl, in->peak_time_ns, t1, sizeof(t1));
     ms_size_text(&ro, in->peak_bytes, sz, sizeof(sz));
@@ -408,8 +476,8 @@ MS_API int memscope_timeline_render_json(const struct memscope_timeline *tl, cha
         ms_json_string(&b, mark_name(tl, m));
         ms_buf_printf(&b,
                       ",\"time_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"live_bytes\":%" PRIu64 ",\"bucket\":%" PRIu64
-                      "}",
-                      m->time_ns, m->events, m->live_bytes, m->bucket);
+                      "%s}",
+                      m->time_ns, m->events, m->live_bytes, m->bucket, m->added ? ",\"added\":true" : "");
     }
     ms_buf_puts(&b, "]}\n");
     return ms_buf_finish(&b, out, len);

@@ -157,6 +157,12 @@ def _emit(command, text, json_path, what):
 
 # ---------------------------------------------------------------- timeline
 
+class TimeMark(ctypes.Structure):
+    """struct memscope_time_mark: a GDB mark for the timeline."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("time_ns", ctypes.c_uint64)]
+
+
 class TimelineOptions(ctypes.Structure):
     """struct memscope_timeline_options."""
 
@@ -183,7 +189,7 @@ Replays the whole store once and draws the live heap over time as a chart
 N columns wide (default: the terminal's width less the axis; 64 when GDB's
 width is unlimited), each column the highest live heap in its slice of
 time, so the peak is never lost; P marks the peak and a, b, ... the marks
-(the program's and GDB's). Below, the table of figures behind the chart
+(the program's, and GDB's from memscope-mark). Below, the table of figures behind the chart
 (--rows rows, default 12). --json FILE writes every column and mark.
 Times are seconds since recording began, as memscope-snapshot --at and
 memscope-diff take them. Works on a live process and on a core.
@@ -229,11 +235,14 @@ Example: memscope-timeline --width 60 --height 10"""
                 rows = number
         history = store.history()
         engine = history.engine
-        create = timepoints.engine_fn(engine, "memscope_history_timeline", ctypes.c_int,
-                                      [ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)])
+        create = timepoints.engine_fn(engine, "memscope_history_timeline_marks", ctypes.c_int,
+                                      [ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(TimeMark), ctypes.c_size_t,
+                                       ctypes.POINTER(ctypes.c_void_p)])
         free = timepoints.engine_fn(engine, "memscope_timeline_free", None, [ctypes.c_void_p])
+        marks = timepoints.gdb_marks(gdb.selected_inferior())
+        extra = (TimeMark * max(1, len(marks)))(*[TimeMark(name.encode(), time_ns) for name, time_ns, _ in marks])
         handle = ctypes.c_void_p()
-        rc = create(history.handle, width or _default_width(), ctypes.byref(handle))
+        rc = create(history.handle, width or _default_width(), extra, len(marks), ctypes.byref(handle))
         if rc != 0:
             if rc == -61:  # -ENODATA
                 raise gdb.GdbError("%s: the store holds no events yet." % self.command)
@@ -251,20 +260,9 @@ Example: memscope-timeline --width 60 --height 10"""
                                                ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)])
                 opts = TimelineOptions(height, rows, 1 if fmt.color_enabled() else 0, 1 if exact else 0)
                 text = engine.take_text(render, handle, ctypes.byref(opts))
-                text += _gdb_marks_text(gdb.selected_inferior())
         finally:
             free(handle)
         _emit(self.command, text, json_path, "timeline")
-
-
-def _gdb_marks_text(inferior):
-    marks = timepoints.gdb_marks(inferior)
-    if not marks:
-        return ""
-    lines = ["GDB marks (memscope-mark):"]
-    for name, time_ns, events in marks:
-        lines.append("  %-20s at %s, event %d" % (name, fmt.human_time(time_ns), events))
-    return "\n" + "\n".join(lines) + "\n"
 
 
 COMMANDS = (commands_peak.BreakPeakCommand, MarkCommand, DiffCommand, TimelineCommand)

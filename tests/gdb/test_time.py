@@ -350,8 +350,9 @@ def case_gdb_mark(paths):
     diff = json.loads(result.output("diff"))
     check_equal(diff_side(diff, "allocated"), {result.output("after"): AFTER_SIZE}, "diff here now: allocated")
     check_equal(diff_side(diff, "freed"), {result.output("kept"): MIB}, "diff here now: freed")
-    check("here" in result.output("timeline") and "GDB marks" in result.output("timeline"),
-          "the timeline does not list the GDB mark:\n" + result.output("timeline"))
+    check(re.search(r"^  f  mark 'here' \(kept by the debugger\) at [\d.]+ s, event \d+, [\d.]+ MiB live$",
+                    result.output("timeline"), re.M) is not None,
+          "the timeline does not show the GDB mark after the program's five:\n" + result.output("timeline"))
 
 
 CASES = {

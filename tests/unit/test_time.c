@@ -434,6 +434,55 @@ static void test_time_timeline_render(void **state)
     fs_delete(s);
 }
 
+/* Marks the store does not hold (a debugger's) take their place among the store's, in time order. */
+static void test_time_timeline_extra_marks(void **state)
+{
+    struct fake_store *s;
+    struct memscope_history *h = open_curve(&s);
+    struct memscope_timeline *tl = NULL;
+    struct memscope_timeline_info in;
+    struct memscope_timeline_mark mk;
+    const struct memscope_time_mark extra[3] = {{"late", 100}, {"early", 5}, {"between", 37}};
+    static const char *const names[6] = {"early", "start", "mid", "between", "end", "late"};
+    static const uint64_t live[6] = {0, 100, 600, 600, 50, 50};
+    static const uint64_t events[6] = {0, 3, 7, 7, 13, 13};
+    static const int added[6] = {1, 0, 0, 1, 0, 1};
+    char *text = NULL;
+    size_t len, i;
+
+    (void)state;
+    assert_int_equal(memscope_history_timeline_marks(h, 10, extra, 3, &tl), 0);
+    assert_int_equal(memscope_timeline_info(tl, &in), 0);
+    assert_int_equal(in.marks, 6);
+    for (i = 0; i < 6; i++) {
+        assert_int_equal(memscope_timeline_mark(tl, i, &mk), 0);
+        assert_string_equal(mk.name, names[i]);
+        assert_int_equal(mk.live_bytes, live[i]);
+        assert_int_equal(mk.events, events[i]);
+        assert_int_equal(mk.added, added[i]);
+    }
+    assert_int_equal(memscope_timeline_mark(tl, 0, &mk), 0);
+    assert_int_equal(mk.bucket, 0);
+    assert_int_equal(memscope_timeline_mark(tl, 5, &mk), 0);
+    assert_int_equal(mk.bucket, 9);
+    assert_int_equal(memscope_timeline_render_text(tl, NULL, &text, &len), 0);
+    assert_non_null(strstr(text, "d  mark 'between' (kept by the debugger) at"));
+    memscope_text_free(text);
+    assert_int_equal(memscope_timeline_render_json(tl, &text, &len), 0);
+    assert_non_null(strstr(text, "{\"name\":\"between\",\"time_ns\":37,\"events\":7,\"live_bytes\":600,\"bucket\":4,\"added\":true}"));
+    memscope_text_free(text);
+    memscope_timeline_free(tl);
+    tl = NULL;
+    assert_int_equal(memscope_history_timeline_marks(h, 10, NULL, 1, &tl), -EINVAL);
+    {
+        const struct memscope_time_mark nameless = {NULL, 5};
+        assert_int_equal(memscope_history_timeline_marks(h, 10, &nameless, 1, &tl), -EINVAL);
+    }
+    assert_null(tl);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_time_diff_render),
         cmocka_unit_test(test_time_timeline),
         cmocka_unit_test(test_time_timeline_render),
+        cmocka_unit_test(test_time_timeline_extra_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

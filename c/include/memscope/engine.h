@@ -269,11 +269,23 @@ struct memscope_timeline_mark {
     uint64_t events;     /* events replayed up to and including it */
     uint64_t live_bytes; /* live bytes at that instant */
     uint64_t bucket;     /* the bucket holding it */
+    int added;           /* non-zero: given to memscope_history_timeline_marks, not recorded in the store */
 };
 
 /* Replays the whole history once into `buckets` buckets (1..100000). -EINVAL, -ENOMEM, -ENODATA (no events). */
 int memscope_history_timeline(const struct memscope_history *history, unsigned buckets,
                               struct memscope_timeline **out);
+
+/* A named instant the store does not hold (a debugger's mark), to place on a timeline. */
+struct memscope_time_mark {
+    const char *name; /* copied; at most 4096 bytes */
+    uint64_t time_ns; /* ns since recording began: the mark follows every event at or before it */
+};
+
+/* As memscope_history_timeline, with extra marks placed among the store's in time order (added = 1). */
+int memscope_history_timeline_marks(const struct memscope_history *history, unsigned buckets,
+                                    const struct memscope_time_mark *marks, size_t nmarks,
+                                    struct memscope_timeline **out);
 int memscope_timeline_info(const struct memscope_timeline *timeline, struct memscope_timeline_info *out);
 int memscope_timeline_bucket(const struct memscope_timeline *timeline, size_t index,
                              struct memscope_timeline_bucket *out);
