@@ -61,8 +61,8 @@ Example: memscope-mark before-load"""
             pass
         info = history.info()
         timepoints.add_gdb_mark(inferior, name, info.last_time_ns, info.events)
-        gdb.write("memscope: mark '%s' at %s (event %d; kept by GDB).\n"
-                  % (name, fmt.human_time(info.last_time_ns), info.events))
+        gdb.write("memscope: mark '%s' at %.6f s (event %d; kept by GDB).\n"
+                  % (name, info.last_time_ns / 1e9, info.events))
 
     def _list(self, inferior):
         marks = timepoints.gdb_marks(inferior)
@@ -70,7 +70,7 @@ Example: memscope-mark before-load"""
             gdb.write("memscope: no GDB marks (the program's own marks show in memscope-timeline).\n")
             return
         for name, time_ns, events in marks:
-            gdb.write("  %-20s %12s  event %d\n" % (name, fmt.human_time(time_ns), events))
+            gdb.write("  %-20s %.6f s  event %d\n" % (name, time_ns / 1e9, events))
 
 
 # -------------------------------------------------------------------- diff
