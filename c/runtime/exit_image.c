@@ -63,6 +63,7 @@ int ms_exit_image_write(const char *path)
     uint64_t chunks = __atomic_load_n(&root->chunks, __ATOMIC_ACQUIRE);
     uint64_t texts = __atomic_load_n(&root->texts, __ATOMIC_ACQUIRE);
     uint64_t limit = __atomic_load_n(&root->chunk_count, __ATOMIC_ACQUIRE) + MS_WALK_SLACK;
+    uint64_t stacks = __atomic_load_n(&root->stacks, __ATOMIC_ACQUIRE);
     uint64_t nchunks = 0, ntexts = 0;
     int fd, rc;
 
@@ -81,7 +82,7 @@ int ms_exit_image_write(const char *path)
     hdr.version = MEMSCOPE_IMAGE_VERSION;
     hdr.header_size = sizeof(hdr);
     hdr.root_address = (uint64_t)(uintptr_t)root;
-    hdr.segment_count = 1 + nchunks + ntexts;
+    hdr.segment_count = 1 + nchunks + ntexts + (stacks ? 4 : 0);
     struct iovec iov = {&hdr, sizeof(hdr)};
     rc = write_all(fd, &iov, 1);
 
@@ -111,6 +112,25 @@ int ms_exit_image_write(const char *path)
         if (h.used > h.capacity)
             h.used = h.capacity;
         rc = write_segment(fd, b, &h, sizeof(h), blk + 1, h.used);
+    }
+    if (stacks && rc == 0) {
+        /* The stack table in four segments: header, slots, the entries and frames in use. */
+        const struct memscope_stack_table *st = (const struct memscope_stack_table *)(uintptr_t)stacks;
+        struct memscope_stack_table h = *st;
+        h.count = __atomic_load_n(&st->count, __ATOMIC_ACQUIRE);
+        h.frames_used = __atomic_load_n(&st->frames_used, __ATOMIC_ACQUIRE);
+        if (h.count > h.capacity)
+            h.count = h.capacity;
+        if (h.frames_used > h.frame_capacity)
+            h.frames_used = h.frame_capacity;
+        rc = write_segment(fd, stacks, &h, sizeof(h), NULL, 0);
+        if (rc == 0)
+            rc = write_segment(fd, h.slots, (const void *)(uintptr_t)h.slots, h.slot_count * 8, NULL, 0);
+        if (rc == 0)
+            rc = write_segment(fd, h.entries, (const void *)(uintptr_t)h.entries,
+                               h.count * sizeof(struct memscope_stack_entry), NULL, 0);
+        if (rc == 0)
+            rc = write_segment(fd, h.frames, (const void *)(uintptr_t)h.frames, h.frames_used * 8, NULL, 0);
     }
     if (close(fd) != 0 && rc == 0)
         rc = -errno;

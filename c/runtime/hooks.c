@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -141,6 +142,8 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     ms_self.guard++;
     ms_env_read();
     ms_store_set_budget(ms_config.budget);
+    ms_stack_configure(secure_getenv("MEMSCOPE_STACK_METHOD"), secure_getenv("MEMSCOPE_STACK_DEPTH"),
+                       secure_getenv("MEMSCOPE_STACK_BUDGET"));
     ms_process_init();
     ms_self.guard--;
 }
@@ -152,11 +155,18 @@ __attribute__((destructor(101))) static void ms_destructor(void)
 
 /* ---- the hooks ---- */
 
-static inline void record_alloc(void *p, size_t n)
+/*
+ * Records an allocation with its call stack (stacks.c). ret and frame are
+ * the hook's __builtin_return_address(0) and __builtin_frame_address(0):
+ * the stack starts at the hook's caller, the hook itself is never in it.
+ */
+#define RECORD_ALLOC(p, n) record_alloc((p), (n), __builtin_return_address(0), __builtin_frame_address(0))
+static inline __attribute__((always_inline)) void record_alloc(void *p, size_t n, void *ret, void *frame)
 {
     uint64_t now = ms_clock_now();
     if (MS_LIKELY(p != NULL) && MS_LIKELY(!ms_self.guard)) {
-        ms_append(MEMSCOPE_REC_ALLOC, (uint64_t)(uintptr_t)p, n, now);
+        uint32_t stack = ms_stack_capture((uint64_t)(uintptr_t)ret, (uintptr_t)frame);
+        ms_append_stack(MEMSCOPE_REC_ALLOC, (uint64_t)(uintptr_t)p, n, now, stack);
         if (ms_peak_trap_armed()) /* peak_trap.c */
             ms_peak_trap_change((int64_t)ms_peak_trap_usable(p));
     }
@@ -178,7 +188,7 @@ MS_EXPORT void *malloc(size_t n)
         f = real.malloc;
     }
     void *p = f(n);
-    record_alloc(p, n);
+    RECORD_ALLOC(p, n);
     return p;
 }
 
@@ -205,11 +215,11 @@ MS_EXPORT void *calloc(size_t n, size_t m)
         return pool_alloc(bytes, 16); /* static memory is zeroed */
     }
     void *p = real.calloc(n, m);
-    record_alloc(p, n * m);
+    RECORD_ALLOC(p, n * m);
     return p;
 }
 
-static void *do_realloc(void *p, size_t n)
+static inline __attribute__((always_inline)) void *do_realloc(void *p, size_t n, void *ret, void *frame)
 {
     if (MS_UNLIKELY(!real.malloc) && !boot()) {
         void *q = pool_alloc(n, 16);
@@ -221,7 +231,7 @@ static void *do_realloc(void *p, size_t n)
         /* A block dlsym got from the pool moves to the real heap. */
         size_t old = *(size_t *)((char *)p - 16);
         void *q = real.malloc(n);
-        record_alloc(q, n);
+        record_alloc(q, n, ret, frame);
         if (q)
             memcpy(q, p, old < n ? old : n);
         return q;
@@ -230,7 +240,7 @@ static void *do_realloc(void *p, size_t n)
         return real.realloc(p, n);
     if (!p) {
         void *q = real.realloc(NULL, n);
-        record_alloc(q, n);
+        record_alloc(q, n, ret, frame);
         return q;
     }
     int64_t trap_old = ms_peak_trap_armed() ? (int64_t)ms_peak_trap_usable(p) : -1;
@@ -240,7 +250,8 @@ static void *do_realloc(void *p, size_t n)
     if (trap_old >= 0) /* failed: p stays; realloc(p, 0) -> NULL: p was freed */
         ms_peak_trap_change((q ? (int64_t)ms_peak_trap_usable(q) : n != 0 ? trap_old : 0) - trap_old);
     if (q)
-        ms_append(MEMSCOPE_REC_REALLOC_ALLOC, (uint64_t)(uintptr_t)q, n, now);
+        ms_append_stack(MEMSCOPE_REC_REALLOC_ALLOC, (uint64_t)(uintptr_t)q, n, now,
+                        ms_stack_capture((uint64_t)(uintptr_t)ret, (uintptr_t)frame));
     else if (n != 0)
         ms_append(MEMSCOPE_REC_REALLOC_UNDO, (uint64_t)(uintptr_t)p, 0, now);
     /* realloc(p, 0) returning NULL freed p: the REALLOC_FREE stands. */
@@ -249,7 +260,7 @@ static void *do_realloc(void *p, size_t n)
 
 MS_EXPORT void *realloc(void *p, size_t n)
 {
-    return do_realloc(p, n);
+    return do_realloc(p, n, __builtin_return_address(0), __builtin_frame_address(0));
 }
 
 MS_EXPORT void *reallocarray(void *p, size_t n, size_t m)
@@ -259,7 +270,7 @@ MS_EXPORT void *reallocarray(void *p, size_t n, size_t m)
         errno = ENOMEM;
         return NULL;
     }
-    return do_realloc(p, bytes);
+    return do_realloc(p, bytes, __builtin_return_address(0), __builtin_frame_address(0));
 }
 
 MS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
@@ -273,7 +284,7 @@ MS_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     }
     int rc = real.posix_memalign(out, align, n);
     if (rc == 0)
-        record_alloc(*out, n);
+        RECORD_ALLOC(*out, n);
     return rc;
 }
 
@@ -282,7 +293,7 @@ MS_EXPORT void *aligned_alloc(size_t align, size_t n)
     if (MS_UNLIKELY(!real.malloc) && !boot())
         return pool_alloc(n, align);
     void *p = real.aligned_alloc(align, n);
-    record_alloc(p, n);
+    RECORD_ALLOC(p, n);
     return p;
 }
 
@@ -291,7 +302,7 @@ MS_EXPORT void *memalign(size_t align, size_t n)
     if (MS_UNLIKELY(!real.malloc) && !boot())
         return pool_alloc(n, align);
     void *p = real.memalign(align, n);
-    record_alloc(p, n);
+    RECORD_ALLOC(p, n);
     return p;
 }
 
@@ -300,7 +311,7 @@ MS_EXPORT void *valloc(size_t n)
     if (MS_UNLIKELY(!real.malloc) && !boot())
         return pool_alloc(n, 4096);
     void *p = real.valloc(n);
-    record_alloc(p, n);
+    RECORD_ALLOC(p, n);
     return p;
 }
 
@@ -309,7 +320,7 @@ MS_EXPORT void *pvalloc(size_t n)
     if (MS_UNLIKELY(!real.malloc) && !boot())
         return pool_alloc(n, 4096);
     void *p = real.pvalloc(n);
-    record_alloc(p, n);
+    RECORD_ALLOC(p, n);
     return p;
 }
 
@@ -381,7 +392,7 @@ void *__wrap_calloc(size_t n, size_t m)
 void *__wrap_realloc(void *p, size_t n)
 {
     ms_self.guard++;
-    void *q = do_realloc(p, n);
+    void *q = do_realloc(p, n, __builtin_return_address(0), __builtin_frame_address(0));
     ms_self.guard--;
     return q;
 }

@@ -79,19 +79,19 @@ void ms_clock_recalibrate(void); /* refreshes clock_calib_* (seqlock); async-sig
  * ms_append would. Returns 0, or -1 when the event was dropped (and counted).
  */
 int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_t address, uint64_t size,
-                         uint64_t time);
+                         uint64_t time, uint32_t stack);
 
 /* Slots kept free at the end of each chunk for appends of a signal handler
  * that interrupts this thread while its chunk is full. */
 #define MS_CHUNK_SPARE 16u
 
 static inline void ms_write_record(struct memscope_record *r, uint32_t info, uint64_t address, uint64_t size,
-                                   uint64_t time)
+                                   uint64_t time, uint32_t stack)
 {
     r->time = time;
     r->address = address;
     r->size = size;
-    r->stack = 0;
+    r->stack = stack;
     r->info = info;
 }
 
@@ -122,11 +122,12 @@ void ms_store_flush_dropped(struct ms_thread *t);
 int ms_store_active(void);        /* non-zero once the root is valid */
 
 /*
- * Appends one record to the calling thread's chain. Lock-free, no shared
- * write; safe against a signal handler of the same thread appending in the
- * middle (see the comment in the body). Returns 0, or -1 when dropped.
+ * Appends one record to the calling thread's chain, with call stack id
+ * `stack` (0: none). Lock-free, no shared write; safe against a signal
+ * handler of the same thread appending in the middle (see the comment in the
+ * body). Returns 0, or -1 when dropped.
  */
-static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint64_t time)
+static inline int ms_append_stack(uint32_t kind, uint64_t address, uint64_t size, uint64_t time, uint32_t stack)
 {
     struct ms_thread *t = &ms_self;
     uint64_t i;
@@ -147,12 +148,12 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
     i = __atomic_fetch_add(&t->reserved, 1, __ATOMIC_RELAXED);
 #endif
     if (MS_UNLIKELY(i >= t->capacity)) {
-        int rc = ms_store_slow_append(t, i, kind, address, size, time);
+        int rc = ms_store_slow_append(t, i, kind, address, size, time, stack);
         __asm__ __volatile__("" ::: "memory");
         t->depth--;
         return rc;
     }
-    ms_write_record(&t->records[i], t->info | kind, address, size, time);
+    ms_write_record(&t->records[i], t->info | kind, address, size, time, stack);
     __asm__ __volatile__("" ::: "memory");
     /*
      * The outermost append publishes while depth is still 1: a handler that
@@ -166,6 +167,30 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
     t->depth--;
     return 0;
 }
+
+/* ms_append_stack without a stack (releases, labels, marks). */
+static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint64_t time)
+{
+    return ms_append_stack(kind, address, size, time, 0);
+}
+
+/* ---- stacks.c ---- */
+
+/*
+ * Sets the capture method, depth and table budget from the values of
+ * MEMSCOPE_STACK_METHOD, MEMSCOPE_STACK_DEPTH and MEMSCOPE_STACK_BUDGET
+ * (NULL: default). Called once by the constructor; nothing is captured before.
+ */
+void ms_stack_configure(const char *method, const char *depth, const char *budget);
+int ms_stack_enabled(void); /* non-zero when a method is set */
+
+/*
+ * Captures the call stack of an allocation and returns its id in the stack
+ * table (0: none). ret is the hook's return address (frame 0), frame the
+ * hook's frame address (hooks.c keeps frame pointers). Lock-free, no malloc,
+ * never faults; async-signal-safe. Call only with the guard down.
+ */
+uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame);
 
 /* ---- texts.c ---- */
 

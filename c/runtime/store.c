@@ -226,7 +226,7 @@ static struct memscope_chunk *map_chunk(struct ms_thread *t, uint64_t size)
  * it), publishes, and then, with all signals blocked, maps the next chunk.
  */
 int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_t address, uint64_t size,
-                         uint64_t time)
+                         uint64_t time, uint32_t stack)
 {
     struct memscope_chunk *old = t->chunk;
     uint64_t old_capacity = old ? old->capacity : 0;
@@ -236,7 +236,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
     struct memscope_chunk *c;
 
     if (i < old_capacity) {
-        ms_write_record(&t->records[i], t->info | kind, address, size, time);
+        ms_write_record(&t->records[i], t->info | kind, address, size, time, stack);
         written = 1;
     }
     if (t->depth > 1 || !ms_store_active()) {
@@ -273,7 +273,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
     t->capacity = c->capacity - MS_CHUNK_SPARE;
     t->reserved = 0;
     if (!written) {
-        ms_write_record(&t->records[0], t->info | kind, address, size, time);
+        ms_write_record(&t->records[0], t->info | kind, address, size, time, stack);
         t->reserved = 1;
         __atomic_store_n(&c->count, 1, __ATOMIC_RELEASE);
     }

@@ -14,6 +14,7 @@
  *   memscope_store_root (exported symbol MEMSCOPE_STORE_SYMBOL)
  *     .chunks  -> newest chunk -> .next -> older chunk -> ... -> 0
  *     .texts   -> newest text block -> .next -> ... -> 0
+ *     .stacks  -> the stack table (one mapping: header, hash slots, entries, frames)
  *
  * Each chunk belongs to one thread and holds that thread's records in the
  * order it wrote them; a thread's chunks are chained by .thread_prev. Records
@@ -28,7 +29,7 @@
 
 #include <stdint.h>
 
-#define MEMSCOPE_STORE_ABI_VERSION 2u /* 2: reserved[0..5) became the peak_trap_* fields */
+#define MEMSCOPE_STORE_ABI_VERSION 3u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table) */
 
 /* The exported name of the root object (readers look it up by symbol first). */
 #define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
@@ -39,6 +40,7 @@
 
 #define MEMSCOPE_CHUNK_MAGIC UINT64_C(0x6b6e7568632d736d)      /* "ms-chunk" */
 #define MEMSCOPE_TEXT_BLOCK_MAGIC UINT64_C(0x747865742d2d736d) /* "ms--text" */
+#define MEMSCOPE_STACK_TABLE_MAGIC UINT64_C(0x6b636174732d736d) /* "ms-stack" */
 
 /* root.flags */
 #define MEMSCOPE_STORE_CLOCK_TSC 0x1u /* record times are TSC ticks, else ns */
@@ -65,7 +67,7 @@ struct memscope_store_root {
     uint64_t texts;              /* (atomic) address of the newest text block, 0 if none */
     uint64_t text_bytes;         /* (atomic) bytes mapped for text blocks, headers included (counted in the budget too) */
     uint64_t threads_started;    /* (atomic) thread serials handed out so far; serials run 1..threads_started */
-    uint64_t stacks;             /* reserved for the call stack table, 0 in this version */
+    uint64_t stacks;             /* (atomic) address of the stack table (struct memscope_stack_table), 0 while none (stacks off, or no allocation captured yet) */
     uint64_t checkpoint;         /* reserved for the folded checkpoint, 0 in this version */
     uint64_t clock_origin_ticks; /* clock reading (TSC ticks, or ns) when recording began: time zero */
     uint64_t clock_origin_ns;    /* CLOCK_MONOTONIC in ns at the same instant */
@@ -140,8 +142,79 @@ struct memscope_record {
     uint64_t time;    /* clock reading (TSC ticks if root.flags has MEMSCOPE_STORE_CLOCK_TSC, else CLOCK_MONOTONIC ns) */
     uint64_t address; /* block address (0 for a mark) */
     uint64_t size;    /* per kind, see enum memscope_record_kind */
-    uint32_t stack;   /* call stack id in the stack table, 0 = none (always 0 in this version) */
+    uint32_t stack;   /* ALLOC and REALLOC_ALLOC: call stack id in the stack table (1..), 0 = none; other kinds: 0 */
     uint32_t info;    /* MEMSCOPE_RECORD_INFO(kind, thread serial) */
+};
+
+
+/*
+ * The stack table: every distinct call stack an allocation was made from,
+ * stored once. One mapping, made at the first captured allocation and linked
+ * with a CAS on root.stacks, never moved or freed:
+ *
+ *   [header][slots: slot_count x uint64_t][entries: capacity x struct memscope_stack_entry][frames: frame_capacity x uint64_t]
+ *
+ * (the header gives each part's address; all lie inside [table, table + map_size)).
+ *
+ * A stack is frames[first .. first + depth): return addresses, innermost
+ * first. frames[first] is the return address into the function that called
+ * the allocation function (malloc, calloc, realloc, ..., or operator new,
+ * whose own frames a reader hides); each next frame is the return address
+ * into that function's caller. A return address points just after a call:
+ * symbolize pc - 1. Stack id N (1 <= N <= min(count, capacity)) is
+ * entries[N - 1]; id 0 means no stack.
+ *
+ * Writers (any thread, signal handlers included) never lock. To add a stack
+ * a writer takes an id with a fetch-add on count and room with a fetch-add
+ * on frames_used, writes the frames, then entry.first, then entry.depth
+ * (release), then publishes hash and id in an empty slot with a CAS
+ * (release); a record names the id only after that. Lookups probe slots
+ * linearly from hash & (slot_count - 1), at most MEMSCOPE_STACK_PROBES
+ * slots. Two threads adding the same new stack at the same instant may give
+ * it two ids (both valid). Ids and frames past 7/8 of capacity are kept for
+ * caller-only stacks: when a full stack does not fit, the allocation is
+ * recorded with its caller-only stack (counted in truncated); when even that
+ * does not fit, with stack 0 (counted in lost).
+ *
+ * Readers check every field against map_size, treat count > capacity or
+ * frames_used > frame_capacity as damage, and treat an entry whose depth is
+ * 0, above max_depth, or whose frames leave [0, frames_used) as unreadable.
+ */
+#define MEMSCOPE_STACK_MAX_DEPTH 64u /* most frames a stack can have */
+#define MEMSCOPE_STACK_PROBES 64u    /* most slots a lookup or insertion probes */
+
+/* memscope_stack_table.method: how the runtime captured stacks. */
+enum memscope_stack_method {
+    MEMSCOPE_STACK_NONE = 0,   /* not captured (records carry stack 0; there is no table) */
+    MEMSCOPE_STACK_CALLER = 1, /* the return address of the allocation call only (depth 1) */
+    MEMSCOPE_STACK_FP = 2,     /* frame-pointer walk, bounded by the thread's stack mapping */
+    MEMSCOPE_STACK_UNWIND = 3, /* libunwind unw_backtrace (DWARF CFI: correct without frame pointers) */
+};
+
+struct memscope_stack_table {
+    uint64_t magic;          /* MEMSCOPE_STACK_TABLE_MAGIC; written before the table is linked */
+    uint32_t header_size;    /* sizeof(struct memscope_stack_table) */
+    uint32_t entry_size;     /* sizeof(struct memscope_stack_entry) */
+    uint64_t map_size;       /* bytes mapped for the table, this header included (MEMSCOPE_STACK_BUDGET) */
+    uint64_t slots;          /* address of slot_count uint64_t slots: 0 empty, else (uint64_t)hash << 32 | id */
+    uint64_t slot_count;     /* hash slots, a power of two */
+    uint64_t entries;        /* address of capacity entries; id N is entries[N - 1] */
+    uint64_t capacity;       /* most ids the table hands out */
+    uint64_t frames;         /* address of frame_capacity uint64_t return addresses */
+    uint64_t frame_capacity; /* frames the pool holds */
+    uint64_t count;          /* (atomic) ids handed out (may pass capacity: ids above it were refused) */
+    uint64_t frames_used;    /* (atomic) frames handed out (may pass frame_capacity: the excess was refused) */
+    uint64_t truncated;      /* (atomic) allocations recorded with their caller-only stack because the table was full */
+    uint64_t lost;           /* (atomic) allocations recorded with stack 0 because not even a caller-only stack fitted */
+    uint32_t method;         /* enum memscope_stack_method of the capture (MEMSCOPE_STACK_METHOD) */
+    uint32_t max_depth;      /* most frames per stack (MEMSCOPE_STACK_DEPTH; 1 for caller-only) */
+    uint64_t reserved[4];    /* zero */
+};
+
+struct memscope_stack_entry {
+    uint64_t first; /* index in frames of the stack's innermost frame */
+    uint32_t depth; /* frames in the stack, 1..max_depth; 0 while being written (unreadable) */
+    uint32_t hash;  /* hash of the frames, as in the stack's slot */
 };
 
 /*

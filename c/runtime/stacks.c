@@ -1,0 +1,383 @@
+/*
+ * stacks.c - call stack capture and the deduplicated stack table.
+ *
+ * Every recorded allocation (ALLOC, REALLOC_ALLOC) carries the id of its
+ * call stack in the stack table (store_abi.h, struct memscope_stack_table).
+ * Capture runs inside malloc, so it takes no lock, never calls malloc and
+ * never faults. Three methods (MEMSCOPE_STACK_METHOD):
+ *
+ *   caller  the return address of the allocation call only (~3 ns);
+ *   fp      a frame-pointer walk (~17 ns for 16 frames). Every frame
+ *           pointer must be 8-aligned, strictly above the one before it
+ *           and inside the mapping of the thread's stack, whose bounds are
+ *           read once per thread from /proc/self/maps with raw system
+ *           calls (no stdio, no malloc), so a bad pointer ends the walk and
+ *           never faults. Correct for code built with frame pointers; in
+ *           code without them a function that does not keep rbp is left
+ *           out and the walk ends early (it is only as good as the code);
+ *   unwind  libunwind's unw_backtrace (~120 ns for 16 frames): DWARF CFI,
+ *           correct with or without frame pointers. The default. A capture
+ *           that starts while this thread is inside unw_backtrace (a signal
+ *           handler's allocation, or libunwind allocating) takes the caller
+ *           only, so libunwind is never re-entered and nothing recurses.
+ *
+ * Frame 0 is always the hook's own return address (the caller of malloc):
+ * the hook frames are cut off here, operator new's frames in libstdc++ are
+ * hidden by the reader. MEMSCOPE_STACK_DEPTH (default 16, at most 64; 0
+ * means caller only) bounds the frames.
+ *
+ * The table is one mapping of MEMSCOPE_STACK_BUDGET bytes (default 8 MiB,
+ * MAP_NORESERVE: pages cost only once touched), made at the first captured
+ * allocation after the constructor has read the configuration. Lookups of
+ * known stacks only read shared memory; a new stack costs two fetch-adds and
+ * one CAS (store_abi.h describes the protocol).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef MS_WITH_LIBUNWIND
+#include <libunwind.h>
+#endif
+
+#include "runtime.h"
+
+#define MS_STACK_DEFAULT_BUDGET (8u << 20)
+#define MS_STACK_LEAST_BUDGET (64u << 10)
+
+/* Set by ms_stack_configure (constructor); until then nothing is captured. */
+static uint32_t stack_method = MEMSCOPE_STACK_NONE;
+static uint32_t stack_depth = 16;
+static uint64_t stack_budget = MS_STACK_DEFAULT_BUDGET;
+
+/* Per thread: the bounds of the mapping that holds this thread's stack (0: not read yet). */
+static MS_TLS uintptr_t stack_lo, stack_hi;
+
+/*
+ * Per thread: non-zero while unw_backtrace runs. A capture that begins
+ * meanwhile (a signal handler's allocation, or libunwind allocating) takes
+ * the caller only instead of entering libunwind again. The guard is not
+ * raised: a handler's allocations must still be recorded.
+ */
+static MS_TLS uint32_t in_unwind;
+
+/* ---- configuration ---- */
+
+void ms_stack_configure(const char *method, const char *depth, const char *budget)
+{
+    uint32_t m = MEMSCOPE_STACK_UNWIND, d = 16;
+    uint64_t b = MS_STACK_DEFAULT_BUDGET, v;
+
+    if (method) {
+        if (strcmp(method, "none") == 0)
+            m = MEMSCOPE_STACK_NONE;
+        else if (strcmp(method, "caller") == 0)
+            m = MEMSCOPE_STACK_CALLER;
+        else if (strcmp(method, "fp") == 0)
+            m = MEMSCOPE_STACK_FP;
+        else if (strcmp(method, "unwind") == 0)
+            m = MEMSCOPE_STACK_UNWIND;
+    }
+#ifndef MS_WITH_LIBUNWIND
+    if (m == MEMSCOPE_STACK_UNWIND)
+        m = MEMSCOPE_STACK_FP;
+#endif
+    if (depth && ms_parse_size(depth, &v) == 0)
+        d = v == 0 ? 1 : v > MEMSCOPE_STACK_MAX_DEPTH ? MEMSCOPE_STACK_MAX_DEPTH : (uint32_t)v;
+    if (m == MEMSCOPE_STACK_CALLER)
+        d = 1;
+    if (budget && ms_parse_size(budget, &v) == 0)
+        b = v < MS_STACK_LEAST_BUDGET ? MS_STACK_LEAST_BUDGET : v > (UINT64_C(1) << 32) ? (UINT64_C(1) << 32) : v;
+    stack_depth = d;
+    stack_budget = (b + 4095u) & ~(uint64_t)4095u;
+    __atomic_store_n(&stack_method, d == 1 && m != MEMSCOPE_STACK_NONE ? MEMSCOPE_STACK_CALLER : m,
+                     __ATOMIC_RELEASE);
+}
+
+int ms_stack_enabled(void)
+{
+    return __atomic_load_n(&stack_method, __ATOMIC_RELAXED) != MEMSCOPE_STACK_NONE;
+}
+
+/* ---- the thread's stack bounds ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/*
+ * Finds the mapping of /proc/self/maps that holds sp, with raw system calls
+ * and a buffer on the stack. Returns 0 and its bounds, or -1.
+ */
+static int find_mapping(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+    char buf[2048];
+    uintptr_t start = 0, end = 0;
+    int field = 0, at_line_start = 1, found = -1;
+    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        long n = syscall(SYS_read, (int)fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (long i = 0; i < n && found < 0; i++) {
+            char c = buf[i];
+            if (c == '\n') {
+                if (field == 2 && start <= sp && sp < end) {
+                    *lo = start;
+                    *hi = end;
+                    found = 0;
+                }
+                start = end = 0;
+                field = 0;
+                at_line_start = 1;
+                continue;
+            }
+            if (at_line_start) {
+                field = 0;
+                at_line_start = 0;
+            }
+            if (field == 0) {
+                int h = hexval(c);
+                if (h >= 0)
+                    start = start << 4 | (uintptr_t)h;
+                else
+                    field = c == '-' ? 1 : 3;
+            } else if (field == 1) {
+                int h = hexval(c);
+                if (h >= 0)
+                    end = end << 4 | (uintptr_t)h;
+                else
+                    field = 2;
+            }
+        }
+        if (found == 0)
+            break;
+    }
+    syscall(SYS_close, (int)fd);
+    return found;
+}
+
+/* ---- capture ---- */
+
+/* Frame-pointer walk from the hook's frame. pcs[0] is already the hook's return address. */
+static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), prev, fp;
+    uint32_t n = 1;
+
+    if (sp < stack_lo || sp >= stack_hi) {
+        uintptr_t lo, hi;
+        if (find_mapping(sp, &lo, &hi) != 0)
+            return n;
+        stack_lo = lo;
+        stack_hi = hi;
+    }
+    /* The hook's frame: [frame] = the caller's saved frame pointer, [frame + 8] = pcs[0]. */
+    if (frame < sp || frame % 8 != 0 || frame > stack_hi - 16)
+        return n;
+    prev = frame;
+    fp = ((const uintptr_t *)frame)[0];
+    while (n < max) {
+        if (fp <= prev || fp % 8 != 0 || fp > stack_hi - 16)
+            break;
+        uintptr_t pc = ((const uintptr_t *)fp)[1];
+        if (pc < 4096)
+            break;
+        pcs[n++] = pc;
+        prev = fp;
+        fp = ((const uintptr_t *)fp)[0];
+    }
+    return n;
+}
+
+#ifdef MS_WITH_LIBUNWIND
+/* libunwind from here: its frames start with ours; the first that is the hook's return address is frame 0. */
+static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pcs, uint32_t max)
+{
+    void *buf[MEMSCOPE_STACK_MAX_DEPTH + 6];
+    int got, i, start = -1;
+
+    if (in_unwind)
+        return 1;
+    in_unwind = 1;
+    __asm__ __volatile__("" ::: "memory");
+    got = unw_backtrace(buf, (int)max + 5);
+    __asm__ __volatile__("" ::: "memory");
+    in_unwind = 0;
+    for (i = 0; i < got && i < 6; i++) {
+        if ((uint64_t)(uintptr_t)buf[i] == ret) {
+            start = i;
+            break;
+        }
+    }
+    if (start < 0)
+        return 1; /* not found (a tail call, odd unwind info): the caller alone is right */
+    uint32_t n = 1;
+    for (i = start + 1; i < got && n < max; i++) {
+        if ((uintptr_t)buf[i] < 4096)
+            break;
+        pcs[n++] = (uint64_t)(uintptr_t)buf[i];
+    }
+    return n;
+}
+#endif
+
+/* ---- the table ---- */
+
+static struct memscope_stack_table *make_table(void)
+{
+    struct memscope_store_root *root = &memscope_store_root;
+    uint64_t size = stack_budget, cap, slots, entries_off, frames_off;
+    struct memscope_stack_table *t;
+    uint64_t expected = 0;
+
+    /* Per stack: 2 slots (16 bytes), one entry (16 bytes), ~12 frames (96 bytes). */
+    cap = 1;
+    while (cap * 2 * 128 <= size)
+        cap *= 2;
+    slots = 2 * cap;
+    entries_off = (sizeof(*t) + slots * 8 + 63) & ~(uint64_t)63;
+    frames_off = entries_off + cap * sizeof(struct memscope_stack_entry);
+    if (frames_off + 8 * 64 > size)
+        return NULL;
+    t = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t == MAP_FAILED)
+        return NULL;
+    t->header_size = sizeof(*t);
+    t->entry_size = sizeof(struct memscope_stack_entry);
+    t->map_size = size;
+    t->slots = (uint64_t)(uintptr_t)(t + 1);
+    t->slot_count = slots;
+    t->entries = (uint64_t)(uintptr_t)t + entries_off;
+    t->capacity = cap;
+    t->frames = (uint64_t)(uintptr_t)t + frames_off;
+    t->frame_capacity = (size - frames_off) / 8;
+    t->method = stack_method;
+    t->max_depth = stack_depth;
+    t->magic = MEMSCOPE_STACK_TABLE_MAGIC;
+    if (!__atomic_compare_exchange_n(&root->stacks, &expected, (uint64_t)(uintptr_t)t, 0, __ATOMIC_RELEASE,
+                                     __ATOMIC_ACQUIRE)) {
+        munmap(t, size);
+        return (struct memscope_stack_table *)(uintptr_t)expected;
+    }
+    return t;
+}
+
+static inline uint32_t hash_frames(const uint64_t *pcs, uint32_t n)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ n;
+    for (uint32_t i = 0; i < n; i++) {
+        h ^= pcs[i];
+        h *= UINT64_C(0x100000001b3);
+        h ^= h >> 29;
+    }
+    uint32_t r = (uint32_t)(h ^ (h >> 32));
+    return r ? r : 1;
+}
+
+/*
+ * Finds or adds a stack. limit_ids / limit_frames: how far the counters may
+ * go for this stack (7/8 of capacity for a full stack, all of it for a
+ * caller-only one). Returns the id, or 0 when it does not fit.
+ */
+static uint32_t table_put(struct memscope_stack_table *t, const uint64_t *pcs, uint32_t n, uint64_t limit_ids,
+                          uint64_t limit_frames)
+{
+    uint64_t *slots = (uint64_t *)(uintptr_t)t->slots;
+    struct memscope_stack_entry *entries = (struct memscope_stack_entry *)(uintptr_t)t->entries;
+    uint64_t *frames = (uint64_t *)(uintptr_t)t->frames;
+    uint64_t mask = t->slot_count - 1;
+    uint32_t h = hash_frames(pcs, n);
+    uint64_t j = ((uint64_t)h * UINT64_C(0x9e3779b97f4a7c15)) >> 20;
+    uint32_t id = 0;
+
+    for (uint32_t probe = 0; probe < MEMSCOPE_STACK_PROBES; probe++, j++) {
+        uint64_t *slot = &slots[j & mask];
+        uint64_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        if (v != 0) {
+            if ((uint32_t)(v >> 32) == h) {
+                uint32_t vid = (uint32_t)v;
+                const struct memscope_stack_entry *e = &entries[vid - 1];
+                if (e->depth == n && memcmp(&frames[e->first], pcs, n * sizeof(*pcs)) == 0)
+                    return vid;
+            }
+            continue;
+        }
+        /* An empty slot: the stack is new. Make its entry once, then try to publish it here. */
+        if (id == 0) {
+            /* Checked before the fetch-adds, so a full table's counters stay
+             * near their limits instead of growing with every refused stack. */
+            if (__atomic_load_n(&t->count, __ATOMIC_RELAXED) >= limit_ids ||
+                __atomic_load_n(&t->frames_used, __ATOMIC_RELAXED) + n > limit_frames)
+                return 0;
+            uint64_t nid = __atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED);
+            if (nid > limit_ids)
+                return 0;
+            uint64_t first = __atomic_fetch_add(&t->frames_used, n, __ATOMIC_RELAXED);
+            if (first + n > limit_frames)
+                return 0; /* the id stays unused (depth 0) */
+            memcpy(&frames[first], pcs, n * sizeof(*pcs));
+            entries[nid - 1].first = first;
+            entries[nid - 1].hash = h;
+            __atomic_store_n(&entries[nid - 1].depth, n, __ATOMIC_RELEASE);
+            id = (uint32_t)nid;
+        }
+        uint64_t want = (uint64_t)h << 32 | id;
+        if (__atomic_compare_exchange_n(slot, &v, want, 0, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+            return id;
+        /* Another thread took this slot first: look at what it put there. */
+        if ((uint32_t)(v >> 32) == h) {
+            uint32_t vid = (uint32_t)v;
+            const struct memscope_stack_entry *e = &entries[vid - 1];
+            if (e->depth == n && memcmp(&frames[e->first], pcs, n * sizeof(*pcs)) == 0)
+                return vid; /* the same stack: ours stays as an unreferenced duplicate */
+        }
+    }
+    return id; /* probes exhausted: 0, or a made entry (a valid id, unpublished) */
+}
+
+uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
+{
+    uint32_t method = __atomic_load_n(&stack_method, __ATOMIC_RELAXED);
+    uint64_t pcs[MEMSCOPE_STACK_MAX_DEPTH];
+    uint32_t n = 1, id;
+    struct memscope_stack_table *t;
+
+    if (method == MEMSCOPE_STACK_NONE || ret < 4096)
+        return 0;
+    t = (struct memscope_stack_table *)(uintptr_t)__atomic_load_n(&memscope_store_root.stacks, __ATOMIC_ACQUIRE);
+    if (MS_UNLIKELY(!t)) {
+        t = make_table(); /* mmap only: no allocation to guard against */
+        if (!t)
+            return 0;
+    }
+    pcs[0] = ret;
+    if (method == MEMSCOPE_STACK_FP)
+        n = walk_fp(frame, pcs, stack_depth);
+#ifdef MS_WITH_LIBUNWIND
+    else if (method == MEMSCOPE_STACK_UNWIND)
+        n = walk_unwind(ret, pcs, stack_depth);
+#endif
+    id = table_put(t, pcs, n, t->capacity - t->capacity / 8, t->frame_capacity - t->frame_capacity / 8);
+    if (MS_LIKELY(id != 0))
+        return id;
+    /* Full (or a probe run too long): the caller alone, in the reserve kept for it. */
+    if ((id = table_put(t, pcs, 1, t->capacity, t->frame_capacity)) != 0) {
+        if (n > 1)
+            __atomic_fetch_add(&t->truncated, 1, __ATOMIC_RELAXED);
+        return id;
+    }
+    __atomic_fetch_add(&t->lost, 1, __ATOMIC_RELAXED);
+    return 0;
+}
