@@ -183,6 +183,9 @@ MS_API int memscope_history_render_block(const struct memscope_history *history,
             ms_buf_printf(&b, ", label %s", label);
         }
         ms_buf_puts(&b, "\n");
+        ms_buf_printf(&b, "\n%sAllocated from%s (stack %u)\n", o->color ? "\033[1m" : "", o->color ? "\033[0m" : "",
+                      a.stack);
+        ms_render_stack_frames(snapshot, a.stack, o, &b, "  "); /* stacks.c */
         render_history(history, a.address, limit, o, &b);
     } else {
         ms_buf_printf(&b, "0x%" PRIx64 " is not in a live block at this point\n", addr);

@@ -532,7 +532,7 @@ MS_API int memscope_diff_render_text(const struct memscope_diff *diff, const str
     char pa[200], pb[200], s1[64], s2[64], s3[64];
     struct ms_buf b;
 
-    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0)
+    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0 || o->group_by > MEMSCOPE_GROUP_SIZE_CLASS)
         return -EINVAL;
     *out = NULL;
     st = &diff->st;
@@ -617,7 +617,7 @@ MS_API int memscope_diff_render_json(const struct memscope_diff *diff, const str
     const struct memscope_diff_stats *st;
     struct ms_buf b;
 
-    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0)
+    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0 || o->group_by > MEMSCOPE_GROUP_SIZE_CLASS)
         return -EINVAL;
     *out = NULL;
     st = &diff->st;

@@ -14,6 +14,7 @@ static void history_release(struct memscope_history *h)
     ms_engine_free(h->threads);
     ms_engine_free(h->texts);
     ms_engine_free(h->pool);
+    ms_stacks_free(&h->stacks);
     h->magic = 0;
     ms_engine_free(h);
 }

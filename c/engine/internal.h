@@ -93,6 +93,27 @@ struct ms_text {
 
 #define MS_TEXT_UNREADABLE 0u /* texts[0]: a reference that could not be read */
 
+/* The stack table read out of a store (stacks.c). */
+struct ms_stacks {
+    struct memscope_stack_entry *entries; /* id N at entries[N - 1]; depth 0: unreadable */
+    uint64_t count;                       /* ids held */
+    uint64_t *frames;                     /* return addresses */
+    uint64_t nframes;                     /* frames held */
+    uint64_t unreadable;                  /* entries marked unreadable */
+    uint64_t truncated;                   /* table.truncated */
+    uint64_t lost;                        /* table.lost */
+    uint32_t method;                      /* table.method */
+    uint32_t max_depth;                   /* table.max_depth */
+    int status;                           /* 0, or negative errno: the whole table is unreadable */
+    char error[160];                      /* why, when status != 0 */
+};
+
+/* Reads the table at address table (0: none) into st. Damage is recorded in
+ * st (status, error, unreadable entries), never returned; -ENOMEM is. */
+int ms_stacks_read(const struct memscope_source *src, uint64_t table, struct ms_stacks *st);
+int ms_stacks_copy(struct ms_stacks *dst, const struct ms_stacks *src); /* 0 or -ENOMEM */
+void ms_stacks_free(struct ms_stacks *st);
+
 struct memscope_history {
     uint64_t magic;              /* MS_HISTORY_MAGIC while open */
     struct ms_event *events;     /* replay order */
@@ -109,6 +130,7 @@ struct memscope_history {
     uint64_t budget_bytes;       /* root.budget_bytes */
     uint32_t pid;                /* root.pid */
     uint32_t abi_version;        /* root.abi_version */
+    struct ms_stacks stacks;     /* the call stack table */
 };
 
 #define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */
@@ -152,6 +174,7 @@ struct ms_block {
     uint64_t time;    /* ns when allocated */
     uint32_t thread;  /* allocating thread serial */
     uint32_t label;   /* index in snapshot.labels, 0: none */
+    uint32_t stack;   /* call stack id (snapshot.stacks), 0: none */
 };
 
 struct ms_label {
@@ -171,6 +194,7 @@ struct memscope_snapshot {
     struct ms_label *labels;              /* labels[0] unused */
     size_t nlabels;                       /* entries in labels */
     char *pool;                           /* label strings */
+    struct ms_stacks stacks;              /* the history's stack table, copied */
 };
 
 /* Checks a handle: non-zero when snapshot is a live snapshot object. */

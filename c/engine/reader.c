@@ -590,6 +590,9 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     h->nevents = total;
     a = NULL;
     rc = resolve_texts(src, &root, h, ntexts, err);
+    /* The stack table last, so it holds every stack the records read above name. */
+    if (rc == 0 && ms_stacks_read(src, root.stacks, &h->stacks) != 0) /* stacks.c */
+        rc = ms_error_set(err, -ENOMEM, "out of memory reading the stack table");
 out:
     ms_engine_big_free(a);
     ms_engine_big_free(b);

@@ -13,6 +13,17 @@ void ms_render_warnings(const struct memscope_stats *st, const struct memscope_r
 /* 0, or -EINVAL for an unknown group, sort or section bit. */
 int ms_render_options_check(const struct memscope_render_options *o);
 
+/* Call stacks (stacks.c): the blocks section grouped by site or stack, one
+ * stack's frames, the stack warnings, the JSON "stack_table" and "stacks". */
+void ms_render_stack_groups(const struct memscope_snapshot *s, const struct memscope_render_options *o,
+                            struct ms_buf *b, unsigned top);
+void ms_render_stack_frames(const struct memscope_snapshot *s, uint32_t id, const struct memscope_render_options *o,
+                            struct ms_buf *b, const char *indent);
+void ms_render_stack_notes(const struct memscope_snapshot *s, const struct memscope_render_options *o,
+                           struct ms_buf *b);
+void ms_render_stacks_json(const struct memscope_snapshot *s, const struct memscope_render_options *o,
+                           struct ms_buf *b);
+
 /* Appends str as a JSON string literal (escaped, valid UTF-8). */
 void ms_json_string(struct ms_buf *b, const char *str);
 

@@ -143,6 +143,7 @@ MS_API int memscope_snapshot_render_json(const struct memscope_snapshot *snapsho
                   st->total_deallocated, st->current_memory, st->peak_memory, st->unmatched_deallocations,
                   st->dropped_events, st->peak_time_ns, st->overlapping_allocations, st->reallocations, st->events);
     ms_buf_printf(&b, "  \"process\": {\"pid\": %u},\n", snapshot->pid);
+    ms_render_stacks_json(snapshot, opts ? opts : &(struct memscope_render_options){0}, &b); /* stacks.c */
     ms_buf_puts(&b, "  \"threads\": [");
     for (i = 0; i < snapshot->nthreads; i++) {
         const struct memscope_thread_stats *t = &snapshot->threads[i];
@@ -157,9 +158,9 @@ MS_API int memscope_snapshot_render_json(const struct memscope_snapshot *snapsho
     ms_buf_puts(&b, "  \"live_blocks\": [");
     for (i = 0; i < snapshot->nblocks && !b.failed; i++) {
         const struct ms_block *bl = order[i];
-        ms_buf_printf(&b, "%s\n    {\"address\": \"0x%" PRIx64 "\", \"size\": %" PRIu64 ", \"thread\": %u, \"time_ns\": %" PRIu64
+        ms_buf_printf(&b, "%s\n    {\"stack\": %u, \"address\": \"0x%" PRIx64 "\", \"size\": %" PRIu64 ", \"thread\": %u, \"time_ns\": %" PRIu64
                       ", \"label\": ",
-                      i ? "," : "", bl->address, bl->size, bl->thread, bl->time);
+                      i ? "," : "", bl->stack, bl->address, bl->size, bl->thread, bl->time);
         if (bl->label) {
             ms_buf_puts(&b, "{\"name\": ");
             ms_json_string(&b, snapshot->labels[bl->label].name);

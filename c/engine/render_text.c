@@ -340,6 +340,10 @@ static void render_blocks(const struct memscope_snapshot *s, const struct memsco
     size_t n, i;
     static const char *const sort_name[] = {"largest", "largest", "newest", "by address"};
 
+    if (o->group_by == MEMSCOPE_GROUP_STACK || o->group_by == MEMSCOPE_GROUP_SITE) {
+        ms_render_stack_groups(s, o, b, top); /* stacks.c */
+        return;
+    }
     if (o->group_by != MEMSCOPE_GROUP_NONE) {
         render_groups(s, o, b, top);
         return;
@@ -395,7 +399,7 @@ out:
 
 int ms_render_options_check(const struct memscope_render_options *o)
 {
-    if ((unsigned)o->group_by > MEMSCOPE_GROUP_SIZE_CLASS || (unsigned)o->sort_by > MEMSCOPE_SORT_ADDRESS ||
+    if ((unsigned)o->group_by > MEMSCOPE_GROUP_SITE || (unsigned)o->sort_by > MEMSCOPE_SORT_ADDRESS ||
         (o->sections & ~(MEMSCOPE_SECTION_SUMMARY | MEMSCOPE_SECTION_THREADS | MEMSCOPE_SECTION_BLOCKS)))
         return -EINVAL;
     return 0;
@@ -415,6 +419,7 @@ MS_API int memscope_snapshot_render_text(const struct memscope_snapshot *snapsho
     ms_buf_init(&b);
     render_heading(snapshot, o, &b);
     ms_render_warnings(&snapshot->stats, o, &b);
+    ms_render_stack_notes(snapshot, o, &b);
     if (sections & MEMSCOPE_SECTION_SUMMARY)
         render_summary(snapshot, o, &b);
     if (sections & MEMSCOPE_SECTION_THREADS)

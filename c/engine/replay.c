@@ -43,6 +43,7 @@ struct slot {
     uint64_t time;    /* ns allocated */
     uint32_t thread;  /* dense index of the allocating thread */
     uint32_t label;   /* history text index + 1, 0: none */
+    uint32_t stack;   /* call stack id, 0: none */
 };
 
 /* A block a REALLOC_FREE set aside, per thread. */
@@ -245,7 +246,7 @@ HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, 
             break;
         if (__builtin_expect(s->address == e->address, 0)) {
             resolve_overlap(r, index, e, s);
-            if (table_insert(tb, &(struct slot){e->address, e->size, e->time, t, label}) != 0)
+            if (table_insert(tb, &(struct slot){e->address, e->size, e->time, t, label, e->stack}) != 0)
                 return -ENOMEM;
             s = NULL;
             break;
@@ -257,6 +258,7 @@ HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, 
         s->time = e->time;
         s->thread = t;
         s->label = label;
+        s->stack = e->stack;
         tb->used++;
     }
     r->st.total_allocations++;
@@ -485,6 +487,7 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
         b->time = sl->time;
         b->thread = h->threads[sl->thread].serial;
         b->label = 0;
+        b->stack = sl->stack;
         if (sl->label && sl->label <= h->ntexts) {
             if (!labelmap[sl->label]) {
                 const struct ms_text *t = &h->texts[sl->label - 1];
@@ -521,6 +524,9 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
     }
     sort_blocks(s->blocks, k, tmp);
     ms_engine_big_free(tmp);
+    tmp = NULL;
+    if (ms_stacks_copy(&s->stacks, &h->stacks) != 0) /* stacks.c */
+        goto fail;
     ms_engine_free(labelmap);
     s->magic = MS_SNAPSHOT_MAGIC;
     *out = s;

@@ -23,6 +23,7 @@ MS_API void memscope_snapshot_free(struct memscope_snapshot *snapshot)
     ms_engine_big_free(snapshot->blocks);
     ms_engine_free(snapshot->labels);
     ms_engine_free(snapshot->pool);
+    ms_stacks_free(&snapshot->stacks);
     ms_engine_free(snapshot);
 }
 
@@ -57,7 +58,7 @@ static void to_allocation(const struct memscope_snapshot *s, const struct ms_blo
     a->size = b->size;
     a->time_ns = b->time;
     a->thread = b->thread;
-    a->stack = 0;
+    a->stack = b->stack;
     a->label_name = b->label ? s->labels[b->label].name : NULL;
     a->label_type = b->label ? s->labels[b->label].type : NULL;
 }

@@ -105,6 +105,8 @@ enum memscope_group_by {
     MEMSCOPE_GROUP_THREAD = 1,     /* one row per allocating thread */
     MEMSCOPE_GROUP_LABEL = 2,      /* one row per label (variable and type); unlabeled blocks together */
     MEMSCOPE_GROUP_SIZE_CLASS = 3, /* one row per power-of-two size class (0-16, 17-32, 33-64, ...) */
+    MEMSCOPE_GROUP_STACK = 4,      /* one row per call stack id (stacks.c) */
+    MEMSCOPE_GROUP_SITE = 5,       /* one row per allocation site: the first frame that is not the allocator's */
 };
 
 /* How rows of the blocks section are ordered. */
@@ -115,6 +117,8 @@ enum memscope_sort_by {
     MEMSCOPE_SORT_ADDRESS = 3, /* address, ascending (blocks only; groups: as SIZE) */
 };
 
+struct memscope_symbolizer;
+
 /* Options for the text and JSON renderers. Zero-initialised means defaults. */
 struct memscope_render_options {
     unsigned top;                   /* rows in the blocks section (0: 10); the JSON lists every block regardless */
@@ -123,6 +127,7 @@ struct memscope_render_options {
     enum memscope_sort_by sort_by;  /* order of the blocks section */
     int color;                      /* non-zero: ANSI colour in text */
     int exact_bytes;                /* non-zero: exact byte counts beside human sizes */
+    const struct memscope_symbolizer *symbolizer; /* names frames of call stacks; NULL: addresses only */
 };
 
 /*
@@ -309,6 +314,69 @@ int memscope_timeline_render_text(const struct memscope_timeline *timeline,
                                   const struct memscope_timeline_options *opts, char **out, size_t *len);
 int memscope_timeline_render_json(const struct memscope_timeline *timeline, char **out, size_t *len);
 void memscope_timeline_free(struct memscope_timeline *timeline);
+
+/* ---- Call stacks (stacks.c) ---- */
+
+/*
+ * What a front end knows of one return address. The engine symbolizes
+ * nothing itself: it hands a symbolizer every distinct return address a
+ * render needs, in one call, and uses what comes back. Unknown fields stay
+ * NULL / 0. Strings must stay valid until the render call returns.
+ */
+struct memscope_frame {
+    const char *function; /* function name ("main", "Widget::Widget()"), NULL: unknown */
+    const char *file;     /* source file of the call, NULL: unknown */
+    uint32_t line;        /* its line */
+    const char *module;   /* path of the executable or library holding pc, NULL: unknown */
+};
+
+/*
+ * Fills out[i] for pcs[i], i < n (pcs sorted, distinct; each is a return
+ * address: the call is at pc - 1). Returns 0; non-zero makes every frame
+ * unknown. Frames whose module is libmemscope, libc or libstdc++, or whose
+ * function is one of the malloc family or operator new, are the allocator's:
+ * hidden from sites and folded stacks, marked in whole stacks.
+ */
+struct memscope_symbolizer {
+    int (*symbolize)(void *ctx, const uint64_t *pcs, size_t n, struct memscope_frame *out);
+    void *ctx;
+};
+
+/* The stack table as a snapshot holds it. */
+struct memscope_stacks_info {
+    uint64_t stacks;     /* stack ids in the table (1..stacks) */
+    uint64_t frames;     /* frames stored */
+    uint64_t unreadable; /* ids whose entry could not be trusted */
+    uint64_t truncated;  /* allocations kept with their caller only: the table was full */
+    uint64_t lost;       /* allocations with no stack: the table was full */
+    uint32_t method;     /* enum memscope_stack_method (store_abi.h) */
+    uint32_t max_depth;  /* most frames per stack */
+    int status;          /* 0, or a negative errno: the table could not be read (error says why) */
+    const char *error;   /* the sentence, or NULL (valid while the snapshot lives) */
+};
+int memscope_snapshot_stacks_info(const struct memscope_snapshot *snapshot, struct memscope_stacks_info *out);
+
+/*
+ * The frames of stack id (innermost first: frame 0 called the allocation
+ * function): copies min(depth, max) return addresses to pcs and sets
+ * *depth. Returns 0, -ENOENT (id 0: no stack), -EBADMSG (an id the table
+ * does not hold, or an unreadable entry), -EINVAL.
+ */
+int memscope_snapshot_stack(const struct memscope_snapshot *snapshot, uint32_t id, uint64_t *pcs, size_t max,
+                            size_t *depth);
+
+/* Text: the live blocks of stack id (count, bytes) and its frames, symbolized with opts->symbolizer. -ENOENT: no such id. */
+int memscope_snapshot_render_stack(const struct memscope_snapshot *snapshot, uint32_t id,
+                                   const struct memscope_render_options *opts, char **out, size_t *len);
+
+/*
+ * Live bytes in the collapsed-stack ("folded") format of flamegraph.pl,
+ * inferno and speedscope: one line per distinct stack, "root;...;site BYTES",
+ * frames named with opts->symbolizer (else 0x addresses), the allocator's
+ * frames left out, lines sorted. Blocks without a stack: "[no stack]".
+ */
+int memscope_snapshot_render_folded(const struct memscope_snapshot *snapshot,
+                                    const struct memscope_render_options *opts, char **out, size_t *len);
 
 #ifdef __cplusplus
 }
