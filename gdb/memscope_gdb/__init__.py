@@ -12,14 +12,16 @@ import gdb
 
 from . import commands_block
 from . import commands_snapshot
+from . import commands_stacks
 from . import commands_time
 from . import printers
 from . import settings
 from . import store
+from . import symbols
 
 _registered = []
 
-COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS + commands_time.COMMANDS
+COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS + commands_stacks.COMMANDS + commands_time.COMMANDS
 
 
 class MemscopePrefix(gdb.Command):
@@ -64,6 +66,7 @@ def register(plugin_dir=None, engine_dir=None, objfile=None):
         MemscopePrefix.__doc__ = _prefix_doc()
         MemscopePrefix()
         settings.register()
+        symbols.register()
         for cls in COMMANDS:
             cls()
             cls("memscope " + cls.command[len("memscope-"):])

@@ -20,12 +20,14 @@ class Options:
         self.group_by = "none"
         self.exact = False
         self.json = None
+        self.folded = None
         self.at = (eng.AT_END, 0, None)
         self.positional = []
 
     def render_options(self, sections=0, color=False):
-        return eng.RenderOptions(self.top, sections, eng.GROUP_BY[self.group_by], eng.SORT_BY[self.sort],
-                                 1 if color else 0, 1 if self.exact else 0)
+        from . import symbols  # pylint: disable=import-outside-toplevel
+        return symbols.attach(eng.RenderOptions(self.top, sections, eng.GROUP_BY[self.group_by],
+                                                eng.SORT_BY[self.sort], 1 if color else 0, 1 if self.exact else 0))
 
 
 _TIME_UNITS = {"": 1, "ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
@@ -110,6 +112,10 @@ def parse(command, arg, allowed, max_positional=0):
             opts.sort = _choice(command, name, value, list(eng.SORT_BY))
         elif name == "--group-by":
             opts.group_by = _choice(command, name, value, list(eng.GROUP_BY))
+        elif name == "--by":
+            opts.group_by = _choice(command, name, value, list(eng.GROUP_BY))
+        elif name == "--folded":
+            opts.folded = value
         elif name == "--json":
             opts.json = value
         elif name == "--at":

@@ -36,7 +36,8 @@ Usage: memscope-block [--exact] [--at POINT] ADDR
 
 ADDR is any GDB expression for an address (a pointer variable, p->buf + 8,
 0x55555555a2c0). Tells whether ADDR lies in a live block (and where in it),
-prints the block's record (address, size, thread, time, label) and the
+prints the block's record (address, size, thread, time, label), the call
+stack it was allocated from (function, file:line, library per frame) and the
 events the store holds for that block's address: allocated, reallocated,
 labeled, freed, with times and threads.
 Example: memscope-block node->payload"""

@@ -25,7 +25,7 @@ def take(options):
     return history, history.snapshot(kind, value, mark)
 
 
-_VALUES = {"--sort": sorted(eng.SORT_BY), "--group-by": sorted(eng.GROUP_BY),
+_VALUES = {"--sort": sorted(eng.SORT_BY), "--group-by": sorted(eng.GROUP_BY), "--by": sorted(eng.GROUP_BY),
            "--at": ["end", "peak", "mark:", "event:", "time:"]}
 
 
@@ -83,7 +83,7 @@ class SnapshotCommand(MemscopeCommand):
     """Print the heap snapshot: summary, per-thread table and largest live blocks.
 
 Usage: memscope-snapshot [--top N] [--sort size|count|time|address]
-                         [--group-by thread|label|size|none] [--exact]
+                         [--group-by thread|label|size|site|stack|none] [--exact]
                          [--at POINT|--at-peak|--at-mark NAME|--at-event N]
                          [--json FILE]
 
@@ -91,8 +91,11 @@ Reads the memscope event store of the program (a live process stopped in
 GDB, or a core file) and replays it into a snapshot of the heap.
   --top N        show N rows of live blocks (default 10)
   --sort KEY     order the rows by size (default), count, time or address
-  --group-by G   one row per allocating thread, per label, or per
-                 power-of-two size class instead of one row per block
+  --group-by G   one row per allocating thread, per label, per
+                 power-of-two size class, per allocation site (the first
+                 frame of the call stack outside the allocator: function,
+                 file:line, library) or per call stack, instead of one row
+                 per block
   --exact        print exact byte counts beside the human sizes
   --at POINT     the snapshot at another point of the recorded history:
                  end (default), peak, mark:NAME, event:N, time:T[ns|us|ms|s],
@@ -171,17 +174,23 @@ Example: memscope-threads --exact"""
 
 
 class TopCommand(MemscopeCommand):
-    """Print the largest live blocks, or the largest groups of them.
+    """Print the largest live blocks, or the places that hold the most live memory.
 
-Usage: memscope-top [N] [--group-by thread|label|size|none]
+Usage: memscope-top [N] [--by site|stack|thread|label|size|none]
                     [--sort size|count|time|address] [--exact] [--at POINT]
 
 N rows (default 10) of live blocks with their size, thread, time and label,
-or with --group-by one row per thread, label or size class.
-Example: memscope-top 5 --group-by label"""
+or with --by (or --group-by) one row per group:
+  site     the allocation site: the first frame of the allocation's call
+           stack outside the allocator (libmemscope, malloc, operator new,
+           libstdc++, libc), as function, file:line and library
+  stack    the whole call stack (its id: see memscope-stack ID)
+  thread, label, size   the allocating thread, the label, the size class
+with live bytes, blocks and their share of the live heap.
+Example: memscope-top 5 --by site"""
 
     command = "memscope-top"
-    options = frozenset({"--top", "--sort", "--group-by", "--exact", "--at"})
+    options = frozenset({"--top", "--sort", "--group-by", "--by", "--exact", "--at"})
 
     def invoke(self, arg, from_tty):
         options = args.parse(self.command, arg, self.options, max_positional=1)

@@ -29,7 +29,7 @@ SECTION_SUMMARY = 0x1
 SECTION_THREADS = 0x2
 SECTION_BLOCKS = 0x4
 
-GROUP_BY = {"none": 0, "thread": 1, "label": 2, "size": 3}
+GROUP_BY = {"none": 0, "thread": 1, "label": 2, "size": 3, "stack": 4, "site": 5}
 SORT_BY = {"size": 0, "count": 1, "time": 2, "address": 3}
 
 AT_END, AT_TIME, AT_EVENT, AT_MARK, AT_PEAK = 0, 1, 2, 3, 4
@@ -82,7 +82,36 @@ class RenderOptions(ctypes.Structure):
         ("sort_by", ctypes.c_int),
         ("color", ctypes.c_int),
         ("exact_bytes", ctypes.c_int),
+        ("symbolizer", ctypes.c_void_p),  # const struct memscope_symbolizer * (symbols.attach)
     ]
+
+
+class Frame(ctypes.Structure):
+    """struct memscope_frame."""
+
+    _fields_ = [("function", ctypes.c_char_p), ("file", ctypes.c_char_p), ("line", ctypes.c_uint32),
+                ("module", ctypes.c_char_p)]
+
+
+SYMBOLIZE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t,
+                                ctypes.POINTER(Frame))
+
+
+class Symbolizer(ctypes.Structure):
+    """struct memscope_symbolizer."""
+
+    _fields_ = [("symbolize", SYMBOLIZE_FN), ("ctx", ctypes.c_void_p)]
+
+
+class StacksInfo(ctypes.Structure):
+    """struct memscope_stacks_info."""
+
+    _fields_ = [("stacks", ctypes.c_uint64), ("frames", ctypes.c_uint64), ("unreadable", ctypes.c_uint64),
+                ("truncated", ctypes.c_uint64), ("lost", ctypes.c_uint64), ("method", ctypes.c_uint32),
+                ("max_depth", ctypes.c_uint32), ("status", ctypes.c_int), ("error", ctypes.c_char_p)]
+
+
+STACK_METHODS = {0: "none", 1: "caller", 2: "fp", 3: "unwind"}
 
 
 class Stats(ctypes.Structure):
@@ -128,6 +157,11 @@ _PROTOTYPES = {
     "memscope_snapshot_free": (None, [_P]),
     "memscope_snapshot_stats": (ctypes.c_int, [_P, ctypes.POINTER(Stats)]),
     "memscope_strerror": (ctypes.c_char_p, [ctypes.c_int]),
+    "memscope_snapshot_stacks_info": (ctypes.c_int, [_P, ctypes.POINTER(StacksInfo)]),
+    "memscope_snapshot_render_stack": (ctypes.c_int, [_P, ctypes.c_uint32, ctypes.POINTER(RenderOptions),
+                                                      ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_size_t)]),
+    "memscope_snapshot_render_folded": (ctypes.c_int, [_P, ctypes.POINTER(RenderOptions), ctypes.POINTER(_P),
+                                                       ctypes.POINTER(ctypes.c_size_t)]),
 }
 
 
@@ -294,6 +328,21 @@ class Snapshot:
 
     def render_json(self, opts):
         return self.engine.take_text(self.engine.snapshot_render_json, self.handle, ctypes.byref(opts))
+
+    def render_stack(self, stack_id, opts):
+        return self.engine.take_text(self.engine.snapshot_render_stack, self.handle, ctypes.c_uint32(stack_id),
+                                     ctypes.byref(opts))
+
+    def render_folded(self, opts):
+        return self.engine.take_text(self.engine.snapshot_render_folded, self.handle, ctypes.byref(opts))
+
+    def stacks_info(self):
+        out = StacksInfo()
+        rc = self.engine.snapshot_stacks_info(self.handle, ctypes.byref(out))
+        if rc != 0:
+            raise EngineError("the memscope engine could not read the stack table: %s."
+                              % self.engine.describe(rc), rc)
+        return out
 
     def close(self):
         if self.handle:

@@ -26,7 +26,8 @@ from gdbtest import Skip, check, check_equal, live_prelude, run_gdb
 from heap_check import (NO_STORE, check_heap, check_text_matches_json, core_captures, heap_captures,
                         heap_session, j_summary)
 
-COMMANDS = ("memscope-snapshot", "memscope-stats", "memscope-threads", "memscope-top", "memscope-block")
+COMMANDS = ("memscope-snapshot", "memscope-stats", "memscope-threads", "memscope-top", "memscope-block",
+            "memscope-stack", "memscope-export")
 
 # --------------------------------------------------------------------- cases
 
@@ -88,7 +89,7 @@ def case_errors(paths):
         "bad-top": "memscope-snapshot: --top wants a positive whole number, not 'x'.",
         "bad-top0": "memscope-top: N wants a positive whole number, not '0'.",
         "bad-sort": "memscope-snapshot: --sort wants one of size|count|time|address, not 'weight'.",
-        "bad-group": "memscope-top: --group-by wants one of none|thread|label|size, not 'colour'.",
+        "bad-group": "memscope-top: --group-by wants one of none|thread|label|size|stack|site, not 'colour'.",
         "bad-option": "memscope-threads: unknown option '--bogus' (see 'help memscope-threads').",
         "bad-missing": "memscope-snapshot: --json needs a value (see 'help memscope-snapshot').",
         "bad-at": "memscope-snapshot: --at wants end, peak, mark:NAME, event:N or time:T[ns|us|ms|s], "
