@@ -9,7 +9,14 @@
  * order + merge) and memscope_history_snapshot at the end (replay + snapshot
  * build), each the median of several runs, and prints M events/s.
  *
- * Usage: bench_replay [EVENTS [THREADS [LIVE [RUNS]]]]
+ * BURST 1 (the default) picks each event's thread at random: threads
+ * interleave event by event, the merge's worst case. BURST N > 1 lets a
+ * thread run for N events on average (a geometric run length) before another
+ * takes over, as threads of real programs do between scheduling, locks and
+ * I/O; each thread then frees mostly its own blocks (1 in 10 another
+ * thread's), from its own LIFO-ish live set.
+ *
+ * Usage: bench_replay [EVENTS [THREADS [LIVE [RUNS [BURST]]]]]
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -128,11 +135,9 @@ static uint64_t rand_size(void)
     return 65536 + (r >> 8) % 1000000;
 }
 
-static void build(uint64_t events, uint32_t threads, uint64_t target_live)
+/* The root of an empty store, and each thread's arena. */
+static void store_init(uint32_t threads)
 {
-    struct live *live = malloc(sizeof(*live) * (target_live * 2 + 16));
-    size_t nlive = 0;
-    uint64_t time = 1000, n = 0;
     uint32_t t;
 
     memcpy(root.magic, MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE);
@@ -144,6 +149,15 @@ static void build(uint64_t events, uint32_t threads, uint64_t target_live)
     root.budget_bytes = UINT64_MAX;
     for (t = 0; t < threads; t++)
         sims[t].arena = UINT64_C(0x7f0000000000) + (uint64_t)t * UINT64_C(0x10000000000);
+}
+
+static void build(uint64_t events, uint32_t threads, uint64_t target_live)
+{
+    struct live *live = malloc(sizeof(*live) * (target_live * 2 + 16));
+    size_t nlive = 0;
+    uint64_t time = 1000, n = 0;
+
+    store_init(threads);
     while (n < events) {
         uint64_t r = next_rand();
         uint32_t th = 1 + (uint32_t)(r % threads);
@@ -195,6 +209,83 @@ static void build(uint64_t events, uint32_t threads, uint64_t target_live)
     free(live);
 }
 
+/* Bursty workload: per-thread live sets, a thread runs for a geometric number
+ * of events (mean burst) before another one takes over. */
+static void build_bursty(uint64_t events, uint32_t threads, uint64_t target_live, uint64_t burst)
+{
+    struct live *live[64];
+    size_t nlive[64] = {0}, cap = target_live * 2 + 16, total = 0;
+    uint64_t time = 1000, n = 0;
+    uint32_t t, th = 1;
+
+    store_init(threads);
+    for (t = 0; t < threads; t++)
+        live[t] = malloc(sizeof(**live) * cap);
+    while (n < events) {
+        uint64_t r = next_rand();
+        unsigned op = (unsigned)((r >> 16) % 100);
+        int grow = total < target_live ? op < 70 : op < 45;
+        struct live *mine;
+        size_t *nm;
+
+        if (next_rand() % burst == 0)
+            th = 1 + (uint32_t)(next_rand() % threads);
+        mine = live[th - 1];
+        nm = &nlive[th - 1];
+        if (total >= target_live * 2 || *nm + 1 >= cap)
+            grow = 0;
+        time += 5 + (r >> 40) % 30;
+        if (grow || total == 0) {
+            uint64_t size = rand_size();
+            uint64_t a = sim_malloc(th, size);
+            emit(th, MEMSCOPE_REC_ALLOC, time, a, size);
+            mine[*nm].addr = a;
+            mine[*nm].size = size;
+            mine[*nm].thread = th;
+            (*nm)++;
+            total++;
+            n++;
+        } else {
+            /* 1 in 10 frees takes another thread's block (any thread with some). */
+            uint32_t from = th;
+            size_t i;
+            struct live b;
+            if ((r >> 56) % 10 == 0 || *nm == 0) {
+                from = 1 + (uint32_t)(next_rand() % threads);
+                while (nlive[from - 1] == 0)
+                    from = from % threads + 1;
+            }
+            struct live *set = live[from - 1];
+            size_t *ns = &nlive[from - 1];
+            i = (op % 10) < 7 ? *ns - 1 - (size_t)((r >> 24) % (*ns < 16 ? *ns : 16)) : (size_t)((r >> 24) % *ns);
+            b = set[i];
+            set[i] = set[--*ns];
+            total--;
+            if ((op % 20) == 1 && n + 2 <= events && *nm + 1 < cap) {
+                uint64_t nsz = rand_size();
+                uint64_t na;
+                emit(th, MEMSCOPE_REC_REALLOC_FREE, time, b.addr, 0);
+                sim_free(th, b.addr, b.size);
+                na = sim_malloc(th, nsz);
+                time += 3;
+                emit(th, MEMSCOPE_REC_REALLOC_ALLOC, time, na, nsz);
+                mine[*nm].addr = na;
+                mine[*nm].size = nsz;
+                mine[*nm].thread = th;
+                (*nm)++;
+                total++;
+                n += 2;
+            } else {
+                emit(th, MEMSCOPE_REC_FREE, time, b.addr, 0);
+                sim_free(th, b.addr, b.size);
+                n++;
+            }
+        }
+    }
+    for (t = 0; t < threads; t++)
+        free(live[t]);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -229,16 +320,20 @@ int main(int argc, char **argv)
     uint32_t threads = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 0) : 4;
     uint64_t live = argc > 3 ? strtoull(argv[3], NULL, 0) : 300000u;
     int runs = argc > 4 ? atoi(argv[4]) : 5, i;
+    uint64_t burst = argc > 5 ? strtoull(argv[5], NULL, 0) : 1;
     struct memscope_source src = {mem_read, NULL};
     double t_open[64], t_snap[64], t_both[64], c_open[64], c_snap[64], c_both[64];
     struct memscope_stats st;
     struct memscope_history_info info;
 
-    if (threads < 1 || threads > 64 || runs < 1 || runs > 64) {
-        fprintf(stderr, "usage: bench_replay [EVENTS [THREADS(1-64) [LIVE [RUNS(1-64)]]]]\n");
+    if (threads < 1 || threads > 64 || runs < 1 || runs > 64 || burst < 1) {
+        fprintf(stderr, "usage: bench_replay [EVENTS [THREADS(1-64) [LIVE [RUNS(1-64) [BURST(>=1)]]]]]\n");
         return 2;
     }
-    build(events, threads, live);
+    if (burst > 1)
+        build_bursty(events, threads, live, burst);
+    else
+        build(events, threads, live);
     for (i = 0; i < runs; i++) {
         struct memscope_history *h = NULL;
         struct memscope_snapshot *snap = NULL;
@@ -276,9 +371,9 @@ int main(int argc, char **argv)
     qsort(c_snap, (size_t)runs, sizeof(double), cmp_double);
     qsort(c_both, (size_t)runs, sizeof(double), cmp_double);
     printf("events %" PRIu64 ", threads %u, live blocks at end %" PRIu64 ", peak %" PRIu64 " bytes, "
-           "unmatched %" PRIu64 ", overlapping %" PRIu64 ", runs %d (median)\n",
+           "unmatched %" PRIu64 ", overlapping %" PRIu64 ", burst %" PRIu64 ", runs %d (median)\n",
            info.events, info.threads, st.active_allocations, st.peak_memory, st.unmatched_deallocations,
-           st.overlapping_allocations, runs);
+           st.overlapping_allocations, burst, runs);
     printf("                             wall ms  M events/s    cpu ms  M events/s (cpu)\n");
     row("history_open (read+merge)", t_open[runs / 2], c_open[runs / 2], info.events);
     row("snapshot (replay)", t_snap[runs / 2], c_snap[runs / 2], info.events);
