@@ -1,0 +1,264 @@
+/*
+ * trace_codec.c - the block codec of trace files (trace_abi.h): CRC-32C,
+ * the delta/varint column encoding of EVENTS payloads and whole-block
+ * building with zstd. No allocation and no stdio, so the runtime's trace
+ * writer can call it inside the recorded program.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "trace_codec.h"
+
+/* ---- CRC-32C (Castagnoli), table-driven, 8 bytes per step ---- */
+
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+    __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t ms_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+
+    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
+        crc_init(); /* idempotent: two threads racing compute the same table */
+    crc = ~crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        v ^= crc;
+        crc = crc_table[7][v & 0xff] ^ crc_table[6][(v >> 8) & 0xff] ^ crc_table[5][(v >> 16) & 0xff] ^
+              crc_table[4][(v >> 24) & 0xff] ^ crc_table[3][(v >> 32) & 0xff] ^ crc_table[2][(v >> 40) & 0xff] ^
+              crc_table[1][(v >> 48) & 0xff] ^ crc_table[0][v >> 56];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+    return ~crc;
+}
+
+void ms_trace_header_init(struct memscope_trace_header *h, uint32_t flags, uint32_t pid, uint64_t origin_ticks,
+                          uint64_t origin_ns, uint32_t block_size_hint)
+{
+    memset(h, 0, sizeof(*h));
+    memcpy(h->magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE);
+    h->version = MEMSCOPE_TRACE_VERSION;
+    h->header_size = sizeof(*h);
+    h->flags = flags;
+    h->pid = pid;
+    h->clock_origin_ticks = origin_ticks;
+    h->clock_origin_ns = origin_ns;
+    h->block_size_hint = block_size_hint;
+    h->header_crc = ms_crc32c(0, h, offsetof(struct memscope_trace_header, header_crc));
+}
+
+/* ---- EVENTS payload ---- */
+
+size_t ms_trace_events_bound(size_t n)
+{
+    return sizeof(struct memscope_trace_events) + n * (1 + 4 * 10);
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint64_t zigzag(uint64_t d)
+{
+    return (d << 1) ^ (uint64_t)((int64_t)d >> 63);
+}
+
+static inline uint64_t unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (0 - (z & 1));
+}
+
+size_t ms_trace_encode_events(struct memscope_trace_events *hdr, const struct memscope_record *r, size_t n,
+                              uint8_t *out)
+{
+    uint8_t *p = out + sizeof(*hdr);
+    uint64_t prev;
+    size_t i;
+
+    hdr->count = (uint32_t)n;
+    hdr->reserved = 0;
+    memcpy(out, hdr, sizeof(*hdr));
+    for (i = 0; i < n; i++)
+        *p++ = (uint8_t)MEMSCOPE_RECORD_KIND(r[i].info);
+    prev = hdr->first_time;
+    for (i = 0; i < n; i++) {
+        p = put_varint(p, zigzag(r[i].time - prev));
+        prev = r[i].time;
+    }
+    prev = 0;
+    for (i = 0; i < n; i++) {
+        p = put_varint(p, zigzag(r[i].address - prev));
+        prev = r[i].address;
+    }
+    for (i = 0; i < n; i++)
+        p = put_varint(p, r[i].size);
+    for (i = 0; i < n; i++)
+        p = put_varint(p, r[i].stack);
+    return (size_t)(p - out);
+}
+
+/* Reads one varint at *pp (below end). 0, or -1 when it runs past end or over 10 bytes. */
+static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    unsigned shift = 0;
+
+    /* Fast path: one byte. */
+    if (p < end && *p < 0x80) {
+        *out = *p;
+        *pp = p + 1;
+        return 0;
+    }
+    while (p < end && shift < 70) {
+        uint8_t b = *p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            *pp = p;
+            return 0;
+        }
+        shift += 7;
+    }
+    return -1;
+}
+
+int ms_trace_decode_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr,
+                           struct memscope_record *out, size_t out_cap, const char **why)
+{
+    const uint8_t *p = in, *end = in + len, *kinds;
+    uint64_t prev, v;
+    uint32_t info, n, i;
+
+    if (len < sizeof(*hdr)) {
+        *why = "payload shorter than its events header";
+        return -EBADMSG;
+    }
+    memcpy(hdr, in, sizeof(*hdr));
+    n = hdr->count;
+    if (n == 0 || n > MEMSCOPE_TRACE_MAX_EVENTS || n > out_cap) {
+        *why = "record count out of range";
+        return -EBADMSG;
+    }
+    if (hdr->thread == 0 || hdr->thread > 0xffffffu) {
+        *why = "thread serial out of range";
+        return -EBADMSG;
+    }
+    p += sizeof(*hdr);
+    if ((size_t)(end - p) < n) {
+        *why = "payload too short for its record kinds";
+        return -EBADMSG;
+    }
+    kinds = p;
+    p += n;
+    info = MEMSCOPE_RECORD_INFO(0, hdr->thread);
+    for (i = 0; i < n; i++) {
+        if (kinds[i] < MEMSCOPE_REC_ALLOC || kinds[i] > MEMSCOPE_REC_MARK) {
+            *why = "unknown record kind";
+            return -EBADMSG;
+        }
+        out[i].info = info | kinds[i];
+    }
+    prev = hdr->first_time;
+    for (i = 0; i < n; i++) {
+        if (get_varint(&p, end, &v) != 0)
+            goto short_payload;
+        prev += unzigzag(v);
+        out[i].time = prev;
+    }
+    prev = 0;
+    for (i = 0; i < n; i++) {
+        if (get_varint(&p, end, &v) != 0)
+            goto short_payload;
+        prev += unzigzag(v);
+        out[i].address = prev;
+    }
+    for (i = 0; i < n; i++) {
+        if (get_varint(&p, end, &v) != 0)
+            goto short_payload;
+        out[i].size = v;
+    }
+    for (i = 0; i < n; i++) {
+        if (get_varint(&p, end, &v) != 0 || v > UINT32_MAX)
+            goto short_payload;
+        out[i].stack = (uint32_t)v;
+    }
+    if (p != end) {
+        *why = "bytes left over after the records";
+        return -EBADMSG;
+    }
+    return 0;
+short_payload:
+    *why = "a column is cut short or holds a bad number";
+    return -EBADMSG;
+}
+
+/* ---- whole blocks ---- */
+
+size_t ms_trace_block_bound(size_t raw_len)
+{
+    size_t z = ZSTD_compressBound(raw_len);
+    if (z < raw_len)
+        z = raw_len;
+    return sizeof(struct memscope_trace_block) + ((z + 7) & ~(size_t)7);
+}
+
+size_t ms_trace_block_build(uint16_t type, uint64_t sequence, const void *raw, size_t raw_len, void *cctx, int level,
+                            uint8_t *out)
+{
+    struct memscope_trace_block b;
+    uint8_t *payload = out + sizeof(b);
+    size_t stored = raw_len, padded;
+    uint16_t codec = MEMSCOPE_TRACE_CODEC_NONE;
+
+    if (cctx && raw_len > 0) {
+        size_t z = ZSTD_compressCCtx(cctx, payload, ZSTD_compressBound(raw_len), raw, raw_len, level);
+        if (ZSTD_isError(z))
+            return 0;
+        if (z < raw_len) {
+            stored = z;
+            codec = MEMSCOPE_TRACE_CODEC_ZSTD;
+        }
+    }
+    if (codec == MEMSCOPE_TRACE_CODEC_NONE)
+        memcpy(payload, raw, raw_len);
+    padded = (stored + 7) & ~(size_t)7;
+    memset(payload + stored, 0, padded - stored);
+    memset(&b, 0, sizeof(b));
+    b.magic = MEMSCOPE_TRACE_BLOCK_MAGIC;
+    b.type = type;
+    b.codec = codec;
+    b.stored_size = (uint32_t)stored;
+    b.raw_size = (uint32_t)raw_len;
+    b.sequence = sequence;
+    b.payload_crc = ms_crc32c(0, payload, stored);
+    b.header_crc = ms_crc32c(0, &b, offsetof(struct memscope_trace_block, header_crc));
+    memcpy(out, &b, sizeof(b));
+    return sizeof(b) + padded;
+}

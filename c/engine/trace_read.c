@@ -1,0 +1,562 @@
+/*
+ * trace_read.c - reads a trace file (trace_abi.h) into a history.
+ *
+ * The file is mapped read-only and walked block by block: each block header
+ * is checked (magic, its CRC, sizes against the file and the format's
+ * limits, sequence), its payload's CRC is checked, then the payload is
+ * decompressed (zstd, into a scratch buffer bounded by raw_size) and
+ * decoded. EVENTS records go, in the order each thread wrote them, into one
+ * array per thread; TEXTS entries into a text list; the last STATE block
+ * gives the counters and the clock calibration.
+ *
+ * Then the store those blocks describe is rebuilt as a memory source: a
+ * synthetic root and one chunk header per thread (at addresses above any
+ * user-space address) whose records are the thread arrays themselves, and
+ * the text entries at their original addresses. memscope_history_open reads
+ * that source like any other store, so every check, the clock conversion,
+ * the merge and the text resolution are the reader's own (reader.c); nothing
+ * is replayed differently for a trace.
+ *
+ * Damage: a file that is not a trace, or whose header fails its CRC, or an
+ * unknown version, fails the open. A block whose payload fails its CRC or
+ * does not decode, or whose records do not continue its thread's sequence,
+ * is skipped (counted, the first one described in info.warning), or fails
+ * the open with MEMSCOPE_TRACE_STRICT. A block header that fails its CRC
+ * ends the walk (what follows cannot be located), as does a file cut short
+ * inside a block (the process was killed mid-write): both are reported.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "internal.h"
+#include "memscope/trace.h"
+#include "trace_codec.h"
+
+#define SYN_ROOT UINT64_C(0x4000000000000000)   /* synthetic root address */
+#define SYN_CHUNKS UINT64_C(0x4000000000100000) /* synthetic chunks from here */
+#define TEXT_LIMIT UINT64_C(0x3fff000000000000) /* text addresses must lie below this */
+#define MAX_CHUNK_RECORDS (UINT64_C(1) << 25)    /* records per synthetic chunk (1 GiB) */
+
+struct trace_thread {
+    uint32_t serial;              /* thread serial */
+    uint32_t tid;                 /* OS thread id */
+    struct memscope_record *recs; /* its records, in the order it wrote them */
+    uint64_t n;                   /* records */
+    uint64_t cap;                 /* room in recs */
+};
+
+struct trace_text {
+    uint64_t address;    /* where the entry lay in the recorded process */
+    const uint8_t *data; /* struct memscope_text header + payload (in the mapping's decoded copy) */
+    uint32_t len;        /* bytes at data */
+};
+
+/* A segment of the synthetic memory. */
+struct seg {
+    uint64_t addr;
+    uint64_t len;
+    const void *data;
+};
+
+struct trace_load {
+    struct trace_thread *threads; /* by arrival; looked up by serial */
+    uint32_t nthreads;
+    uint32_t threads_cap;
+    struct trace_text *texts;
+    size_t ntexts, texts_cap;
+    uint8_t **text_pools; /* decoded TEXTS payloads, kept while the history is read */
+    size_t npools, pools_cap;
+    struct memscope_trace_state state; /* last STATE */
+    int have_state;
+    struct seg *segs;
+    size_t nsegs;
+    struct memscope_chunk *chunk_hdrs;
+    struct memscope_store_root root;
+};
+
+static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct memscope_trace_info *info, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (info->warning[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(info->warning, sizeof(info->warning), fmt, ap);
+    va_end(ap);
+}
+
+static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, uint32_t tid)
+{
+    for (uint32_t i = L->nthreads; i-- > 0;)
+        if (L->threads[i].serial == serial)
+            return &L->threads[i];
+    if (L->nthreads == L->threads_cap) {
+        uint32_t ncap = L->threads_cap ? L->threads_cap * 2 : 16;
+        struct trace_thread *nt = ms_engine_realloc(L->threads, ncap * sizeof(*nt));
+        if (!nt)
+            return NULL;
+        L->threads = nt;
+        L->threads_cap = ncap;
+    }
+    struct trace_thread *t = &L->threads[L->nthreads++];
+    memset(t, 0, sizeof(*t));
+    t->serial = serial;
+    t->tid = tid;
+    return t;
+}
+
+/* Makes room for `more` records in t. 0 or -ENOMEM. */
+static int thread_reserve(struct trace_thread *t, uint64_t more)
+{
+    if (t->n + more <= t->cap)
+        return 0;
+    uint64_t ncap = t->cap ? t->cap : 65536;
+    while (ncap < t->n + more)
+        ncap *= 2;
+    struct memscope_record *nr = ms_engine_realloc(t->recs, ncap * sizeof(*nr));
+    if (!nr)
+        return -ENOMEM;
+    t->recs = nr;
+    t->cap = ncap;
+    return 0;
+}
+
+/*
+ * Decodes one EVENTS payload into its thread. Returns 0, 1 (skipped: *why
+ * says why), or -ENOMEM.
+ */
+static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, const char **why)
+{
+    struct memscope_trace_events hdr;
+    struct trace_thread *t;
+
+    if (len < sizeof(hdr)) {
+        *why = "events payload shorter than its header";
+        return 1;
+    }
+    memcpy(&hdr, raw, sizeof(hdr));
+    if (hdr.count == 0 || hdr.count > MEMSCOPE_TRACE_MAX_EVENTS || hdr.thread == 0 || hdr.thread > 0xffffffu) {
+        *why = "events header out of range";
+        return 1;
+    }
+    t = thread_get(L, hdr.thread, hdr.tid);
+    if (!t || thread_reserve(t, hdr.count) != 0)
+        return -ENOMEM;
+    if (hdr.first_index != t->n) {
+        *why = hdr.first_index < t->n ? "its records repeat records already read for its thread"
+                                      : "records of its thread before it are missing";
+        if (hdr.first_index < t->n)
+            return 1;
+        /* A gap (a block lost before this one): keep going, the history is incomplete. */
+    }
+    if (ms_trace_decode_events(raw, len, &hdr, t->recs + t->n, hdr.count, why) != 0)
+        return 1;
+    t->n += hdr.count;
+    return hdr.first_index != t->n - hdr.count ? 2 : 0;
+}
+
+/* Takes the TEXTS payload raw (owned from here) into the text list. 0, 1 (bad), -ENOMEM. */
+static int load_texts(struct trace_load *L, uint8_t *raw, size_t len, const char **why)
+{
+    size_t off = 0;
+
+    if (L->npools == L->pools_cap) {
+        size_t ncap = L->pools_cap ? L->pools_cap * 2 : 16;
+        uint8_t **np = ms_engine_realloc(L->text_pools, ncap * sizeof(*np));
+        if (!np)
+            return -ENOMEM;
+        L->text_pools = np;
+        L->pools_cap = ncap;
+    }
+    L->text_pools[L->npools++] = raw;
+    while (off < len) {
+        struct memscope_trace_text e;
+        if (len - off < sizeof(e)) {
+            *why = "a text entry is cut short";
+            return 1;
+        }
+        memcpy(&e, raw + off, sizeof(e));
+        if (e.address == 0 || (e.address & 7) || e.address >= TEXT_LIMIT || e.bytes == 0 ||
+            e.bytes > MEMSCOPE_TEXT_MAX || (e.strings != 1 && e.strings != 2) ||
+            len - off - sizeof(e) < ((e.bytes + 7u) & ~7u)) {
+            *why = "a text entry is malformed";
+            return 1;
+        }
+        if (L->ntexts == L->texts_cap) {
+            size_t ncap = L->texts_cap ? L->texts_cap * 2 : 64;
+            struct trace_text *nt = ms_engine_realloc(L->texts, ncap * sizeof(*nt));
+            if (!nt)
+                return -ENOMEM;
+            L->texts = nt;
+            L->texts_cap = ncap;
+        }
+        /* The trace entry's bytes/strings pair is laid out as struct memscope_text: reuse it in place. */
+        L->texts[L->ntexts].address = e.address;
+        L->texts[L->ntexts].data = raw + off + offsetof(struct memscope_trace_text, bytes);
+        L->texts[L->ntexts].len = (uint32_t)sizeof(struct memscope_text) + e.bytes;
+        L->ntexts++;
+        off += sizeof(e) + ((e.bytes + 7u) & ~7u);
+    }
+    return 0;
+}
+
+static int seg_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct seg *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static int text_cmp(const void *a, const void *b, void *ctx)
+{
+    const struct trace_text *x = a, *y = b;
+    return x->address < y->address ? -1 : x->address > y->address;
+}
+
+/* The synthetic memory: a read must lie within one segment. */
+static int syn_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    const struct trace_load *L = ctx;
+    size_t lo = 0, hi = L->nsegs;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (L->segs[mid].addr <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -EFAULT;
+    const struct seg *s = &L->segs[lo - 1];
+    if (addr - s->addr > s->len || len > s->len - (addr - s->addr))
+        return -EFAULT;
+    memcpy(buf, (const uint8_t *)s->data + (addr - s->addr), len);
+    return 0;
+}
+
+/* Lays out the synthetic store and reads it into a history. */
+static int build_history(struct trace_load *L, const struct memscope_trace_header *fh, struct memscope_history **out,
+                         struct memscope_trace_info *info, struct memscope_error *err)
+{
+    struct memscope_store_root *r = &L->root;
+    uint64_t nchunks = 0, addr = SYN_CHUNKS, head = 0, chunk_bytes = 0, text_bytes = 0;
+    size_t nseg = 0, k = 0, i;
+    struct memscope_source src;
+
+    for (i = 0; i < L->nthreads; i++)
+        nchunks += (L->threads[i].n + MAX_CHUNK_RECORDS - 1) / MAX_CHUNK_RECORDS;
+    L->chunk_hdrs = ms_engine_calloc(nchunks ? nchunks : 1, sizeof(*L->chunk_hdrs));
+    L->segs = ms_engine_calloc(1 + 2 * nchunks + L->ntexts, sizeof(*L->segs));
+    if (!L->chunk_hdrs || !L->segs)
+        return ms_error_set(err, -ENOMEM, "out of memory");
+    for (i = 0; i < L->nthreads; i++) {
+        struct trace_thread *t = &L->threads[i];
+        for (uint64_t first = 0, seq = 0; first < t->n; first += MAX_CHUNK_RECORDS, seq++) {
+            uint64_t cnt = t->n - first < MAX_CHUNK_RECORDS ? t->n - first : MAX_CHUNK_RECORDS;
+            struct memscope_chunk *c = &L->chunk_hdrs[k++];
+            c->magic = MEMSCOPE_CHUNK_MAGIC;
+            c->next = head;
+            c->thread_prev = 0;
+            c->capacity = cnt;
+            c->count = cnt;
+            c->map_size = sizeof(*c) + cnt * sizeof(struct memscope_record);
+            c->thread = t->serial;
+            c->seq = (uint32_t)seq;
+            c->tid = t->tid;
+            c->pid = fh->pid;
+            L->segs[nseg++] = (struct seg){addr, sizeof(*c), c};
+            L->segs[nseg++] = (struct seg){addr + sizeof(*c), cnt * sizeof(struct memscope_record), t->recs + first};
+            head = addr;
+            chunk_bytes += c->map_size;
+            addr += (c->map_size + 4095) & ~UINT64_C(4095);
+        }
+    }
+    /* Texts at their own addresses: sorted, duplicates (the same entry written twice) and overlaps dropped. */
+    if (ms_sort(L->texts, L->ntexts, sizeof(*L->texts), text_cmp, NULL) != 0)
+        return ms_error_set(err, -ENOMEM, "out of memory");
+    {
+        uint64_t end = 0;
+        for (i = 0; i < L->ntexts; i++) {
+            if (L->texts[i].address < end) {
+                if (nseg == 0 || L->texts[i].address != L->segs[nseg - 1].addr)
+                    warn(info, "text entry at 0x%" PRIx64 " overlaps another; dropped", L->texts[i].address);
+                continue;
+            }
+            L->segs[nseg++] = (struct seg){L->texts[i].address, L->texts[i].len, L->texts[i].data};
+            end = L->texts[i].address + L->texts[i].len;
+            text_bytes += L->texts[i].len;
+        }
+    }
+    memset(r, 0, sizeof(*r));
+    memcpy(r->magic, MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE);
+    r->abi_version = MEMSCOPE_STORE_ABI_VERSION;
+    r->root_size = sizeof(*r);
+    r->record_size = sizeof(struct memscope_record);
+    r->chunk_header_size = sizeof(struct memscope_chunk);
+    r->flags = (fh->flags & MEMSCOPE_TRACE_CLOCK_TSC) ? MEMSCOPE_STORE_CLOCK_TSC : 0;
+    r->pid = fh->pid;
+    r->chunks = head;
+    r->chunk_count = nchunks;
+    r->chunk_bytes = chunk_bytes;
+    r->budget_bytes = L->have_state ? L->state.budget_bytes : 0;
+    r->events_dropped = L->have_state ? L->state.events_dropped : 0;
+    r->text_bytes = text_bytes;
+    for (i = 0; i < L->nthreads; i++)
+        if (L->threads[i].serial > r->threads_started)
+            r->threads_started = L->threads[i].serial;
+    r->clock_origin_ticks = fh->clock_origin_ticks;
+    r->clock_origin_ns = fh->clock_origin_ns;
+    if (L->have_state) {
+        r->clock_calib_ticks = L->state.clock_calib_ticks;
+        r->clock_calib_ns = L->state.clock_calib_ns;
+    }
+    L->segs[nseg++] = (struct seg){SYN_ROOT, sizeof(*r), r};
+    L->nsegs = nseg;
+    if (ms_sort(L->segs, nseg, sizeof(*L->segs), seg_cmp, NULL) != 0)
+        return ms_error_set(err, -ENOMEM, "out of memory");
+    src.read = syn_read;
+    src.ctx = L;
+    return memscope_history_open(&src, SYN_ROOT, out, err);
+}
+
+static void load_free(struct trace_load *L)
+{
+    for (uint32_t i = 0; i < L->nthreads; i++)
+        ms_engine_free(L->threads[i].recs);
+    ms_engine_free(L->threads);
+    for (size_t i = 0; i < L->npools; i++)
+        ms_engine_free(L->text_pools[i]);
+    ms_engine_free(L->text_pools);
+    ms_engine_free(L->texts);
+    ms_engine_free(L->segs);
+    ms_engine_free(L->chunk_hdrs);
+}
+
+MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
+                               struct memscope_trace_info *info_out, struct memscope_error *err)
+{
+    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local;
+    struct trace_load L;
+    struct memscope_trace_header fh;
+    struct stat st;
+    uint8_t *map = NULL, *scratch = NULL;
+    size_t map_len = 0, off;
+    ZSTD_DCtx *dctx = NULL;
+    uint64_t seq = 0;
+    int fd = -1, rc = 0;
+    const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
+
+    memset(&L, 0, sizeof(L));
+    memset(info, 0, sizeof(*info));
+    if (err)
+        err->message[0] = '\0';
+    if (!path || !out)
+        return ms_error_set(err, -EINVAL, "invalid argument: a path and an out pointer are required");
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        return ms_error_set(err, rc, "cannot open %s: %s", path, strerror(-rc));
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        ms_error_set(err, rc, "cannot read %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    map_len = (size_t)st.st_size;
+    info->file_bytes = map_len;
+    if (map_len < sizeof(fh)) {
+        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (%zu bytes, shorter than a trace header)", path,
+                          map_len);
+        goto out;
+    }
+    map = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        map = NULL;
+        rc = -errno;
+        ms_error_set(err, rc, "cannot map %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    memcpy(&fh, map, sizeof(fh));
+    if (memcmp(fh.magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE) != 0) {
+        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (magic does not match)", path);
+        goto out;
+    }
+    if (fh.header_crc != ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc))) {
+        rc = ms_error_set(err, -EBADMSG, "%s: the trace header is damaged (checksum mismatch)", path);
+        goto out;
+    }
+    info->version = fh.version;
+    if (fh.version != MEMSCOPE_TRACE_VERSION) {
+        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows version %u", path,
+                          fh.version, MEMSCOPE_TRACE_VERSION);
+        goto out;
+    }
+    if (fh.header_size != sizeof(fh)) {
+        rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
+        goto out;
+    }
+    scratch = ms_engine_alloc(MEMSCOPE_TRACE_MAX_RAW);
+    dctx = ZSTD_createDCtx();
+    if (!scratch || !dctx) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+
+    for (off = sizeof(fh); off < map_len;) {
+        struct memscope_trace_block b;
+        const uint8_t *payload;
+        const uint8_t *raw;
+        uint8_t *owned = NULL;
+        const char *why = NULL;
+        size_t padded;
+        int r;
+
+        if (map_len - off < sizeof(b)) {
+            info->truncated_bytes = map_len - off;
+            if (strict) {
+                rc = ms_error_set(err, -EBADMSG, "%s: the file ends inside block %" PRIu64 " (truncated)", path, seq);
+                goto out;
+            }
+            warn(info, "the trace ends inside block %" PRIu64 " (at byte %zu): the writer was cut short; read up to there",
+                 seq, off);
+            break;
+        }
+        memcpy(&b, map + off, sizeof(b));
+        if (b.magic != MEMSCOPE_TRACE_BLOCK_MAGIC ||
+            b.header_crc != ms_crc32c(0, &b, offsetof(struct memscope_trace_block, header_crc)) ||
+            b.stored_size > MEMSCOPE_TRACE_MAX_RAW || b.raw_size > MEMSCOPE_TRACE_MAX_RAW) {
+            if (strict) {
+                rc = ms_error_set(err, -EBADMSG, "%s: block %" PRIu64 " at byte %zu: damaged header", path, seq, off);
+                goto out;
+            }
+            info->truncated_bytes = map_len - off;
+            warn(info, "block %" PRIu64 " at byte %zu has a damaged header; the %zu bytes from there are ignored", seq,
+                 off, map_len - off);
+            break;
+        }
+        padded = ((size_t)b.stored_size + 7) & ~(size_t)7;
+        if (map_len - off - sizeof(b) < b.stored_size) {
+            info->truncated_bytes = map_len - off;
+            if (strict) {
+                rc = ms_error_set(err, -EBADMSG, "%s: block %" PRIu64 " at byte %zu is cut short (file truncated)",
+                                  path, b.sequence, off);
+                goto out;
+            }
+            warn(info, "the trace ends inside block %" PRIu64 " (at byte %zu): the writer was cut short; read up to there",
+                 b.sequence, off);
+            break;
+        }
+        payload = map + off + sizeof(b);
+        if (b.sequence != seq) {
+            if (strict) {
+                rc = ms_error_set(err, -EBADMSG, "%s: block at byte %zu has sequence %" PRIu64 ", expected %" PRIu64,
+                                  path, off, b.sequence, seq);
+                goto out;
+            }
+            warn(info, "block at byte %zu has sequence %" PRIu64 ", expected %" PRIu64 " (blocks missing)", off,
+                 b.sequence, seq);
+        }
+        seq = b.sequence + 1;
+        off += sizeof(b) + (padded <= map_len - off - sizeof(b) ? padded : b.stored_size);
+
+        if (ms_crc32c(0, payload, b.stored_size) != b.payload_crc) {
+            why = "payload checksum mismatch";
+            goto skip;
+        }
+        if (b.codec == MEMSCOPE_TRACE_CODEC_ZSTD) {
+            size_t z = ZSTD_decompressDCtx(dctx, scratch, b.raw_size, payload, b.stored_size);
+            if (ZSTD_isError(z) || z != b.raw_size) {
+                why = "payload does not decompress";
+                goto skip;
+            }
+            raw = scratch;
+        } else if (b.codec == MEMSCOPE_TRACE_CODEC_NONE && b.stored_size == b.raw_size) {
+            raw = payload;
+        } else {
+            why = "unknown codec";
+            goto skip;
+        }
+        switch (b.type) {
+        case MEMSCOPE_TRACE_EVENTS:
+            r = load_events(&L, raw, b.raw_size, &why);
+            if (r < 0) {
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            if (r == 1)
+                goto skip;
+            if (r == 2) {
+                if (strict) {
+                    rc = ms_error_set(err, -EBADMSG, "%s: block %" PRIu64 ": %s", path, b.sequence, why);
+                    goto out;
+                }
+                warn(info, "block %" PRIu64 ": %s", b.sequence, why);
+            }
+            break;
+        case MEMSCOPE_TRACE_TEXTS:
+            owned = ms_engine_alloc(b.raw_size ? b.raw_size : 1);
+            if (!owned) {
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            memcpy(owned, raw, b.raw_size);
+            r = load_texts(&L, owned, b.raw_size, &why);
+            if (r < 0) {
+                ms_engine_free(owned);
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            if (r == 1)
+                goto skip;
+            break;
+        case MEMSCOPE_TRACE_STATE:
+            if (b.raw_size != sizeof(L.state)) {
+                why = "state payload has the wrong size";
+                goto skip;
+            }
+            memcpy(&L.state, raw, sizeof(L.state));
+            L.have_state = 1;
+            info->complete = (L.state.flags & MEMSCOPE_TRACE_STATE_FINAL) != 0;
+            break;
+        default:
+            warn(info, "block %" PRIu64 " has unknown type %u; skipped", b.sequence, b.type);
+            info->blocks_skipped++;
+            continue;
+        }
+        info->blocks++;
+        continue;
+    skip:
+        if (strict) {
+            rc = ms_error_set(err, -EBADMSG, "%s: block %" PRIu64 " (type %u) is damaged: %s", path, b.sequence,
+                              b.type, why);
+            goto out;
+        }
+        warn(info, "block %" PRIu64 " (type %u) is damaged (%s); skipped", b.sequence, b.type, why);
+        info->blocks_skipped++;
+    }
+    for (uint32_t i = 0; i < L.nthreads; i++)
+        info->events += L.threads[i].n;
+    rc = build_history(&L, &fh, out, info, err); /* on failure the reader's sentence names the part */
+    if (rc == 0 && L.have_state)
+        (*out)->chunk_bytes = L.state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
+out:
+    ZSTD_freeDCtx(dctx);
+    ms_engine_free(scratch);
+    load_free(&L);
+    if (map)
+        munmap(map, map_len);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}

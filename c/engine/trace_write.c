@@ -1,0 +1,227 @@
+/*
+ * trace_write.c - memscope_history_write_trace: a history written out as a
+ * trace file (trace_abi.h), so what GDB sees in a live process or a core
+ * can be replayed later by `memscope report`.
+ *
+ * Times are already ns since recording began in a history, so the file
+ * says so (no TSC flag, origin 0). Each label and mark text gets an entry
+ * at a made-up address (its place in a virtual text area), written before
+ * the events, and the records name it there. Each thread's events go out in
+ * the order it wrote them (a history keeps them so within the merge),
+ * MS_WRITE_BLOCK records per EVENTS block. A final STATE block carries the
+ * counters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "internal.h"
+#include "memscope/trace.h"
+#include "trace_codec.h"
+
+#define MS_WRITE_BLOCK 65536u
+#define TEXT_BASE UINT64_C(0x10000)
+#define ZSTD_LEVEL 3
+
+struct writer {
+    int fd;
+    uint64_t seq;
+    uint8_t *block; /* room for one whole block */
+    ZSTD_CCtx *cctx;
+    const char *path;
+};
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int put_block(struct writer *w, uint16_t type, const void *raw, size_t len, struct memscope_error *err)
+{
+    size_t n = ms_trace_block_build(type, w->seq, raw, len, w->cctx, ZSTD_LEVEL, w->block);
+    int rc;
+
+    if (n == 0)
+        return ms_error_set(err, -EIO, "compression failed writing %s", w->path);
+    rc = write_all(w->fd, w->block, n);
+    if (rc != 0)
+        return ms_error_set(err, rc, "cannot write %s: %s", w->path, strerror(-rc));
+    w->seq++;
+    return 0;
+}
+
+MS_API int memscope_history_write_trace(const struct memscope_history *h, const char *path,
+                                        struct memscope_error *err)
+{
+    struct writer w = {.fd = -1, .path = path};
+    struct memscope_trace_header fh;
+    uint64_t *text_addr = NULL, *count = NULL, *pos = NULL, *order = NULL, i;
+    uint8_t *raw = NULL;
+    struct memscope_record *recs = NULL;
+    size_t raw_cap = ms_trace_events_bound(MS_WRITE_BLOCK);
+    int rc = 0;
+
+    if (err)
+        err->message[0] = '\0';
+    if (!ms_history_valid(h) || !path)
+        return ms_error_set(err, -EINVAL, "invalid argument: an open history and a path are required");
+
+    /* Text entries: their addresses first (texts[0], the unreadable sentinel, stays 0). */
+    text_addr = ms_engine_calloc(h->ntexts ? h->ntexts : 1, sizeof(*text_addr));
+    count = ms_engine_calloc((size_t)h->nthreads + 1, sizeof(*count));
+    pos = ms_engine_calloc((size_t)h->nthreads + 1, sizeof(*pos));
+    order = ms_engine_big_alloc((h->nevents ? h->nevents : 1) * sizeof(*order), 0);
+    recs = ms_engine_alloc(MS_WRITE_BLOCK * sizeof(*recs));
+    w.block = ms_engine_alloc(ms_trace_block_bound(raw_cap));
+    w.cctx = ZSTD_createCCtx();
+    if (!text_addr || !count || !pos || !order || !recs || !w.block || !w.cctx) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0) {
+        rc = -errno;
+        ms_error_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    ms_trace_header_init(&fh, 0, h->pid, 0, 0, MS_WRITE_BLOCK);
+    rc = write_all(w.fd, &fh, sizeof(fh));
+    if (rc != 0) {
+        ms_error_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+        goto out;
+    }
+
+    /* TEXTS blocks of up to ~64 KiB each. */
+    raw = ms_engine_alloc(raw_cap);
+    if (!raw) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    {
+        uint64_t next = TEXT_BASE;
+        size_t used = 0;
+        for (uint32_t t = 1; t < h->ntexts; t++) {
+            const char *name = h->pool + h->texts[t].name;
+            size_t nlen = strlen(name) + 1, tlen = 0;
+            const char *type = NULL;
+            struct memscope_trace_text e;
+            /* A label's type string follows its name in the pool; a mark has only the name. */
+            if (h->texts[t].type != 0 && h->texts[t].type == h->texts[t].name + nlen) {
+                type = h->pool + h->texts[t].type;
+                tlen = strlen(type) + 1;
+            }
+            e.address = next;
+            e.bytes = (uint32_t)(nlen + tlen);
+            e.strings = type ? 2 : 1;
+            if (e.bytes > MEMSCOPE_TEXT_MAX)
+                continue; /* cannot happen: the reader capped it; leave it unreadable */
+            size_t need = sizeof(e) + ((e.bytes + 7u) & ~7u);
+            if (used + need > 65536 && used > 0) {
+                rc = put_block(&w, MEMSCOPE_TRACE_TEXTS, raw, used, err);
+                if (rc != 0)
+                    goto out;
+                used = 0;
+            }
+            memcpy(raw + used, &e, sizeof(e));
+            memcpy(raw + used + sizeof(e), name, nlen);
+            if (type)
+                memcpy(raw + used + sizeof(e) + nlen, type, tlen);
+            memset(raw + used + sizeof(e) + e.bytes, 0, ((e.bytes + 7u) & ~7u) - e.bytes);
+            used += need;
+            text_addr[t] = next;
+            next += sizeof(struct memscope_text) + ((e.bytes + 7u) & ~7u);
+        }
+        if (used > 0) {
+            rc = put_block(&w, MEMSCOPE_TRACE_TEXTS, raw, used, err);
+            if (rc != 0)
+                goto out;
+        }
+    }
+
+    /* Each thread's events in order: a counting sort of event indexes by thread. */
+    for (i = 0; i < h->nevents; i++)
+        count[MS_EV_THREAD(h->events[i].info)]++;
+    {
+        uint64_t acc = 0;
+        for (uint32_t t = 0; t < h->nthreads; t++) {
+            pos[t] = acc;
+            acc += count[t];
+        }
+    }
+    for (i = 0; i < h->nevents; i++)
+        order[pos[MS_EV_THREAD(h->events[i].info)]++] = i;
+    {
+        uint64_t start = 0, written = 0;
+        for (uint32_t t = 0; t < h->nthreads; t++) {
+            uint64_t prev_time = 0;
+            for (uint64_t first = 0; first < count[t]; first += MS_WRITE_BLOCK) {
+                uint64_t n = count[t] - first < MS_WRITE_BLOCK ? count[t] - first : MS_WRITE_BLOCK;
+                struct memscope_trace_events eh = {0};
+                for (uint64_t j = 0; j < n; j++) {
+                    const struct ms_event *e = &h->events[order[start + first + j]];
+                    unsigned kind = MS_EV_KIND(e->info);
+                    recs[j].time = e->time;
+                    recs[j].address = e->address;
+                    recs[j].size = e->size;
+                    if (kind == MEMSCOPE_REC_LABEL || kind == MEMSCOPE_REC_MARK)
+                        recs[j].size = e->size < h->ntexts ? text_addr[e->size] : 0;
+                    recs[j].stack = e->stack;
+                    recs[j].info = MEMSCOPE_RECORD_INFO(kind, h->threads[t].serial);
+                }
+                eh.thread = h->threads[t].serial;
+                eh.tid = h->threads[t].tid;
+                eh.first_index = first;
+                eh.first_time = prev_time;
+                size_t len = ms_trace_encode_events(&eh, recs, n, raw);
+                prev_time = recs[n - 1].time;
+                rc = put_block(&w, MEMSCOPE_TRACE_EVENTS, raw, len, err);
+                if (rc != 0)
+                    goto out;
+                written += n;
+            }
+            start += count[t];
+        }
+        struct memscope_trace_state s = {0};
+        s.events_dropped = h->dropped_events;
+        s.budget_bytes = h->budget_bytes;
+        s.chunk_bytes = h->chunk_bytes;
+        s.events_written = written;
+        s.flags = MEMSCOPE_TRACE_STATE_FINAL;
+        rc = put_block(&w, MEMSCOPE_TRACE_STATE, &s, sizeof(s), err);
+        if (rc != 0)
+            goto out;
+    }
+    if (close(w.fd) != 0) {
+        w.fd = -1;
+        rc = -errno;
+        ms_error_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    w.fd = -1;
+out:
+    if (w.fd >= 0)
+        close(w.fd);
+    ZSTD_freeCCtx(w.cctx);
+    ms_engine_free(w.block);
+    ms_engine_free(raw);
+    ms_engine_free(recs);
+    ms_engine_big_free(order);
+    ms_engine_free(pos);
+    ms_engine_free(count);
+    ms_engine_free(text_addr);
+    return rc;
+}

@@ -1,0 +1,145 @@
+/*
+ * trace_abi.h - the memscope trace file format: a store's whole event
+ * history on disk, written while the program runs (MEMSCOPE_TRACE=FILE, by
+ * the runtime's background writer) or from a history the engine read
+ * (memscope_history_write_trace: GDB's memscope-save), and read by the
+ * engine (memscope_trace_open: `memscope report FILE`).
+ *
+ * This header is the specification of the format. Fixed-width fields,
+ * little-endian. A file is
+ *
+ *   [struct memscope_trace_header]                      64 bytes, once
+ *   [struct memscope_trace_block][payload] ...          32 bytes + stored_size, repeated
+ *
+ * Each block is self-checking: its header carries a CRC-32C of itself and
+ * one of its stored payload, and a sequence number (0, 1, 2, ... in file
+ * order). A writer appends whole blocks with one write(2) each, so a process
+ * killed at any instant leaves every block it finished readable; at most the
+ * last block is cut short. A reader accepts a file that ends inside a block
+ * (it reports the cut and uses what came before), skips a block whose
+ * payload checksum fails (reporting it), and stops at a block header that
+ * fails its checksum (nothing after it can be located safely).
+ *
+ * Payloads are compressed per block with zstd (MEMSCOPE_TRACE_CODEC_ZSTD) or
+ * stored as they are (MEMSCOPE_TRACE_CODEC_NONE). The uncompressed payload
+ * of an EVENTS block is delta-encoded first (see below), which is what
+ * brings a 32-byte store record down to a few bytes.
+ *
+ * The format is independent of the store ABI: a reader rebuilds the store's
+ * content (records with their raw clock readings, text entries, clock
+ * calibration, counters) from it, whatever store version wrote it.
+ *
+ * Any change to a layout below changes MEMSCOPE_TRACE_VERSION; a reader that
+ * meets a version it does not know refuses the file and says so.
+ */
+#ifndef MEMSCOPE_TRACE_ABI_H
+#define MEMSCOPE_TRACE_ABI_H
+
+#include <stdint.h>
+
+/* 16 bytes: "memscope-trace" then 0x00 0x01. */
+#define MEMSCOPE_TRACE_MAGIC "memscope-trace\0\x01"
+#define MEMSCOPE_TRACE_MAGIC_SIZE 16
+#define MEMSCOPE_TRACE_VERSION 1u
+
+/* memscope_trace_header.flags */
+#define MEMSCOPE_TRACE_CLOCK_TSC 0x1u /* record times are TSC ticks (convert with the calibration in STATE), else ns */
+
+/* memscope_trace_block.codec */
+#define MEMSCOPE_TRACE_CODEC_NONE 0u /* payload stored as is: stored_size == raw_size */
+#define MEMSCOPE_TRACE_CODEC_ZSTD 1u /* payload is one zstd frame that decompresses to raw_size bytes */
+
+#define MEMSCOPE_TRACE_BLOCK_MAGIC 0x42547363u /* "csTB" read as bytes c s T B: 63 73 54 42 */
+#define MEMSCOPE_TRACE_MAX_RAW (64u << 20)     /* largest raw_size or stored_size a reader accepts (64 MiB) */
+#define MEMSCOPE_TRACE_MAX_EVENTS (1u << 20)   /* most records in one EVENTS block */
+
+/* The file header, at offset 0. */
+struct memscope_trace_header {
+    uint8_t magic[16];           /* MEMSCOPE_TRACE_MAGIC */
+    uint32_t version;            /* MEMSCOPE_TRACE_VERSION */
+    uint32_t header_size;        /* sizeof(struct memscope_trace_header) (64); blocks start at this offset */
+    uint32_t flags;              /* MEMSCOPE_TRACE_CLOCK_TSC when record times are TSC ticks */
+    uint32_t pid;                /* process id of the recorded process */
+    uint64_t clock_origin_ticks; /* clock reading when recording began: time zero (as store root.clock_origin_ticks) */
+    uint64_t clock_origin_ns;    /* CLOCK_MONOTONIC ns at the same instant */
+    uint32_t block_size_hint;    /* records per EVENTS block the writer aims at (informative) */
+    uint32_t reserved[2];        /* zero */
+    uint32_t header_crc;         /* CRC-32C (Castagnoli, reflected, init and final xor 0xffffffff) of the 60 bytes before */
+};
+
+/* Block kinds (memscope_trace_block.type). A reader skips kinds it does not know, saying so. */
+enum memscope_trace_block_type {
+    MEMSCOPE_TRACE_EVENTS = 1, /* records of one thread: struct memscope_trace_events then the encoded columns */
+    MEMSCOPE_TRACE_TEXTS = 2,  /* text entries (label and mark strings): struct memscope_trace_text entries */
+    MEMSCOPE_TRACE_STATE = 3,  /* counters and clock calibration: struct memscope_trace_state; the last one wins */
+};
+
+/* Every block starts with this header, 8-byte aligned in the file. */
+struct memscope_trace_block {
+    uint32_t magic;       /* MEMSCOPE_TRACE_BLOCK_MAGIC */
+    uint16_t type;        /* enum memscope_trace_block_type */
+    uint16_t codec;       /* MEMSCOPE_TRACE_CODEC_* */
+    uint32_t stored_size; /* payload bytes following this header (then zero padding to a multiple of 8) */
+    uint32_t raw_size;    /* payload bytes once decoded (<= MEMSCOPE_TRACE_MAX_RAW) */
+    uint64_t sequence;    /* this block's number in the file, from 0: a gap means a block went missing */
+    uint32_t payload_crc; /* CRC-32C of the stored_size payload bytes as stored */
+    uint32_t header_crc;  /* CRC-32C of the 28 bytes before */
+};
+
+/*
+ * EVENTS payload (raw, i.e. after decompression):
+ *
+ *   struct memscope_trace_events
+ *   kinds:   count bytes, the record kinds (store_abi.h enum memscope_record_kind)
+ *   then count varints for each column in turn:
+ *   times:   zigzag(time[i] - time[i-1]), time[-1] = first_time
+ *   address: zigzag(address[i] - address[i-1]) (wrapping 64-bit difference), address[-1] = 0
+ *   size:    size[i] (ALLOC, REALLOC_ALLOC: bytes; LABEL, MARK: address of the text entry, see TEXTS; else 0)
+ *   stack:   stack[i] (call stack id, 0 = none)
+ *
+ * A varint is LEB128: 7 bits per byte, least significant first, high bit
+ * set on every byte but the last, at most 10 bytes. zigzag(d) = (d << 1) ^
+ * (d >> 63) (arithmetic shift). The payload holds exactly these bytes: a
+ * reader treats anything short or left over as damage.
+ *
+ * A thread's records are split into blocks in the order the thread wrote
+ * them; first_index says where a block starts in that sequence, so a reader
+ * detects a block that went missing or came twice.
+ */
+struct memscope_trace_events {
+    uint32_t thread;      /* thread serial (store_abi.h: 1-based), 1..0xffffff */
+    uint32_t tid;         /* OS thread id of the thread */
+    uint32_t count;       /* records in this block, 1..MEMSCOPE_TRACE_MAX_EVENTS */
+    uint32_t reserved;    /* zero */
+    uint64_t first_index; /* records of this thread in the blocks before this one */
+    uint64_t first_time;  /* base of the time deltas: the time of the thread's previous record, or 0 */
+};
+
+/*
+ * TEXTS payload: entries one after the other, each this header, then `bytes`
+ * payload bytes (`strings` NUL-terminated strings, as store_abi.h struct
+ * memscope_text), then zero padding to a multiple of 8. The address is the
+ * one LABEL and MARK records name in their size field. A text is written
+ * before the first EVENTS block whose records name it.
+ */
+struct memscope_trace_text {
+    uint64_t address; /* the entry's address in the recorded process (non-zero, 8-byte aligned) */
+    uint32_t bytes;   /* payload bytes, every NUL included; 1..MEMSCOPE_TEXT_MAX (store_abi.h) */
+    uint32_t strings; /* NUL-terminated strings in the payload: 2 for a label, 1 for a mark */
+};
+
+/* STATE payload; flags */
+#define MEMSCOPE_TRACE_STATE_FINAL 0x1u /* written at the end of recording: the trace is complete */
+
+struct memscope_trace_state {
+    uint64_t events_dropped;    /* store root.events_dropped at that moment */
+    uint64_t budget_bytes;      /* root.budget_bytes */
+    uint64_t chunk_bytes;       /* root.chunk_bytes */
+    uint64_t events_written;    /* records in the EVENTS blocks written so far (all threads) */
+    uint64_t clock_calib_ticks; /* a clock reading after the origin, for the tick rate (as root.clock_calib_ticks); 0: none */
+    uint64_t clock_calib_ns;    /* CLOCK_MONOTONIC ns at clock_calib_ticks */
+    uint32_t flags;             /* MEMSCOPE_TRACE_STATE_FINAL */
+    uint32_t reserved;          /* zero */
+};
+
+#endif /* MEMSCOPE_TRACE_ABI_H */

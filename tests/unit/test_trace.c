@@ -1,0 +1,298 @@
+/*
+ * test_trace.c - trace files (trace_abi.h): the event codec round-trips
+ * every field; a history written as a trace reads back to the same
+ * snapshots at every event; damaged files (bad magic, header checksum,
+ * unknown version, block payload checksum, truncation, a lost block) give
+ * the documented error or warning, never a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fake_store.h"
+#include "memscope/trace.h"
+#include "trace_codec.h"
+
+static char path[64];
+
+static int setup(void **state)
+{
+    snprintf(path, sizeof(path), "/tmp/ms_test_trace_%d.trace", (int)getpid());
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    unlink(path);
+    return 0;
+}
+
+static void test_trace_codec_roundtrip(void **state)
+{
+    struct memscope_record in[6] = {
+        {100, 0x7f0000001000, 24, 3, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_ALLOC, 7)},
+        {90, 0x7f0000001000, 0, 0, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_FREE, 7)}, /* time goes back (a signal handler) */
+        {UINT64_MAX, 0x10, UINT64_MAX, UINT32_MAX, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_REALLOC_ALLOC, 7)},
+        {5, 0, 0x5000, 0, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_MARK, 7)},
+        {6, UINT64_MAX, 0, 0, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_REALLOC_FREE, 7)},
+        {7, 1, 0, 0, MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_REALLOC_UNDO, 7)},
+    };
+    struct memscope_record out[6];
+    struct memscope_trace_events h = {.thread = 7, .tid = 77, .first_index = 12, .first_time = 50}, h2;
+    uint8_t buf[1024];
+    const char *why = NULL;
+    size_t len = ms_trace_encode_events(&h, in, 6, buf);
+
+    assert_true(len <= ms_trace_events_bound(6));
+    assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, 6, &why), 0);
+    assert_int_equal(h2.count, 6);
+    assert_int_equal(h2.tid, 77);
+    assert_int_equal(h2.first_index, 12);
+    assert_memory_equal(in, out, sizeof(in));
+    /* One byte short, one byte too many, a bad kind: refused with a reason. */
+    assert_int_equal(ms_trace_decode_events(buf, len - 1, &h2, out, 6, &why), -EBADMSG);
+    assert_non_null(why);
+    buf[len] = 0;
+    assert_int_equal(ms_trace_decode_events(buf, len + 1, &h2, out, 6, &why), -EBADMSG);
+    buf[sizeof(h)] = 99;
+    assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, 6, &why), -EBADMSG);
+    /* Room for fewer records than the block claims. */
+    buf[sizeof(h)] = MEMSCOPE_REC_ALLOC;
+    assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, 5, &why), -EBADMSG);
+}
+
+static void test_trace_crc32c_known_value(void **state)
+{
+    /* The standard check value of CRC-32C. */
+    assert_int_equal(ms_crc32c(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(ms_crc32c(ms_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+}
+
+/* A store with two threads, a label, marks, a realloc, cross-thread frees. */
+static struct fake_store *sample(void)
+{
+    struct fake_store *s = fs_new();
+
+    fs_alloc(s, 1, 10, 0x1000, 100);
+    fs_alloc(s, 2, 20, 0x2000, 7);
+    fs_label(s, 2, 21, 0x2000, "seven", "char[7]");
+    fs_mark(s, 1, 25, "first");
+    fs_free(s, 2, 30, 0x1000);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_FREE, 40, 0x2000, 0);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_ALLOC, 41, 0x9000, 70);
+    fs_alloc(s, 1, 50, 0x3000, 1000);
+    fs_free(s, 2, 55, 0x4444); /* unmatched */
+    fs_mark(s, 2, 60, "second");
+    fs_build(s, 3);
+    return s;
+}
+
+static char *render_at(const struct memscope_history *h, uint64_t n)
+{
+    struct memscope_point p = {.kind = MEMSCOPE_AT_EVENT, .value = n};
+    struct memscope_snapshot *snap = NULL;
+    char *text = NULL;
+    size_t len;
+
+    assert_int_equal(memscope_history_snapshot(h, &p, &snap), 0);
+    assert_int_equal(memscope_snapshot_render_json(snap, NULL, &text, &len), 0);
+    memscope_snapshot_free(snap);
+    return text;
+}
+
+static void write_sample_trace(void)
+{
+    struct fake_store *s = sample();
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_write_trace(h, path, &err), 0);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_trace_history_roundtrip(void **state)
+{
+    struct fake_store *s = sample();
+    struct memscope_history *h = NULL, *t = NULL;
+    struct memscope_history_info hi, ti;
+    struct memscope_trace_info info;
+    struct memscope_error err;
+
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_write_trace(h, path, &err), 0);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &t, &info, &err), 0);
+    assert_int_equal(info.complete, 1);
+    assert_int_equal(info.blocks_skipped, 0);
+    assert_string_equal(info.warning, "");
+    memscope_history_info(h, &hi);
+    memscope_history_info(t, &ti);
+    assert_int_equal(hi.events, ti.events);
+    assert_int_equal(hi.threads, ti.threads);
+    assert_int_equal(hi.marks, ti.marks);
+    assert_int_equal(hi.last_time_ns, ti.last_time_ns);
+    for (uint64_t n = 0; n <= hi.events; n++) {
+        char *a = render_at(h, n), *b = render_at(t, n);
+        assert_string_equal(a, b);
+        memscope_text_free(a);
+        memscope_text_free(b);
+    }
+    /* Written again from the trace's own history: the same bytes. */
+    {
+        char path2[80];
+        snprintf(path2, sizeof(path2), "%s.2", path);
+        assert_int_equal(memscope_history_write_trace(t, path2, &err), 0);
+        FILE *f1 = fopen(path, "rb"), *f2 = fopen(path2, "rb");
+        char b1[8192], b2[8192];
+        size_t n1 = fread(b1, 1, sizeof(b1), f1), n2 = fread(b2, 1, sizeof(b2), f2);
+        fclose(f1);
+        fclose(f2);
+        unlink(path2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(b1, b2, n1);
+    }
+    memscope_history_close(h);
+    memscope_history_close(t);
+    fs_delete(s);
+}
+
+static long file_size(void)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void poke(long off, uint8_t x)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_true(pread(fd, &b, 1, off) == 1);
+    b ^= x;
+    assert_true(pwrite(fd, &b, 1, off) == 1);
+    close(fd);
+}
+
+static void test_trace_damaged_header(void **state)
+{
+    struct memscope_history *t = NULL;
+    struct memscope_error err;
+    struct memscope_trace_header fh;
+    int fd;
+
+    write_sample_trace();
+    poke(0, 0x20); /* magic */
+    assert_int_equal(memscope_trace_open(path, 0, &t, NULL, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, "not a memscope trace"));
+    poke(0, 0x20);
+    poke(40, 1); /* clock origin: the header checksum fails */
+    assert_int_equal(memscope_trace_open(path, 0, &t, NULL, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, "header is damaged"));
+    poke(40, 1);
+    /* An unknown version with a valid checksum. */
+    fd = open(path, O_RDWR);
+    assert_true(pread(fd, &fh, sizeof(fh), 0) == sizeof(fh));
+    ms_trace_header_init(&fh, fh.flags, fh.pid, fh.clock_origin_ticks, fh.clock_origin_ns, fh.block_size_hint);
+    fh.version = 99;
+    fh.header_crc = ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc));
+    assert_true(pwrite(fd, &fh, sizeof(fh), 0) == sizeof(fh));
+    close(fd);
+    assert_int_equal(memscope_trace_open(path, 0, &t, NULL, &err), -EPROTO);
+    assert_non_null(strstr(err.message, "version 99"));
+    /* Too short to be a trace; missing. */
+    assert_int_equal(truncate(path, 10), 0);
+    assert_int_equal(memscope_trace_open(path, 0, &t, NULL, &err), -EBADMSG);
+    unlink(path);
+    assert_int_equal(memscope_trace_open(path, 0, &t, NULL, &err), -ENOENT);
+    assert_null(t);
+}
+
+static void test_trace_damaged_block(void **state)
+{
+    struct memscope_history *t = NULL;
+    struct memscope_trace_info info;
+    struct memscope_history_info hi;
+    struct memscope_error err;
+    long first_payload = sizeof(struct memscope_trace_header) + sizeof(struct memscope_trace_block);
+
+    write_sample_trace();
+    /* Block 0 holds the texts; flip a payload byte: skipped with a warning, strict refuses. */
+    poke(first_payload + 3, 0x40);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &t, &info, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, "checksum"));
+    assert_int_equal(memscope_trace_open(path, 0, &t, &info, &err), 0);
+    assert_int_equal(info.blocks_skipped, 1);
+    assert_non_null(strstr(info.warning, "block 0"));
+    assert_non_null(strstr(info.warning, "checksum"));
+    memscope_history_info(t, &hi);
+    assert_int_equal(hi.events, 10); /* the events are all there; the texts read as unreadable */
+    memscope_history_close(t);
+    poke(first_payload + 3, 0x40);
+    /* A damaged block header ends the walk there. */
+    poke(sizeof(struct memscope_trace_header) + 9, 1);
+    assert_int_equal(memscope_trace_open(path, 0, &t, &info, &err), 0);
+    assert_non_null(strstr(info.warning, "damaged header"));
+    memscope_history_info(t, &hi);
+    assert_int_equal(hi.events, 0);
+    memscope_history_close(t);
+}
+
+static void test_trace_truncated(void **state)
+{
+    struct memscope_history *t = NULL, *full = NULL;
+    struct memscope_trace_info info;
+    struct memscope_history_info hi;
+    struct memscope_error err;
+    long size;
+
+    write_sample_trace();
+    assert_int_equal(memscope_trace_open(path, 0, &full, &info, &err), 0);
+    size = file_size();
+    /* Cut anywhere: never an error, never more events than the whole file holds; the cut is reported. */
+    for (long cut = (long)sizeof(struct memscope_trace_header); cut < size; cut += 5) {
+        write_sample_trace();
+        assert_int_equal(truncate(path, cut), 0);
+        assert_int_equal(memscope_trace_open(path, 0, &t, &info, &err), 0);
+        memscope_history_info(t, &hi);
+        assert_true(hi.events <= 10);
+        assert_int_equal(info.complete, 0);
+        if (cut > (long)sizeof(struct memscope_trace_header))
+            assert_true(info.truncated_bytes > 0 || info.blocks > 0);
+        memscope_history_close(t);
+        if (cut > (long)sizeof(struct memscope_trace_header)) {
+            uint64_t cut_bytes = info.truncated_bytes;
+            int rc = memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &t, &info, &err);
+            if (rc != (cut_bytes ? -EBADMSG : 0))
+                fail_msg("cut at %ld: strict open gave %d: %s", cut, rc, err.message);
+            memscope_history_close(t);
+            t = NULL;
+        }
+    }
+    memscope_history_close(full);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trace_crc32c_known_value),
+        cmocka_unit_test(test_trace_codec_roundtrip),
+        cmocka_unit_test_setup_teardown(test_trace_history_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_damaged_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_damaged_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_truncated, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
