@@ -129,6 +129,16 @@ def _on_stop(event):
         bp.report()
 
 
+def _on_exited(event):
+    """The process is gone, and the arming with it (it lived in its memory): so goes the breakpoint."""
+    bp = _state["breakpoint"]
+    if bp is None or not bp.is_valid():
+        return
+    _delete_breakpoint()
+    gdb.write("memscope: the peak break ended with the process (%d stop%s); arm it again in the next one.\n"
+              % (bp.stops, "" if bp.stops == 1 else "s"))
+
+
 _state = {"breakpoint": None, "connected": False}
 
 
@@ -177,7 +187,8 @@ on and stops each time its live heap reaches a new high above SIZE of
   --delete       disarm the trap and delete the breakpoint
 Sizes: 4096, 64K, 10M, 2G. The trap's figure is coarse (usable sizes, up
 to 64 KiB per thread late); the printed figures are exact. Needs a live
-process (start it first); GDB calls no function in it.
+process (start it first); GDB calls no function in it. The break ends with
+the process.
 Example: memscope-break-peak --min 10M --step 5M"""
 
     command = "memscope-break-peak"
@@ -255,6 +266,7 @@ Example: memscope-break-peak --min 10M --step 5M"""
         _state["breakpoint"] = PeakBreakpoint(root, print_stop, top)
         if not _state["connected"]:
             gdb.events.stop.connect(_on_stop)
+            gdb.events.exited.connect(_on_exited)
             _state["connected"] = True
         gdb.write("memscope: peak break armed: first stop when the live heap reaches %s (now %s), then every %s%s.\n"
                   % (fmt.size_with_bytes(threshold), fmt.size_with_bytes(current), fmt.human_size(step),

@@ -168,10 +168,11 @@ def case_break_min(paths):
     commands = ["set startup-with-shell off", "set environment LD_PRELOAD=" + paths.library,
                 "break main", "run", "capture arm memscope-break-peak --min 15M --step 100M --no-print",
                 "break fixture_checkpoint"]
-    for i in range(3):
+    for i in range(2):
         commands += ["capture stop-%d continue" % i, "capture-eval phase-%d fixture_phase" % i,
                      "capture-eval at-%d $pc == (long)fixture_checkpoint" % i,
                      "capture-eval hits-%d ((struct memscope_store_root *)&memscope_store_root)->peak_trap_hits" % i]
+    commands += ["capture exit continue", "capture info info breakpoints"]
     result = run_gdb(paths, commands, program=paths.curve, env=env(paths))
     result.no_traceback()
     check_equal(result.output("at-0"), 0, "first stop is the peak break")
@@ -179,6 +180,8 @@ def case_break_min(paths):
     check("new high" not in result.output("stop-0"), "--no-print printed:\n" + result.output("stop-0"))
     check_equal(result.output("at-1"), 1, "second stop is the checkpoint")
     check_equal(result.output("hits-1"), 1, "trap hits")
+    check("the peak break ended with the process (1 stop)" in result.stdout, "no word at exit:\n" + result.describe())
+    check("memscope_peak_trap" not in result.output("info"), "the peak break outlived the process")
 
 
 def point_captures():
