@@ -483,6 +483,37 @@ static void test_time_timeline_extra_marks(void **state)
     fs_delete(s);
 }
 
+/* One event: every bucket holds the same instant's figures; the peak is in bucket 0. */
+static void test_time_timeline_one_event(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+    struct memscope_timeline *tl = NULL;
+    struct memscope_timeline_info in;
+    struct memscope_timeline_bucket bk;
+    size_t i;
+
+    (void)state;
+    fs_alloc(s, 1, 42, A, 4096);
+    fs_build(s, 4);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_timeline(h, 5, &tl), 0);
+    assert_int_equal(memscope_timeline_info(tl, &in), 0);
+    assert_int_equal(in.peak_bytes, 4096);
+    assert_int_equal(in.peak_bucket, 0);
+    assert_int_equal(in.first_time_ns, 42);
+    assert_int_equal(in.last_time_ns, 42);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(memscope_timeline_bucket(tl, i, &bk), 0);
+        assert_int_equal(bk.end_bytes, 4096);
+        assert_int_equal(bk.events, i == 0 ? 1 : 0);
+    }
+    memscope_timeline_free(tl);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_time_timeline),
         cmocka_unit_test(test_time_timeline_render),
         cmocka_unit_test(test_time_timeline_extra_marks),
+        cmocka_unit_test(test_time_timeline_one_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
