@@ -254,16 +254,25 @@ Example: memscope-break-peak --min 10M --step 5M"""
         first_step = max(step, current >> shift) if shift else step
         # The first stop at MIN when the heap is below it, else a step above what is live now.
         threshold = minimum if minimum is not None and minimum > current else current + first_step
-        generation = _read_u32(inferior, root + ROOT_PEAK_TRAP_GENERATION)
         _delete_breakpoint()
-        # The order the runtime expects (store_abi.h): step, shift, live, generation, threshold last.
-        _write(inferior, root + ROOT_PEAK_TRAP_THRESHOLD, "<Q", 0)
-        _write(inferior, root + ROOT_PEAK_TRAP_STEP, "<Q", step)
-        _write(inferior, root + ROOT_PEAK_TRAP_SHIFT, "<I", shift)
-        _write(inferior, root + ROOT_PEAK_TRAP_LIVE, "<Q", current)
-        _write(inferior, root + ROOT_PEAK_TRAP_GENERATION, "<I", (generation + 1) & 0xFFFFFFFF)
-        _write(inferior, root + ROOT_PEAK_TRAP_THRESHOLD, "<Q", threshold)
-        _state["breakpoint"] = PeakBreakpoint(root, print_stop, top)
+        bp = PeakBreakpoint(root, print_stop, top)
+        if bp.pending:
+            bp.delete()
+            raise gdb.GdbError("%s: the program has no %s function (a libmemscope.so older than the peak trap?)."
+                               % (self.command, TRAP_FUNCTION))
+        try:
+            generation = _read_u32(inferior, root + ROOT_PEAK_TRAP_GENERATION)
+            # The order the runtime expects (store_abi.h): step, shift, live, generation, threshold last.
+            _write(inferior, root + ROOT_PEAK_TRAP_THRESHOLD, "<Q", 0)
+            _write(inferior, root + ROOT_PEAK_TRAP_STEP, "<Q", step)
+            _write(inferior, root + ROOT_PEAK_TRAP_SHIFT, "<I", shift)
+            _write(inferior, root + ROOT_PEAK_TRAP_LIVE, "<Q", current)
+            _write(inferior, root + ROOT_PEAK_TRAP_GENERATION, "<I", (generation + 1) & 0xFFFFFFFF)
+            _write(inferior, root + ROOT_PEAK_TRAP_THRESHOLD, "<Q", threshold)
+        except gdb.MemoryError as exc:
+            bp.delete()
+            raise gdb.GdbError("%s: cannot write the store root at 0x%x: %s." % (self.command, root, exc)) from None
+        _state["breakpoint"] = bp
         if not _state["connected"]:
             gdb.events.stop.connect(_on_stop)
             gdb.events.exited.connect(_on_exited)

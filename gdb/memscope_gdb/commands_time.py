@@ -114,6 +114,7 @@ Example: memscope-diff start peak --group-by thread"""
         a = timepoints.parse_word(self.command, options.positional[0], "point A")
         b = timepoints.parse_word(self.command, options.positional[1], "point B")
         history = store.history()
+        given = (a, b)
         a = timepoints.resolve(history, a)
         b = timepoints.resolve(history, b)
         engine = history.engine
@@ -138,6 +139,10 @@ Example: memscope-diff start peak --group-by thread"""
             text = engine.take_text(render, handle, ctypes.byref(opts))
         finally:
             free(handle)
+        if not options.json:  # name the GDB marks, which the engine sees as times
+            for label, asked, used in (("A", given[0], a), ("B", given[1], b)):
+                if asked[0] == eng.AT_MARK and used[0] != eng.AT_MARK:
+                    text = text.replace("\n  %s: " % label, "\n  %s: GDB mark '%s' = " % (label, asked[2]), 1)
         _emit(self.command, text, options.json, "diff")
 
 

@@ -337,6 +337,7 @@ def case_gdb_mark(paths):
         "capture-eval after (unsigned long)fixture_after_block",
         "capture at-here-later memscope-snapshot --at-mark here --json -",
         "capture diff memscope-diff here now --json -",
+        "capture diff-text memscope-diff here now",
         "capture timeline memscope-timeline --width 30",
     ], program=paths.curve, env=env(paths))
     result.no_traceback()
@@ -353,6 +354,8 @@ def case_gdb_mark(paths):
     diff = json.loads(result.output("diff"))
     check_equal(diff_side(diff, "allocated"), {result.output("after"): AFTER_SIZE}, "diff here now: allocated")
     check_equal(diff_side(diff, "freed"), {result.output("kept"): MIB}, "diff here now: freed")
+    check(re.search(r"^  A: GDB mark 'here' = time [\d.]+ s \(event \d+\)$", result.output("diff-text"), re.M),
+          "the diff does not name the GDB mark:\n" + result.output("diff-text"))
     check(re.search(r"^  f  mark 'here' \(kept by the debugger\) at [\d.]+ s, event \d+, [\d.]+ MiB live$",
                     result.output("timeline"), re.M) is not None,
           "the timeline does not show the GDB mark after the program's five:\n" + result.output("timeline"))
