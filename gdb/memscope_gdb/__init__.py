@@ -37,7 +37,7 @@ class MemscopePrefix(gdb.Command):
 
 
 def _prefix_doc():
-    summaries = ["  %-18s -- %s" % (cls.command, cls.__doc__.splitlines()[0]) for cls in COMMANDS]
+    summaries = ["  %-19s -- %s" % (cls.command, cls.__doc__.splitlines()[0]) for cls in COMMANDS]
     return "\n".join([
         "memscope: heap snapshots from the event store libmemscope.so keeps in the program.",
         "",
