@@ -38,6 +38,9 @@ static void print_help(FILE *out)
           "  --exact            show exact byte counts beside the human-readable sizes\n"
           "  --budget SIZE      memory the event store may use, e.g. 512M or 4G (default:\n"
           "                     the runtime's, 256M); beyond it events are dropped and counted\n"
+          "  --trace FILE       also write the whole event history to FILE as it is recorded\n"
+          "                     (MEMSCOPE_TRACE; read it with 'memscope report FILE', even\n"
+          "                     after PROG was killed)\n"
           "  -h, --help         show this help and exit\n"
           "\n"
           "Environment:\n"
@@ -62,6 +65,7 @@ enum {
     OPT_GROUP_BY,
     OPT_EXACT,
     OPT_BUDGET,
+    OPT_TRACE,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +75,7 @@ static const struct option long_options[] = {
     {"group-by", required_argument, NULL, OPT_GROUP_BY},
     {"exact", no_argument, NULL, OPT_EXACT},
     {"budget", required_argument, NULL, OPT_BUDGET},
+    {"trace", required_argument, NULL, OPT_TRACE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -80,6 +85,7 @@ struct run_options {
     const char *json_path; /* --json FILE, or NULL */
     char budget[32];   /* MEMSCOPE_BUDGET for the child, in bytes; "" to leave it alone */
     int help;          /* --help seen */
+    const char *trace; /* --trace FILE, or NULL */
 };
 
 /* Parses the options before PROG. Returns the index of PROG in argv, or -MS_EXIT_USAGE (message printed). */
@@ -123,6 +129,11 @@ static int parse_options(int argc, char **argv, struct run_options *o)
             if (ms_parse_size(optarg, &value) < 0 || value == 0)
                 return -ms_usage_error("run", "--budget takes a size such as 512M or 4G, not '%s'", optarg);
             snprintf(o->budget, sizeof(o->budget), "%llu", (unsigned long long)value);
+            break;
+        case OPT_TRACE:
+            if (optarg[0] == '\0')
+                return -ms_usage_error("run", "--trace needs a file name");
+            o->trace = optarg;
             break;
         case 'h':
             o->help = 1;
@@ -223,6 +234,11 @@ int ms_cmd_run(int argc, char **argv)
         goto out;
     if (o.json_path != NULL && ms_report_open_json(&o.report, o.json_path) < 0)
         goto out;
+    /* The child inherits it through the environment ms_env_build copies. */
+    if (o.trace != NULL && setenv("MEMSCOPE_TRACE", o.trace, 1) != 0) {
+        ms_error("out of memory");
+        goto out;
+    }
     image_path = make_image_path(&image_dir);
     if (image_path == NULL)
         goto out;

@@ -12,6 +12,7 @@
 
 static const struct ms_command commands[] = {
     {"run", "run a program and print its heap snapshot at exit", ms_cmd_run},
+    {"report", "show the snapshot, diff or timeline a trace file recorded", ms_cmd_report},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))

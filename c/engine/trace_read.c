@@ -42,6 +42,7 @@
 #include "trace_codec.h"
 
 #define SYN_ROOT UINT64_C(0x4000000000000000)   /* synthetic root address */
+#define SYN_STACKS UINT64_C(0x3fff800000000000) /* synthetic stack table */
 #define SYN_CHUNKS UINT64_C(0x4000000000100000) /* synthetic chunks from here */
 #define TEXT_LIMIT UINT64_C(0x3fff000000000000) /* text addresses must lie below this */
 #define MAX_CHUNK_RECORDS (UINT64_C(1) << 25)    /* records per synthetic chunk (1 GiB) */
@@ -81,6 +82,14 @@ struct trace_load {
     size_t nsegs;
     struct memscope_chunk *chunk_hdrs;
     struct memscope_store_root root;
+    /* Stacks: entries by id (depth 0: not in the trace), frames pooled. */
+    struct memscope_stack_entry *stack_entries;
+    uint64_t stack_ids, stack_ids_cap; /* highest id seen; room */
+    uint64_t *frames;
+    uint64_t nframes, frames_cap;
+    struct memscope_trace_stacks stacks_hdr; /* last STACKS header */
+    int have_stacks;
+    uint8_t *stack_table; /* the synthetic table */
 };
 
 static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -210,6 +219,107 @@ static int load_texts(struct trace_load *L, uint8_t *raw, size_t len, const char
     return 0;
 }
 
+/* Takes the stacks of a STACKS payload. 0, 1 (bad), -ENOMEM. */
+static int load_stacks(struct trace_load *L, const uint8_t *raw, size_t len, const char **why)
+{
+    struct memscope_trace_stacks h;
+    size_t off = sizeof(h);
+
+    if (len < sizeof(h)) {
+        *why = "stacks payload shorter than its header";
+        return 1;
+    }
+    memcpy(&h, raw, sizeof(h));
+    if (h.max_depth < 1 || h.max_depth > MEMSCOPE_STACK_MAX_DEPTH) {
+        *why = "stacks header: max_depth out of range";
+        return 1;
+    }
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct memscope_trace_stack e;
+        if (len - off < sizeof(e)) {
+            *why = "a stack entry is cut short";
+            return 1;
+        }
+        memcpy(&e, raw + off, sizeof(e));
+        off += sizeof(e);
+        if (e.id == 0 || e.id > (1u << 28) || e.depth == 0 || e.depth > h.max_depth || (len - off) / 8 < e.depth) {
+            *why = "a stack entry is malformed";
+            return 1;
+        }
+        if (e.id > L->stack_ids_cap) {
+            uint64_t ncap = L->stack_ids_cap ? L->stack_ids_cap : 1024;
+            while (ncap < e.id)
+                ncap *= 2;
+            struct memscope_stack_entry *ne = ms_engine_realloc(L->stack_entries, ncap * sizeof(*ne));
+            if (!ne)
+                return -ENOMEM;
+            memset(ne + L->stack_ids_cap, 0, (ncap - L->stack_ids_cap) * sizeof(*ne));
+            L->stack_entries = ne;
+            L->stack_ids_cap = ncap;
+        }
+        if (L->nframes + e.depth > L->frames_cap) {
+            uint64_t ncap = L->frames_cap ? L->frames_cap * 2 : 4096;
+            while (ncap < L->nframes + e.depth)
+                ncap *= 2;
+            uint64_t *nf = ms_engine_realloc(L->frames, ncap * sizeof(*nf));
+            if (!nf)
+                return -ENOMEM;
+            L->frames = nf;
+            L->frames_cap = ncap;
+        }
+        memcpy(L->frames + L->nframes, raw + off, (size_t)e.depth * 8);
+        L->stack_entries[e.id - 1].first = L->nframes;
+        L->stack_entries[e.id - 1].depth = e.depth;
+        L->stack_entries[e.id - 1].hash = 0;
+        L->nframes += e.depth;
+        if (e.id > L->stack_ids)
+            L->stack_ids = e.id;
+        off += (size_t)e.depth * 8;
+    }
+    if (off != len) {
+        *why = "bytes left over after the stacks";
+        return 1;
+    }
+    L->stacks_hdr = h;
+    L->have_stacks = 1;
+    return 0;
+}
+
+/* Lays out a stack table (store_abi.h) holding the trace's stacks; 0 or -ENOMEM. */
+static int build_stack_table(struct trace_load *L, uint64_t *size)
+{
+    struct memscope_stack_table t;
+    uint64_t n = L->stack_ids, ent_off = sizeof(t) + 8, fr_off = ent_off + n * sizeof(struct memscope_stack_entry);
+
+    *size = fr_off + L->nframes * 8;
+    L->stack_table = ms_engine_calloc(1, (size_t)*size);
+    if (!L->stack_table)
+        return -ENOMEM;
+    memset(&t, 0, sizeof(t));
+    t.magic = MEMSCOPE_STACK_TABLE_MAGIC;
+    t.header_size = sizeof(t);
+    t.entry_size = sizeof(struct memscope_stack_entry);
+    t.map_size = *size;
+    t.slots = SYN_STACKS + sizeof(t); /* one empty slot: readers do not look up */
+    t.slot_count = 1;
+    t.entries = SYN_STACKS + ent_off;
+    t.capacity = n;
+    t.frames = SYN_STACKS + fr_off;
+    t.frame_capacity = L->nframes;
+    t.count = n;
+    t.frames_used = L->nframes;
+    t.truncated = L->stacks_hdr.truncated;
+    t.lost = L->stacks_hdr.lost;
+    t.method = L->stacks_hdr.method;
+    t.max_depth = L->stacks_hdr.max_depth;
+    memcpy(L->stack_table, &t, sizeof(t));
+    if (n)
+        memcpy(L->stack_table + ent_off, L->stack_entries, (size_t)n * sizeof(struct memscope_stack_entry));
+    if (L->nframes)
+        memcpy(L->stack_table + fr_off, L->frames, (size_t)L->nframes * 8);
+    return 0;
+}
+
 static int seg_cmp(const void *a, const void *b, void *ctx)
 {
     const struct seg *x = a, *y = b;
@@ -256,7 +366,7 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
     for (i = 0; i < L->nthreads; i++)
         nchunks += (L->threads[i].n + MAX_CHUNK_RECORDS - 1) / MAX_CHUNK_RECORDS;
     L->chunk_hdrs = ms_engine_calloc(nchunks ? nchunks : 1, sizeof(*L->chunk_hdrs));
-    L->segs = ms_engine_calloc(1 + 2 * nchunks + L->ntexts, sizeof(*L->segs));
+    L->segs = ms_engine_calloc(2 + 2 * nchunks + L->ntexts, sizeof(*L->segs));
     if (!L->chunk_hdrs || !L->segs)
         return ms_error_set(err, -ENOMEM, "out of memory");
     for (i = 0; i < L->nthreads; i++) {
@@ -320,6 +430,13 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
         r->clock_calib_ticks = L->state.clock_calib_ticks;
         r->clock_calib_ns = L->state.clock_calib_ns;
     }
+    if (L->have_stacks) {
+        uint64_t size;
+        if (build_stack_table(L, &size) != 0)
+            return ms_error_set(err, -ENOMEM, "out of memory");
+        L->segs[nseg++] = (struct seg){SYN_STACKS, size, L->stack_table};
+        r->stacks = SYN_STACKS;
+    }
     L->segs[nseg++] = (struct seg){SYN_ROOT, sizeof(*r), r};
     L->nsegs = nseg;
     if (ms_sort(L->segs, nseg, sizeof(*L->segs), seg_cmp, NULL) != 0)
@@ -340,6 +457,9 @@ static void load_free(struct trace_load *L)
     ms_engine_free(L->texts);
     ms_engine_free(L->segs);
     ms_engine_free(L->chunk_hdrs);
+    ms_engine_free(L->stack_entries);
+    ms_engine_free(L->frames);
+    ms_engine_free(L->stack_table);
 }
 
 MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
@@ -514,6 +634,15 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
             r = load_texts(&L, owned, b.raw_size, &why);
             if (r < 0) {
                 ms_engine_free(owned);
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            if (r == 1)
+                goto skip;
+            break;
+        case MEMSCOPE_TRACE_STACKS:
+            r = load_stacks(&L, raw, b.raw_size, &why);
+            if (r < 0) {
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
                 goto out;
             }

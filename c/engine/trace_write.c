@@ -152,6 +152,39 @@ MS_API int memscope_history_write_trace(const struct memscope_history *h, const 
         }
     }
 
+    /* STACKS blocks: every readable stack of the table, up to ~1 MiB of payload per block. */
+    if (h->stacks.entries && h->stacks.max_depth >= 1 && h->stacks.max_depth <= MEMSCOPE_STACK_MAX_DEPTH) {
+        const struct ms_stacks *st = &h->stacks;
+        struct memscope_trace_stacks sh = {0};
+        size_t used = sizeof(sh);
+        sh.method = st->method;
+        sh.max_depth = st->max_depth;
+        sh.truncated = st->truncated;
+        sh.lost = st->lost;
+        for (uint64_t id = 1; id <= st->count; id++) {
+            const struct memscope_stack_entry *e = &st->entries[id - 1];
+            struct memscope_trace_stack te = {(uint32_t)id, e->depth};
+            if (e->depth == 0 || e->depth > st->max_depth)
+                continue; /* unreadable: records naming it stay unreadable */
+            if (used + sizeof(te) + (size_t)e->depth * 8 > raw_cap) {
+                memcpy(raw, &sh, sizeof(sh));
+                rc = put_block(&w, MEMSCOPE_TRACE_STACKS, raw, used, err);
+                if (rc != 0)
+                    goto out;
+                used = sizeof(sh);
+                sh.count = 0;
+            }
+            memcpy(raw + used, &te, sizeof(te));
+            memcpy(raw + used + sizeof(te), st->frames + e->first, (size_t)e->depth * 8);
+            used += sizeof(te) + (size_t)e->depth * 8;
+            sh.count++;
+        }
+        memcpy(raw, &sh, sizeof(sh));
+        rc = put_block(&w, MEMSCOPE_TRACE_STACKS, raw, used, err);
+        if (rc != 0)
+            goto out;
+    }
+
     /* Each thread's events in order: a counting sort of event indexes by thread. */
     for (i = 0; i < h->nevents; i++)
         count[MS_EV_THREAD(h->events[i].info)]++;

@@ -72,6 +72,7 @@ enum memscope_trace_block_type {
     MEMSCOPE_TRACE_EVENTS = 1, /* records of one thread: struct memscope_trace_events then the encoded columns */
     MEMSCOPE_TRACE_TEXTS = 2,  /* text entries (label and mark strings): struct memscope_trace_text entries */
     MEMSCOPE_TRACE_STATE = 3,  /* counters and clock calibration: struct memscope_trace_state; the last one wins */
+    MEMSCOPE_TRACE_STACKS = 4, /* call stacks: struct memscope_trace_stacks then its entries */
 };
 
 /* Every block starts with this header, 8-byte aligned in the file. */
@@ -126,6 +127,28 @@ struct memscope_trace_text {
     uint64_t address; /* the entry's address in the recorded process (non-zero, 8-byte aligned) */
     uint32_t bytes;   /* payload bytes, every NUL included; 1..MEMSCOPE_TEXT_MAX (store_abi.h) */
     uint32_t strings; /* NUL-terminated strings in the payload: 2 for a label, 1 for a mark */
+};
+
+/*
+ * STACKS payload: this header, then `count` entries, each a struct
+ * memscope_trace_stack followed by `depth` uint64_t return addresses
+ * (innermost first, as in the store's stack table, store_abi.h). A stack
+ * is written before the first EVENTS block whose records name its id, and
+ * each id once. The header's counters are the table's at the time of
+ * writing (the last STACKS block's win).
+ */
+struct memscope_trace_stacks {
+    uint32_t method;    /* store_abi.h enum memscope_stack_method of the capture */
+    uint32_t max_depth; /* most frames per stack, 1..MEMSCOPE_STACK_MAX_DEPTH */
+    uint64_t truncated; /* table.truncated: allocations recorded with a caller-only stack */
+    uint64_t lost;      /* table.lost: allocations recorded with stack 0 */
+    uint32_t count;     /* entries that follow */
+    uint32_t reserved;  /* zero */
+};
+
+struct memscope_trace_stack {
+    uint32_t id;    /* stack id as records name it, 1.. */
+    uint32_t depth; /* frames that follow, 1..max_depth */
 };
 
 /* STATE payload; flags */
