@@ -11,6 +11,7 @@ libmemscope.so may both call it, once per objfile load.
 import gdb
 
 from . import commands_block
+from . import commands_save
 from . import commands_snapshot
 from . import commands_stacks
 from . import commands_time
@@ -21,7 +22,7 @@ from . import symbols
 
 _registered = []
 
-COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS + commands_stacks.COMMANDS + commands_time.COMMANDS
+COMMANDS = commands_snapshot.COMMANDS + commands_block.COMMANDS + commands_stacks.COMMANDS + commands_time.COMMANDS + commands_save.COMMANDS
 
 
 class MemscopePrefix(gdb.Command):
