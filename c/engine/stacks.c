@@ -817,7 +817,7 @@ void ms_render_stacks_json(const struct memscope_snapshot *s, const struct memsc
     ms_buf_printf(b, "  \"stack_table\": {\"method\": \"%s\", \"max_depth\": %u, \"stacks\": %" PRIu64
                      ", \"truncated\": %" PRIu64 ", \"lost\": %" PRIu64 ", \"error\": ",
                   st->method == MEMSCOPE_STACK_CALLER ? "caller" : st->method == MEMSCOPE_STACK_FP ? "fp"
-                  : st->method == MEMSCOPE_STACK_UNWIND ? "unwind" : "none",
+                  : st->method == MEMSCOPE_STACK_UNWIND ? "unwind" : st->method == MEMSCOPE_STACK_AUTO ? "auto" : "none",
                   st->max_depth, st->count, st->truncated, st->lost);
     if (st->status)
         ms_json_string(b, st->error);

@@ -6,7 +6,7 @@
  *   MEMSCOPE_EXIT_IMAGE=FILE         write the store to FILE at exit (store_abi.h image format)
  *   MEMSCOPE_EXIT_IMAGE_CHILDREN=1   forked children write FILE.PID too
  *   MEMSCOPE_FOLLOW_EXEC=1           keep libmemscope in LD_PRELOAD for exec'd programs
- *   MEMSCOPE_STACK_METHOD=M          unwind (default), fp, caller or none (stacks.c)
+ *   MEMSCOPE_STACK_METHOD=M          auto (default: fp walk, else libunwind), unwind, fp, caller or none (stacks.c)
  *   MEMSCOPE_STACK_DEPTH=N           frames per stack, default 16, at most 64; 0: caller only
  *   MEMSCOPE_STACK_BUDGET=SIZE       bytes of the stack table (its own slice, not in MEMSCOPE_BUDGET); default 8M
  *   (the three MEMSCOPE_STACK_* are handed to ms_stack_configure by the constructor, hooks.c)

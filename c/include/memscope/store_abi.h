@@ -189,6 +189,7 @@ enum memscope_stack_method {
     MEMSCOPE_STACK_CALLER = 1, /* the return address of the allocation call only (depth 1) */
     MEMSCOPE_STACK_FP = 2,     /* frame-pointer walk, bounded by the thread's stack mapping */
     MEMSCOPE_STACK_UNWIND = 3, /* libunwind unw_backtrace (DWARF CFI: correct without frame pointers) */
+    MEMSCOPE_STACK_AUTO = 4,   /* the frame-pointer walk when its chain reaches libc whole, else unw_backtrace */
 };
 
 struct memscope_stack_table {
