@@ -17,6 +17,13 @@ Builds (scripts/build.sh), then runs the workload tests/fixtures/bench_alloc.c:
                 store takes in the pair workload: this machine's page cost
 natively, under memscope (LD_PRELOAD=build/lib/libmemscope.so, MEMSCOPE_BUDGET=4G)
 and under heaptrack (mixed workloads only) when the heaptrack command exists.
+memscope runs in its call stack modes: "memscope" is the default (auto,
+depth 16: the frame-pointer walk where the chain is whole, else libunwind;
+this workload keeps no frame pointers, so it unwinds), "ms-none" records no
+stacks (MEMSCOPE_STACK_METHOD=none), "ms-caller" the caller only, "ms-fp" the
+frame-pointer walk alone (short stacks here). The fpb-* configurations run
+the mixed workload built with -fno-omit-frame-pointer (build/bin/bench_alloc_fp)
+natively, under memscope's default and under heaptrack.
 Each configuration runs N times, interleaved with the others, and the medians
 are printed. The workload times itself (clock_gettime around the work), so
 start-up and exit are excluded; whole-process times are printed beside.
@@ -30,10 +37,13 @@ start-up and exit are excluded; whole-process times are printed beside.
 Figures: "ns/call" is the CPU time of the calling thread per malloc-family call
 (malloc, calloc, realloc, free count one each), "(kernel)" the part of it in the
 kernel (tick-sampled; for memscope mostly page faults of its growing store);
-"wall ms" is the work's elapsed time, "process ms" the whole process's. Targets (PASS/MISS): memscope adds <= 15 ns per malloc/free pair on one
-thread; with two threads each thread pays <= 1.3x its one-thread cost per call;
-the whole mixed workload (1 + 2 threads, wall) takes <= 1.5x native; heaptrack
-takes >= 5x memscope's wall time on the mixed workload.
+"wall ms" is the work's elapsed time, "process ms" the whole process's. Targets (PASS/MISS): recording
+without stacks (ms-none) adds <= 15 ns per malloc/free pair on one thread;
+with two threads each thread pays <= 1.3x its one-thread cost per call;
+the whole mixed workload (1 + 2 threads, wall) takes <= 1.5x native with
+ms-none; caller-only stacks cost <= 1.2x no stacks (CPU time of the whole
+mixed workload); heaptrack takes >= 5x memscope's (default: unwind, depth
+16) wall time on the mixed workload, built with and without frame pointers.
 
 memscope's store grows by 32 bytes per event, so part of its cost is the
 kernel providing fresh pages; on a virtual machine that cost varies widely from
@@ -64,8 +74,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${MEMSCOPE_BUILD_DIR:-$top/build}
 "$top/scripts/build.sh" >/dev/null
 workload=$build/bin/bench_alloc
+workload_fp=$build/bin/bench_alloc_fp
 library=$build/lib/libmemscope.so
-for f in "$workload" "$library"; do
+for f in "$workload" "$workload_fp" "$library"; do
   [ -e "$f" ] || { echo "bench-alloc: $f was not built" >&2; exit 1; }
 done
 if [ "$use_heaptrack" = 1 ] && ! command -v heaptrack >/dev/null 2>&1; then
@@ -81,12 +92,15 @@ results=$scratch/results
 # run CONFIG WORKLOAD ARGS...: runs the workload once, appends
 # "config workload events wall_ns cpu_ns sys_ns process_ns" to the results.
 run() {
-  local config=$1 name=$2 out start end line events wall_ns cpu_ns sys_ns
+  local config=$1 name=$2 out start end line events wall_ns cpu_ns sys_ns workload=$workload
   shift 2
   start=$(date +%s%N)
-  case "$config" in
+  case "$config" in fpb-*) workload=$workload_fp ;; esac
+  case "${config#fpb-}" in
     native) out=$("$workload" "$@") ;;
     memscope) out=$(env LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G "$workload" "$@") ;;
+    ms-none|ms-caller|ms-fp)
+      out=$(env LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G MEMSCOPE_STACK_METHOD="${config#ms-}" "$workload" "$@") ;;
     heaptrack) out=$(heaptrack -o "$scratch/heaptrack.$name" "$workload" "$@" 2>&1); rm -f "$scratch"/heaptrack.* ;;
   esac
   end=$(date +%s%N)
@@ -99,10 +113,10 @@ run() {
 echo "bench-alloc: load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (other load makes wall times noisy; CPU times less so)" >&2
 echo "bench-alloc: $reps runs each (heaptrack: $([ $use_heaptrack = 1 ] && echo "$ht_reps" || echo skipped)), mixed $ops calls/thread, pair $pairs pairs" >&2
 for ((r = 1; r <= reps; r++)); do
-  for config in native memscope heaptrack; do
-    if [ "$config" = heaptrack ] && { [ "$use_heaptrack" = 0 ] || [ "$r" -gt "$ht_reps" ]; }; then continue; fi
+  for config in native memscope ms-none ms-caller ms-fp heaptrack fpb-native fpb-memscope fpb-heaptrack; do
+    if [ "${config#fpb-}" = heaptrack ] && { [ "$use_heaptrack" = 0 ] || [ "$r" -gt "$ht_reps" ]; }; then continue; fi
     if [ "$config" = native ]; then run native touch touch "$touch_mib"; fi
-    if [ "$config" != heaptrack ]; then run "$config" pair pair "$pairs"; fi
+    case "$config" in heaptrack|fpb-*) ;; *) run "$config" pair pair "$pairs" ;; esac
     run "$config" mixed1 mixed 1 "$ops"
     run "$config" mixed2 mixed 2 "$ops"
   done
@@ -127,7 +141,8 @@ def med(config, name, field):
                        "sys_per_call": sys_ / events}[field])
     return statistics.median(values)
 
-configs = [c for c in ("native", "memscope", "heaptrack") if (c, "mixed1") in rows]
+configs = [c for c in ("native", "memscope", "ms-none", "ms-caller", "ms-fp", "heaptrack",
+                       "fpb-native", "fpb-memscope", "fpb-heaptrack") if (c, "mixed1") in rows]
 print(f"{'workload':<10}{'config':<11}{'runs':>5}{'ns/call':>10}{'(kernel)':>10}{'wall ms':>10}{'process ms':>12}")
 for name in ("touch", "pair", "mixed1", "mixed2"):
     for c in configs:
@@ -142,34 +157,46 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 # A pair is two calls; the pair workload's ns/call is per call.
-pair_added = 2 * (med("memscope", "pair", "cpu_per_call") - med("native", "pair", "cpu_per_call"))
-print(f"memscope adds {pair_added:.1f} ns per malloc(64)/free pair, one thread "
+pair_added = 2 * (med("ms-none", "pair", "cpu_per_call") - med("native", "pair", "cpu_per_call"))
+print(f"memscope without stacks adds {pair_added:.1f} ns per malloc(64)/free pair, one thread "
       f"(native {2 * med('native', 'pair', 'cpu_per_call'):.1f} ns)     target <= 15 ns    {verdict(pair_added <= 15)}")
-pair_kernel = 2 * (med("memscope", "pair", "sys_per_call") - med("native", "pair", "sys_per_call"))
+pair_kernel = 2 * (med("ms-none", "pair", "sys_per_call") - med("native", "pair", "sys_per_call"))
 print(f"  of which in the kernel (page faults of the growing store): {pair_kernel:.1f} ns; "
       f"in user space (the hooks): {pair_added - pair_kernel:.1f} ns     user space alone    "
       f"{verdict(pair_added - pair_kernel <= 15)}")
 print(f"  (first touch of fresh memory on this machine during the run: {2 * med('native', 'touch', 'cpu_per_call'):.1f} ns "
       f"per 64 bytes, median; runs ranged {2 * min(r[2] / r[0] for r in rows[('native', 'touch')]):.1f}-"
       f"{2 * max(r[2] / r[0] for r in rows[('native', 'touch')]):.1f} ns)")
-mixed_added = med("memscope", "mixed1", "cpu_per_call") - med("native", "mixed1", "cpu_per_call")
-print(f"memscope adds {mixed_added:.1f} ns per call on the mixed workload, one thread "
-      f"(native {med('native', 'mixed1', 'cpu_per_call'):.1f} ns/call)")
-ratio_2t = med("memscope", "mixed2", "cpu_per_call") / med("memscope", "mixed1", "cpu_per_call")
+for c, what in (("ms-none", "no stacks"), ("ms-caller", "caller-only stacks"), ("ms-fp", "fp stacks, depth 16"),
+                ("memscope", "default stacks (auto: unwinds here, depth 16)")):
+    added = med(c, "mixed1", "cpu_per_call") - med("native", "mixed1", "cpu_per_call")
+    print(f"memscope with {what} adds {added:.1f} ns per call on the mixed workload, one thread "
+          f"(native {med('native', 'mixed1', 'cpu_per_call'):.1f} ns/call)")
+ratio_2t = med("ms-none", "mixed2", "cpu_per_call") / med("ms-none", "mixed1", "cpu_per_call")
 native_2t = med("native", "mixed2", "cpu_per_call") / med("native", "mixed1", "cpu_per_call")
-print(f"two threads: each pays {ratio_2t:.2f}x its one-thread cost per call under memscope "
+print(f"two threads: each pays {ratio_2t:.2f}x its one-thread cost per call under memscope without stacks "
       f"(native: {native_2t:.2f}x)     target <= 1.3x    {verdict(ratio_2t <= 1.3)}")
 whole = lambda c, f: med(c, "mixed1", f) + med(c, "mixed2", f)
-ratio_native = whole("memscope", "wall") / whole("native", "wall")
+ratio_native = whole("ms-none", "wall") / whole("native", "wall")
 cpu_whole = lambda c: sum(med(c, n, "cpu_per_call") * rows[(c, n)][0][0] for n in ("mixed1", "mixed2"))
-print(f"whole mixed workload: memscope takes {ratio_native:.2f}x native (wall; CPU time: "
-      f"{cpu_whole('memscope') / cpu_whole('native'):.2f}x; whole process: "
-      f"{whole('memscope', 'proc') / whole('native', 'proc'):.2f}x)     target <= 1.5x    {verdict(ratio_native <= 1.5)}")
+print(f"whole mixed workload: memscope without stacks takes {ratio_native:.2f}x native (wall; CPU time: "
+      f"{cpu_whole('ms-none') / cpu_whole('native'):.2f}x; whole process: "
+      f"{whole('ms-none', 'proc') / whole('native', 'proc'):.2f}x)     target <= 1.5x    {verdict(ratio_native <= 1.5)}")
+ratio_caller = cpu_whole("ms-caller") / cpu_whole("ms-none")
+print(f"caller-only stacks cost {ratio_caller:.2f}x no stacks (CPU time of the whole mixed workload; wall "
+      f"{whole('ms-caller', 'wall') / whole('ms-none', 'wall'):.2f}x)     target <= 1.2x    {verdict(ratio_caller <= 1.2)}")
+print(f"default stacks (auto: unwinds here, depth 16) cost {cpu_whole('memscope') / cpu_whole('ms-none'):.2f}x no stacks, "
+      f"{cpu_whole('memscope') / cpu_whole('native'):.2f}x native (CPU time of the whole mixed workload)")
+print(f"default stacks cost {cpu_whole('fpb-memscope') / cpu_whole('fpb-native'):.2f}x native on the workload "
+      f"built with frame pointers (auto walks them; CPU time of the whole mixed workload)")
 if "heaptrack" in configs:
-    ratio_ht = whole("heaptrack", "wall") / whole("memscope", "wall")
-    print(f"heaptrack takes {ratio_ht:.1f}x memscope's time on the mixed workload (wall; whole process, "
-          f"heaptrack's exit included: {whole('heaptrack', 'proc') / whole('memscope', 'proc'):.1f}x)     "
-          f"target >= 5x    {verdict(ratio_ht >= 5)}")
+    for prefix, what in (("fpb-", "built with frame pointers: auto walks them"),
+                         ("", "built without: auto unwinds with libunwind")):
+        ratio_ht = whole(prefix + "heaptrack", "wall") / whole(prefix + "memscope", "wall")
+        print(f"heaptrack takes {ratio_ht:.1f}x memscope's time (default stacks, depth 16) on the mixed workload "
+              f"{what} (wall; whole process, heaptrack's exit included: "
+              f"{whole(prefix + 'heaptrack', 'proc') / whole(prefix + 'memscope', 'proc'):.1f}x)     "
+              f"target >= 5x    {verdict(ratio_ht >= 5)}")
 else:
     print("heaptrack: not measured")
 PY
