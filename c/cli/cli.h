@@ -23,6 +23,7 @@ struct ms_command {
 /* The subcommands (main.c lists them). */
 int ms_cmd_run(int argc, char **argv);
 int ms_cmd_report(int argc, char **argv);
+int ms_cmd_inspect(int argc, char **argv);
 
 /* Prints "memscope: <message>\n" on stderr. */
 void ms_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,6 +13,7 @@
 static const struct ms_command commands[] = {
     {"run", "run a program and print its heap snapshot at exit", ms_cmd_run},
     {"report", "show the snapshot, diff or timeline a trace file recorded", ms_cmd_report},
+    {"inspect", "show the heap a core file holds (snapshot, sites, diff, timeline)", ms_cmd_inspect},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
