@@ -119,7 +119,13 @@ static void sample(void *arg, uint64_t index, const struct ms_event *e, const st
     bk->end_bytes = s->level;
     bk->events++;
     bk->allocations += st->total_allocations - s->allocs;
-    bk->deallocations += st->total_deallocations - s->frees;
+    /* A failed realloc takes its release back: never below zero in a bucket. */
+    if (st->total_deallocations >= s->frees)
+        bk->deallocations += st->total_deallocations - s->frees;
+    else if (bk->deallocations >= s->frees - st->total_deallocations)
+        bk->deallocations -= s->frees - st->total_deallocations;
+    else
+        bk->deallocations = 0;
     s->allocs = st->total_allocations;
     s->frees = st->total_deallocations;
     if (s->level > s->peak) {

@@ -514,6 +514,34 @@ static void test_time_timeline_one_event(void **state)
     fs_delete(s);
 }
 
+/* A failed realloc (REALLOC_FREE then REALLOC_UNDO) in another bucket takes no bucket's count below zero. */
+static void test_time_timeline_failed_realloc(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+    struct memscope_timeline *tl = NULL;
+    struct memscope_timeline_bucket b0, b1;
+
+    (void)state;
+    fs_alloc(s, 1, 0, A, 100);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_FREE, 49, A, 0);
+    fs_ev(s, 1, MEMSCOPE_REC_REALLOC_UNDO, 51, A, 0);
+    fs_alloc(s, 1, 99, B, 10);
+    fs_build(s, 8);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_timeline(h, 2, &tl), 0);
+    assert_int_equal(memscope_timeline_bucket(tl, 0, &b0), 0);
+    assert_int_equal(memscope_timeline_bucket(tl, 1, &b1), 0);
+    assert_int_equal(b0.deallocations, 1);
+    assert_int_equal(b0.min_bytes, 0);
+    assert_int_equal(b1.deallocations, 0);
+    assert_int_equal(b1.end_bytes, 110);
+    memscope_timeline_free(tl);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_time_timeline_render),
         cmocka_unit_test(test_time_timeline_extra_marks),
         cmocka_unit_test(test_time_timeline_one_event),
+        cmocka_unit_test(test_time_timeline_failed_realloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
