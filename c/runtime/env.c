@@ -5,6 +5,7 @@
  *   MEMSCOPE_BUDGET=SIZE             most bytes of store (chunks + texts); K, M, G suffixes; default 256M
  *   MEMSCOPE_EXIT_IMAGE=FILE         write the store to FILE at exit (store_abi.h image format)
  *   MEMSCOPE_EXIT_IMAGE_CHILDREN=1   forked children write FILE.PID too
+ *   MEMSCOPE_TRACE=FILE              stream every event to FILE (trace.c reads it itself)
  *   MEMSCOPE_FOLLOW_EXEC=1           keep libmemscope in LD_PRELOAD for exec'd programs
  *   MEMSCOPE_STACK_METHOD=M          auto (default: fp walk, else libunwind), unwind, fp, caller or none (stacks.c)
  *   MEMSCOPE_STACK_DEPTH=N           frames per stack, default 16, at most 64; 0: caller only

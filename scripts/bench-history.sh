@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# History benchmark: the cost of writing a trace file (MEMSCOPE_TRACE) on the
+# allocation workload, the trace's size per event, and how fast
+# `memscope report` replays a trace.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--help]
+
+Builds (scripts/build.sh), then runs the allocation workload
+tests/fixtures/bench_alloc.c (mixed sizes, calloc, realloc, free) with one and
+with two threads, OPS calls per thread, under memscope (MEMSCOPE_BUDGET=4G):
+  store   recording into the in-memory store only
+  trace   the same with MEMSCOPE_TRACE=FILE (the background writer streams
+          every event to FILE, zstd-compressed)
+N runs of each, interleaved; medians are printed. Then, on the trace of the
+largest run: its bytes per event, and the time `memscope report TRACE
+--summary` takes (open + decode + merge + replay), as events per second.
+
+  --reps N          runs of each configuration (default 5)
+  --ops N           calls per thread (default 4000000)
+  --stacks METHOD   MEMSCOPE_STACK_METHOD for every run (default: none, so the
+                    figures show the trace's own cost; 'unwind' is the runtime's default)
+
+Targets (PASS/MISS): with a trace the workload takes <= 2x the store-only
+wall time (the whole process's time is printed beside: at exit the writer
+writes what it had not caught up with); <= 12 bytes per event; report replays >= 20M events/s.
+Allocation threads never wait for the writer (it only reads published
+records), so the trace adds no allocation stall; its cost is the writer's
+CPU time competing on a 2-core machine, shown as process CPU.
+USAGE
+}
+
+reps=5
+ops=4000000
+stacks=none
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --reps) reps=$2; shift 2 ;;
+    --ops) ops=$2; shift 2 ;;
+    --stacks) stacks=$2; shift 2 ;;
+    *) echo "bench-history: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${MEMSCOPE_BUILD_DIR:-$top/build}
+"$top/scripts/build.sh" >/dev/null
+workload=$build/bin/bench_alloc
+library=$build/lib/libmemscope.so
+memscope=$build/bin/memscope
+for f in "$workload" "$library" "$memscope"; do
+  [ -e "$f" ] || { echo "bench-history: $f was not built" >&2; exit 1; }
+done
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/memscope-bench-history.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+results=$scratch/results
+: >"$results"
+
+# run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms" to results.
+run() {
+  local config=$1 threads=$2 out start end
+  local -a env=(LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G MEMSCOPE_STACK_METHOD="$stacks")
+  if [ "$config" = trace ]; then env+=(MEMSCOPE_TRACE="$scratch/t$threads.trace"); fi
+  start=$(date +%s%N)
+  out=$(/usr/bin/time -f "cpu %U %S" env "${env[@]}" "$workload" mixed "$threads" "$ops" 2>&1)
+  end=$(date +%s%N)
+  local line cpu
+  line=$(grep '^bench:' <<<"$out")
+  cpu=$(grep '^cpu ' <<<"$out" | awk '{printf "%d", ($2 + $3) * 1000}')
+  awk -v c="$config" -v t="$threads" -v p=$(( (end - start) / 1000000 )) -v pc="$cpu" '{
+      for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      print c, t, v["events"], v["wall_ns"], v["cpu_ns"], p, pc
+    }' <<<"$line" >>"$results"
+}
+
+for _ in $(seq "$reps"); do
+  for threads in 1 2; do
+    run store "$threads"
+    run trace "$threads"
+  done
+done
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+field() { awk -v c="$1" -v t="$2" -v f="$3" '$1 == c && $2 == t {print $f}' "$results" | median; }
+
+printf 'bench-history: %s runs each, %s calls per thread, stacks %s\n' "$reps" "$ops" "$stacks"
+printf '%-8s %-7s %12s %10s %12s %14s\n' config threads events "wall ms" "process ms" "process cpu ms"
+status=0
+for threads in 1 2; do
+  for config in store trace; do
+    printf '%-8s %-7s %12.0f %10.1f %12.0f %14.0f\n' "$config" "$threads" "$(field $config $threads 3)" \
+      "$(awk -v x="$(field $config $threads 4)" 'BEGIN {print x / 1e6}')" "$(field $config $threads 6)" \
+      "$(field $config $threads 7)"
+  done
+  ratio=$(awk -v a="$(field trace $threads 4)" -v b="$(field store $threads 4)" 'BEGIN {printf "%.2f", a / b}')
+  verdict=PASS
+  awk -v r="$ratio" 'BEGIN {exit !(r <= 2.0)}' || { verdict=MISS; status=1; }
+  printf '  %s thread(s): trace / store wall time %sx (target <= 2x) %s\n' "$threads" "$ratio" "$verdict"
+  pratio=$(awk -v a="$(field trace $threads 6)" -v b="$(field store $threads 6)" 'BEGIN {printf "%.2f", a / b}')
+  printf '  %s thread(s): trace / store whole-process time %sx (includes the writer catching up at exit)\n' \
+    "$threads" "$pratio"
+done
+
+trace=$scratch/t2.trace
+info=$("$memscope" report "$trace" --info)
+events=$(sed -n 's/^events \([0-9]*\),.*/\1/p' <<<"$info")
+bytes=$(stat -c %s "$trace")
+bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.2f", b / e}')
+verdict=PASS
+awk -v r="$bpe" 'BEGIN {exit !(r <= 12)}' || { verdict=MISS; status=1; }
+printf 'trace size: %s bytes for %s events: %s bytes/event (target <= 12) %s\n' "$bytes" "$events" "$bpe" "$verdict"
+
+times=()
+for _ in $(seq "$reps"); do
+  start=$(date +%s%N)
+  "$memscope" report "$trace" --summary >/dev/null
+  end=$(date +%s%N)
+  times+=($(( end - start )))
+done
+ns=$(printf '%s\n' "${times[@]}" | median)
+rate=$(awk -v e="$events" -v n="$ns" 'BEGIN {printf "%.1f", e / (n / 1e9) / 1e6}')
+verdict=PASS
+awk -v r="$rate" 'BEGIN {exit !(r >= 20)}' || { verdict=MISS; status=1; }
+printf 'memscope report: %s events in %.1f ms (median of %s): %sM events/s (target >= 20M) %s\n' "$events" \
+  "$(awk -v n="$ns" 'BEGIN {print n / 1e6}')" "$reps" "$rate" "$verdict"
+echo "folding (bounded history) is not implemented yet: no folding stall to report"
+exit $status
