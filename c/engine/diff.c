@@ -1,7 +1,8 @@
 /*
  * diff.c - locating points in a history, and what changed between two of
  * them: blocks allocated after A and still live at B, blocks live at A and
- * released by B, grouped by label, thread or size class, as text and JSON.
+ * released by B, grouped by label, thread, size class, allocation site or
+ * call stack (named by stacks.c), as text and JSON.
  *
  * A diff is two exact replays (memscope_history_snapshot at A and at B, both
  * as MEMSCOPE_AT_EVENT once located) and one merge of their live blocks,
@@ -290,7 +291,7 @@ static void to_allocation(const struct dref *r, struct memscope_allocation *a)
     a->size = b->size;
     a->time_ns = b->time;
     a->thread = b->thread;
-    a->stack = 0;
+    a->stack = b->stack;
     a->label_name = b->label ? r->s->labels[b->label].name : NULL;
     a->label_type = b->label ? r->s->labels[b->label].type : NULL;
 }
@@ -382,14 +383,26 @@ static int dgroup_size_cmp(const void *pa, const void *pb, void *ctx)
  * Groups one side: one group per label, thread or size class (or per block
  * for MEMSCOPE_GROUP_NONE), largest bytes first. *out to ms_engine_free.
  */
-static int group_side(const struct memscope_diff *d, int side, enum memscope_group_by by, struct dgroup **out,
-                      size_t *nout)
+static int group_side(const struct memscope_diff *d, int side, enum memscope_group_by by,
+                      const struct memscope_symbolizer *sym, struct dgroup **out, size_t *nout)
 {
     size_t n = d->nside[side], i, k = 0;
     struct dgroup *g = ms_engine_calloc(n ? n : 1, sizeof(*g));
+    struct ms_site_namer *nm = NULL;
 
     if (!g)
         return -ENOMEM;
+    if (by == MEMSCOPE_GROUP_SITE || by == MEMSCOPE_GROUP_STACK) { /* stacks.c names them, one symbolizer call */
+        uint32_t *ids = ms_engine_alloc((n ? n : 1) * sizeof(*ids));
+        int rc = ids ? 0 : -ENOMEM;
+        for (i = 0; ids && i < n; i++)
+            ids[i] = d->side[side][i].b->stack;
+        if (rc == 0)
+            rc = ms_site_namer_new(&d->b->stacks, ids, n, sym, &nm);
+        ms_engine_free(ids);
+        if (rc != 0)
+            goto nomem;
+    }
     for (i = 0; i < n; i++) {
         const struct dref *r = &d->side[side][i];
         struct dgroup *x = &g[i];
@@ -410,6 +423,11 @@ static int group_side(const struct memscope_diff *d, int side, enum memscope_gro
         case MEMSCOPE_GROUP_SIZE_CLASS:
             x->key = size_class(r->b->size);
             class_name((unsigned)x->key, x->name, MS_CELL);
+            break;
+        case MEMSCOPE_GROUP_SITE:
+        case MEMSCOPE_GROUP_STACK:
+            x->key = by == MEMSCOPE_GROUP_STACK ? r->b->stack : 0;
+            ms_site_name(nm, r->b->stack, by == MEMSCOPE_GROUP_STACK, x->name, MS_CELL);
             break;
         default:
             x->key = r->b->address;
@@ -432,10 +450,12 @@ static int group_side(const struct memscope_diff *d, int side, enum memscope_gro
     }
     if (ms_sort(g, n, sizeof(*g), dgroup_size_cmp, NULL) != 0)
         goto nomem;
+    ms_site_namer_free(nm);
     *out = g;
     *nout = n;
     return 0;
 nomem:
+    ms_site_namer_free(nm);
     ms_engine_free(g);
     return -ENOMEM;
 }
@@ -479,7 +499,7 @@ static void render_side(const struct memscope_diff *d, int side, const struct me
                         struct ms_buf *b)
 {
     static const char *const title[] = {"Allocated after A, still live at B", "Live at A, freed by B"};
-    static const char *const what[] = {"block", "thread", "label", "size class"};
+    static const char *const what[] = {"block", "thread", "label", "size class", "stack", "site"};
     struct dgroup *g = NULL;
     size_t n = 0, i, rows;
     unsigned top = o->top ? o->top : 10;
@@ -495,7 +515,7 @@ static void render_side(const struct memscope_diff *d, int side, const struct me
         ms_buf_puts(b, "  (none)\n");
         return;
     }
-    if (group_side(d, side, o->group_by, &g, &n) != 0) {
+    if (group_side(d, side, o->group_by, o->symbolizer, &g, &n) != 0) {
         b->failed = 1;
         return;
     }
@@ -532,7 +552,7 @@ MS_API int memscope_diff_render_text(const struct memscope_diff *diff, const str
     char pa[200], pb[200], s1[64], s2[64], s3[64];
     struct ms_buf b;
 
-    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0 || o->group_by > MEMSCOPE_GROUP_SIZE_CLASS)
+    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0)
         return -EINVAL;
     *out = NULL;
     st = &diff->st;
@@ -569,7 +589,8 @@ static void json_point(struct ms_buf *b, const char *key, const struct named_poi
     ms_buf_printf(b, ",\"events\":%" PRIu64 ",\"time_ns\":%" PRIu64 "}", pi->events, pi->time_ns);
 }
 
-static void json_side(struct ms_buf *b, const struct memscope_diff *d, int side, enum memscope_group_by by)
+static void json_side(struct ms_buf *b, const struct memscope_diff *d, int side, enum memscope_group_by by,
+                      const struct memscope_symbolizer *sym)
 {
     static const char *const key[] = {"allocated", "freed"};
     struct dgroup *g = NULL;
@@ -579,7 +600,7 @@ static void json_side(struct ms_buf *b, const struct memscope_diff *d, int side,
                   side == 0 ? d->st.allocated_blocks : d->st.freed_blocks,
                   side == 0 ? d->st.allocated_bytes : d->st.freed_bytes);
     if (by != MEMSCOPE_GROUP_NONE) {
-        if (group_side(d, side, by, &g, &n) != 0) {
+        if (group_side(d, side, by, sym, &g, &n) != 0) {
             b->failed = 1;
             return;
         }
@@ -613,11 +634,11 @@ MS_API int memscope_diff_render_json(const struct memscope_diff *diff, const str
 {
     static const struct memscope_render_options defaults;
     const struct memscope_render_options *o = opts ? opts : &defaults;
-    static const char *const group_name[] = {"none", "thread", "label", "size"};
+    static const char *const group_name[] = {"none", "thread", "label", "size", "stack", "site"};
     const struct memscope_diff_stats *st;
     struct ms_buf b;
 
-    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0 || o->group_by > MEMSCOPE_GROUP_SIZE_CLASS)
+    if (!diff_valid(diff) || !out || ms_render_options_check(o) != 0)
         return -EINVAL;
     *out = NULL;
     st = &diff->st;
@@ -634,8 +655,8 @@ MS_API int memscope_diff_render_json(const struct memscope_diff *diff, const str
                   group_name[o->group_by], st->from_live_blocks, st->from_live_bytes, st->to_live_blocks,
                   st->to_live_bytes, st->net_blocks, st->net_bytes, st->allocations_between,
                   st->deallocations_between, diff->b->stats.dropped_events);
-    json_side(&b, diff, MEMSCOPE_DIFF_ALLOCATED, o->group_by);
-    json_side(&b, diff, MEMSCOPE_DIFF_FREED, o->group_by);
+    json_side(&b, diff, MEMSCOPE_DIFF_ALLOCATED, o->group_by, o->symbolizer);
+    json_side(&b, diff, MEMSCOPE_DIFF_FREED, o->group_by, o->symbolizer);
     ms_buf_puts(&b, "}\n");
     return ms_buf_finish(&b, out, len);
 }

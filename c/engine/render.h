@@ -24,6 +24,13 @@ void ms_render_stack_notes(const struct memscope_snapshot *s, const struct memsc
 void ms_render_stacks_json(const struct memscope_snapshot *s, const struct memscope_render_options *o,
                            struct ms_buf *b);
 
+/* Names of allocation sites (or stacks, with_id) for any set of stack ids, symbolized in one call. */
+struct ms_site_namer;
+int ms_site_namer_new(const struct ms_stacks *st, const uint32_t *ids, size_t n,
+                      const struct memscope_symbolizer *sym, struct ms_site_namer **out);
+void ms_site_name(const struct ms_site_namer *nm, uint32_t id, int with_id, char *buf, size_t len);
+void ms_site_namer_free(struct ms_site_namer *nm);
+
 /* Appends str as a JSON string literal (escaped, valid UTF-8). */
 void ms_json_string(struct ms_buf *b, const char *str);
 

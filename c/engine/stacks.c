@@ -862,3 +862,76 @@ out:
     ms_engine_free(ids);
     symtab_free(&sy);
 }
+
+/* ---- site names for other renderers (diff.c) ---- */
+
+struct ms_site_namer {
+    const struct ms_stacks *st; /* the table the ids refer to */
+    struct symtab sy;           /* every frame of the ids given, symbolized in one call */
+};
+
+int ms_site_namer_new(const struct ms_stacks *st, const uint32_t *ids, size_t n,
+                      const struct memscope_symbolizer *sym, struct ms_site_namer **out)
+{
+    struct ms_site_namer *nm = ms_engine_calloc(1, sizeof(*nm));
+    uint32_t *sorted = ms_engine_alloc((n ? n : 1) * sizeof(*sorted));
+    size_t i, k = 0;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (!nm || !sorted)
+        goto fail;
+    memcpy(sorted, ids, n * sizeof(*ids));
+    if (ms_sort(sorted, n, sizeof(*sorted), u32_cmp, NULL) != 0)
+        goto fail;
+    for (i = 0; i < n; i++)
+        if (k == 0 || sorted[k - 1] != sorted[i])
+            sorted[k++] = sorted[i];
+    nm->st = st;
+    if (symtab_build(&nm->sy, st, sorted, k, sym) != 0)
+        goto fail;
+    ms_engine_free(sorted);
+    *out = nm;
+    return 0;
+fail:
+    if (nm)
+        symtab_free(&nm->sy);
+    ms_engine_free(nm);
+    ms_engine_free(sorted);
+    return rc;
+}
+
+void ms_site_name(const struct ms_site_namer *nm, uint32_t id, int with_id, char *buf, size_t len)
+{
+    const uint64_t *f;
+    uint32_t d;
+    int r = stack_of(nm->st, id, &f, &d);
+    char fn[MS_CELL], loc[MS_CELL], mod[MS_CELL], head[32] = "";
+
+    if (with_id && r == 0)
+        snprintf(head, sizeof(head), "#%u ", id);
+    if (r == -ENOENT) {
+        snprintf(buf, len, "(no stack)");
+        return;
+    }
+    if (r != 0) {
+        snprintf(buf, len, "%s(unreadable stack)", head);
+        return;
+    }
+    uint32_t site = site_index(&nm->sy, f, d);
+    frame_function(&nm->sy, f[site], fn, sizeof(fn));
+    frame_location(&nm->sy, f[site], loc, sizeof(loc));
+    frame_module(&nm->sy, f[site], mod, sizeof(mod));
+    if (nm->sy.fr[symtab_find(&nm->sy, f[site])].function)
+        snprintf(buf, len, "%s%s %s (%s)", head, fn, loc, mod);
+    else
+        snprintf(buf, len, "%s%s", head, fn);
+}
+
+void ms_site_namer_free(struct ms_site_namer *nm)
+{
+    if (!nm)
+        return;
+    symtab_free(&nm->sy);
+    ms_engine_free(nm);
+}

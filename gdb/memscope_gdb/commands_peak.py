@@ -16,6 +16,7 @@ from . import args
 from . import engine as eng
 from . import format as fmt
 from . import store
+from . import symbols
 
 # struct memscope_store_root (store_abi.h, ABI 2 and later): offsets of the peak trap fields.
 ROOT_PEAK_TRAP_THRESHOLD = 160  # uint64_t, 0: disarmed
@@ -88,11 +89,12 @@ class PeakBreakpoint(gdb.Breakpoint):
     from the stop event (_on_stop), once every thread has stopped.
     """
 
-    def __init__(self, root, print_stop, top):
+    def __init__(self, root, print_stop, top, group_by="none"):
         super().__init__(TRAP_FUNCTION, gdb.BP_BREAKPOINT, internal=False)
         self.root = root
         self.print_stop = print_stop
         self.top = top
+        self.group_by = group_by
         self.stops = 0
 
     def stop(self):
@@ -113,8 +115,9 @@ class PeakBreakpoint(gdb.Breakpoint):
                       " trap %d at ~%s, next at ~%s\n"
                       % (fmt.size_with_bytes(stats.current_memory), stats.active_allocations, hits,
                          fmt.human_size(live), fmt.human_size(threshold)))
-            opts = eng.RenderOptions(self.top, eng.SECTION_SUMMARY | eng.SECTION_BLOCKS, 0, 0,
-                                     1 if fmt.color_enabled() else 0, 0)
+            opts = symbols.attach(eng.RenderOptions(self.top, eng.SECTION_SUMMARY | eng.SECTION_BLOCKS,
+                                                    eng.GROUP_BY[self.group_by], 0,
+                                                    1 if fmt.color_enabled() else 0, 0))
             gdb.write(snap.render_text(opts))
         except gdb.GdbError as exc:
             gdb.write("memscope: peak break: %s\n" % exc)
@@ -169,6 +172,7 @@ class BreakPeakCommand(gdb.Command):
     """Stop the program each time its live heap reaches a new high.
 
 Usage: memscope-break-peak [--min SIZE] [--step SIZE] [--print|--no-print] [--top N]
+                           [--group-by site|stack|label|thread|size|none]
        memscope-break-peak --delete
 
 Arms memscope's peak trap in the running program and puts a breakpoint on
@@ -184,6 +188,8 @@ on and stops each time its live heap reaches a new high above SIZE of
                  whichever is more, so a program stops a handful of times)
   --no-print     stop without printing (--print, the default, prints)
   --top N        blocks to print at each stop (default 5)
+  --group-by G   print groups of blocks instead: site (the allocation site,
+                 function file:line library), stack, label, thread, size
   --delete       disarm the trap and delete the breakpoint
 Sizes: 4096, 64K, 10M, 2G. The trap's figure is coarse (usable sizes, up
 to 64 KiB per thread late); the printed figures are exact. Needs a live
@@ -192,7 +198,7 @@ the process.
 Example: memscope-break-peak --min 10M --step 5M"""
 
     command = "memscope-break-peak"
-    options = frozenset({"--min", "--step", "--print", "--no-print", "--top", "--delete"})
+    options = frozenset({"--min", "--step", "--print", "--no-print", "--top", "--delete", "--group-by"})
 
     def __init__(self, name=None):
         super().__init__(name or self.command, gdb.COMMAND_BREAKPOINTS)
@@ -202,7 +208,7 @@ Example: memscope-break-peak --min 10M --step 5M"""
 
     def invoke(self, arg, from_tty):
         argv = argv_of(self.command, arg)
-        minimum, step, print_stop, top, delete = None, None, True, 5, False
+        minimum, step, print_stop, top, delete, group_by = None, None, True, 5, False, "none"
         i = 0
         while i < len(argv):
             word = argv[i]
@@ -228,6 +234,11 @@ Example: memscope-break-peak --min 10M --step 5M"""
                 step = parse_size(self.command, name, value)
                 if step == 0:
                     raise gdb.GdbError("%s: --step wants a size above 0." % self.command)
+            elif name == "--group-by":
+                if value not in eng.GROUP_BY:
+                    raise gdb.GdbError("%s: --group-by wants one of %s, not '%s'."
+                                       % (self.command, "|".join(eng.GROUP_BY), value))
+                group_by = value
             else:
                 top = args.positive(self.command, name, value)
         inferior = gdb.selected_inferior()
@@ -255,7 +266,7 @@ Example: memscope-break-peak --min 10M --step 5M"""
         # The first stop at MIN when the heap is below it, else a step above what is live now.
         threshold = minimum if minimum is not None and minimum > current else current + first_step
         _delete_breakpoint()
-        bp = PeakBreakpoint(root, print_stop, top)
+        bp = PeakBreakpoint(root, print_stop, top, group_by)
         if bp.pending:
             bp.delete()
             raise gdb.GdbError("%s: the program has no %s function (a libmemscope.so older than the peak trap?)."

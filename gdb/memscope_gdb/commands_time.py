@@ -81,7 +81,7 @@ _SIDES = ("--group-by", "--top", "--exact", "--json")
 class DiffCommand(gdb.Command):
     """Show what changed in the heap between two points A and B.
 
-Usage: memscope-diff A B [--group-by label|thread|size|none] [--top N]
+Usage: memscope-diff A B [--group-by label|thread|size|site|stack|none] [--top N]
                          [--exact] [--json FILE]
 
 A and B are points of the recorded history, A not after B:
@@ -92,8 +92,10 @@ A and B are points of the recorded history, A not after B:
                       follows), as memscope-timeline shows them
   event:N             after the first N events
 Prints the blocks allocated after A and still live at B, and those live at
-A and freed by B, grouped (default: by label) with blocks and bytes per
-group, largest first, and the net change. Both points are exact replays.
+A and freed by B, grouped (default: by label; site: the allocation site,
+function file:line (library); stack: the whole call stack, #ID as
+memscope-stack takes it) with blocks and bytes per group, largest first,
+and the net change. Both points are exact replays.
 Works on a live process and on a core.
 Example: memscope-diff start peak --group-by thread"""
 

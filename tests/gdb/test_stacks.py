@@ -184,6 +184,13 @@ def case_help(paths):
         check("Usage: " + command in text and "Example: " + command in text, "help %s:\n%s" % (command, text))
         check(command in result.output("help-memscope"), "help memscope does not list " + command)
     check("--by site" in result.output("help-memscope-top"), "help memscope-top does not describe --by site")
+    peak = run_gdb(paths, ["capture help-peak help memscope-break-peak",
+                           "capture help-diff help memscope-diff",
+                           "capture bad memscope-break-peak --group-by colour"])
+    check("--group-by site|stack" in peak.output("help-peak"), "help memscope-break-peak: no --group-by site")
+    check("--group-by label|thread|size|site|stack" in peak.output("help-diff"), "help memscope-diff: no site")
+    check_equal(peak.error("bad"), "memscope-break-peak: --group-by wants one of none|thread|label|size|stack|site, "
+                "not 'colour'.", "break-peak --group-by error")
 
 
 def make_sites_case(method, variant):
@@ -269,7 +276,23 @@ def case_cxx(paths):
     check_equal([exact_bytes(r["size"]) for r in main_rows], [8], "main's new Holder")
 
 
-CASES = {"help": case_help, "core": case_core, "stack-block": case_stack_block, "cxx": case_cxx}
+def case_diff(paths):
+    """memscope-diff --group-by site: the blocks allocated between two points, by site, exact."""
+    result = run_sites(paths, None, "fp", ["capture diff memscope-diff event:0 end --group-by site --exact --top 50",
+                                           "capture diffj memscope-diff event:0 end --group-by stack --json -"])
+    text = result.output("diff")
+    allocated = text.split("Live at A, freed by B")[0]
+    for function, (blocks, size, library, _frames) in SITES.items():
+        row = [ln for ln in allocated.splitlines() if ln.strip().startswith(function + " ")]
+        check_equal(len(row), 1, "diff rows for %s in:\n%s" % (function, text))
+        m = re.search(r"\((\S+)\)\s+(\d+)\s+(.+?)\s*$", row[0])
+        check(m is not None and os.path.basename(m.group(1)).startswith(library + "fp"), "diff row: %r" % row[0])
+        check_equal((int(m.group(2)), exact_bytes(m.group(3))), (blocks, size), "diff %s: blocks, bytes" % function)
+    doc = json.loads(result.output("diffj"))
+    check_equal(doc["group_by"], "stack", "diff JSON group_by")
+
+
+CASES = {"help": case_help, "diff": case_diff, "core": case_core, "stack-block": case_stack_block, "cxx": case_cxx}
 for _method in ("auto", "unwind", "fp", "caller"):
     for _variant in ("fp", "nofp"):
         CASES["sites-%s-%s" % (_method, _variant)] = make_sites_case(_method, _variant)
