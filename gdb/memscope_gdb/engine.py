@@ -111,7 +111,7 @@ class StacksInfo(ctypes.Structure):
                 ("max_depth", ctypes.c_uint32), ("status", ctypes.c_int), ("error", ctypes.c_char_p)]
 
 
-STACK_METHODS = {0: "none", 1: "caller", 2: "fp", 3: "unwind"}
+STACK_METHODS = {0: "none", 1: "caller", 2: "fp", 3: "unwind", 4: "auto"}  # store_abi.h enum memscope_stack_method
 
 
 class Stats(ctypes.Structure):

@@ -63,7 +63,8 @@ def prelude(paths, method):
 VIEWS = ["capture json memscope-snapshot --json -",
          "capture site memscope-top 50 --by site --exact",
          "capture stack memscope-top 50 --by stack --exact",
-         "capture folded memscope-export --folded -"]
+         "capture folded memscope-export --folded -",
+         "capture snap memscope-snapshot --group-by site --top 50 --exact"]
 
 ROW = re.compile(r"^\s+(?:(?P<stack>\d+|-)\s+)?(?P<size>\d[\d.]* \S+(?: \(\d+ B\))?)\s+(?P<blocks>\d+)\s+"
                  r"(?P<share>[\d.]+%)\s+(?P<function>\S+)\s+(?P<location>\S+)\s+(?P<library>\S+)\s*$")
@@ -149,6 +150,10 @@ def check_sites(result, method, variant):
             else:
                 check_equal(names[:len(frames)], frames, "%s: stack %d frames" % (function, stack_id))
     check("site_freed" not in by_function, "site_freed left nothing live, yet has a row")
+    snap_rows = {r["function"]: r for r in table_rows(result.output("snap"))}
+    check_equal({f: (r["blocks"], r["size"]) for f, r in snap_rows.items()},
+                {f: (r["blocks"], r["size"]) for f, r in by_function.items()},
+                "memscope-snapshot --group-by site vs memscope-top --by site")
     return doc
 
 
