@@ -244,20 +244,32 @@ static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole
     uint32_t n = 1;
 
     *whole = max == 1;
-    if (sp < stack_lo || sp >= stack_hi) {
-        uintptr_t lo, hi;
+    /* The bounds are copied once: a signal handler may replace the thread's
+     * cached range (its own stack) while this walk is interrupted. */
+    uintptr_t hi = stack_hi;
+    __asm__ __volatile__("" ::: "memory");
+    uintptr_t lo = stack_lo;
+    __asm__ __volatile__("" ::: "memory");
+    if (hi != stack_hi)
+        hi = 0; /* a handler changed the range between the two loads: read the maps */
+    if (sp < lo || sp >= hi) {
         if (find_mapping(sp, &lo, &hi) != 0)
             return n;
+        /* hi to 0 first: a signal handler that walks in between sees no
+         * range (and reads the maps itself), never half of two ranges. */
+        stack_hi = 0;
+        __asm__ __volatile__("" ::: "memory");
         stack_lo = lo;
+        __asm__ __volatile__("" ::: "memory");
         stack_hi = hi;
     }
     /* The hook's frame: [frame] = the caller's saved frame pointer, [frame + 8] = pcs[0]. */
-    if (frame < sp || frame % 8 != 0 || frame > stack_hi - 16)
+    if (frame < sp || frame % 8 != 0 || frame > hi - 16)
         return n;
     prev = frame;
     fp = ((const uintptr_t *)frame)[0];
     while (n < max) {
-        if (fp <= prev || fp % 8 != 0 || fp > stack_hi - 16)
+        if (fp <= prev || fp % 8 != 0 || fp > hi - 16)
             break;
         uintptr_t pc = ((const uintptr_t *)fp)[1];
         if (pc < 4096 || pc >= (UINT64_C(1) << 47))
