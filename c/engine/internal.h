@@ -145,6 +145,21 @@ void ms_sort_thread_events(struct ms_event *ev, size_t n, struct ms_event *tmp);
  * time; ties: releases first, then lower thread. Returns 0 or -ENOMEM. */
 int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out);
 
+/* A thread's sorted events for ms_merge_stream: the piece in hand. */
+struct ms_run {
+    const struct ms_event *p;  /* next event */
+    const struct ms_event *pe; /* end of the piece */
+};
+/* Puts thread t's next piece in *run once the one in hand ran out (p == pe
+ * afterwards: the thread has no more). Returns 0 or a negative errno. */
+typedef int (*ms_refill_fn)(void *ctx, uint32_t t, struct ms_run *run);
+/* Merges total events from nthreads runs as ms_merge_threads does, calling
+ * refill (if not NULL) whenever a run's piece runs out, so a reader can hand
+ * the records over in pieces. Returns 0, -ENOMEM, refill's error, or -EIO when
+ * the runs hold fewer than total events. */
+int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
+                    struct ms_event *out);
+
 /* Generic stable merge sort without libc's qsort (which may call malloc). */
 int ms_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *, void *), void *ctx);
 

@@ -6,7 +6,9 @@
  * event. A thread's run is sorted stably (a natural merge sort: one O(n) pass
  * when it is already sorted), then the threads are merged by time: a
  * branch-free tournament held in registers for up to four threads, a loser
- * tree beyond. At equal times across threads a release comes before an
+ * tree beyond; the runs may arrive in pieces (ms_merge_stream: the reader
+ * hands each thread's records over a window at a time, so they are written
+ * once, already merged). At equal times across threads a release comes before an
  * allocation, so a block released by one thread and reused by another at the
  * same tick replays correctly; remaining ties go to the lower thread index.
  * No libc qsort: it may call malloc, which the in-process engine must avoid.
@@ -91,24 +93,39 @@ static inline int beats(const uint64_t *key, uint32_t a, uint32_t b)
 }
 
 /*
+ * Gets run w its next piece after the one in hand ran out (a reader streaming
+ * a thread's records in pieces). Returns 0 or a negative errno; a thread
+ * with nothing more keeps p == pe.
+ */
+static int next_piece(struct ms_run *runs, uint32_t w, const struct ms_event *p, ms_refill_fn refill, void *ctx)
+{
+    runs[w].p = p;
+    if (!refill || p != runs[w].pe)
+        return 0;
+    return refill(ctx, w, &runs[w]);
+}
+
+/*
  * Up to four threads (the common case): the four heads' keys and cursors live
  * in registers and the winner is a branch-free tournament, so an event costs
  * a few conditional moves and no mispredicted branch however finely the
  * threads interleave. Ties go to the lower index. Unused inputs are empty.
  */
-static void merge4(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out,
-                   uint64_t total)
+static int merge4(struct ms_run *runs, uint32_t nthreads, struct ms_event *out, uint64_t total, ms_refill_fn refill,
+                  void *ctx)
 {
+    static const struct ms_event none;
     const struct ms_event *c0, *c1, *c2, *c3, *e0, *e1, *e2, *e3;
     uint64_t k0, k1, k2, k3, n;
+    int rc;
 
 #define MERGE4_INIT(i)                                                    \
-    if ((i) < nthreads && starts[i] < starts[(i) + 1]) {                  \
-        c##i = in + starts[i];                                            \
-        e##i = in + starts[(i) + 1];                                      \
+    if ((i) < nthreads && runs[i].p < runs[i].pe) {                       \
+        c##i = runs[i].p;                                                 \
+        e##i = runs[i].pe;                                                \
         k##i = head_key(c##i);                                            \
     } else {                                                              \
-        c##i = e##i = in;                                                 \
+        c##i = e##i = &none;                                              \
         k##i = KEY_DONE;                                                  \
     }
     MERGE4_INIT(0)
@@ -130,11 +147,25 @@ static void merge4(const struct ms_event *in, const uint64_t *starts, uint32_t n
         uint64_t other = hi ? (x23 < m01 ? x23 : m01) : (x01 < m23 ? x01 : m23);
         uint64_t nk;
 
+        if (__builtin_expect((hi ? m23 : m01) == KEY_DONE, 0))
+            return -EIO; /* fewer events than promised */
         do { /* a thread's burst goes out in one stretch */
             *out++ = *p++;
             n++;
             nk = p < pe ? head_key(p) : KEY_DONE;
         } while (nk < other);
+        if (__builtin_expect(p == pe && refill != NULL, 0)) { /* the piece in hand ran out */
+            rc = next_piece(runs, w, p, refill, ctx);
+            if (rc != 0)
+                return rc;
+            p = runs[w].p;
+            pe = runs[w].pe;
+            nk = p < pe ? head_key(p) : KEY_DONE;
+            e0 = w == 0 ? pe : e0;
+            e1 = w == 1 ? pe : e1;
+            e2 = w == 2 ? pe : e2;
+            e3 = w == 3 ? pe : e3;
+        }
         c0 = w == 0 ? p : c0;
         c1 = w == 1 ? p : c1;
         c2 = w == 2 ? p : c2;
@@ -144,44 +175,32 @@ static void merge4(const struct ms_event *in, const uint64_t *starts, uint32_t n
         k2 = w == 2 ? nk : k2;
         k3 = w == 3 ? nk : k3;
     }
+    return 0;
 }
 
-int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)
+int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
+                    struct ms_event *out)
 {
     uint32_t k = 1, i, *tree = NULL, w;
-    const struct ms_event **cur = NULL, **end = NULL;
-    uint64_t *key = NULL, total = starts[nthreads] - starts[0], n;
-    void *mem;
+    uint64_t *key = NULL, n;
+    int rc = 0;
 
-    if (nthreads <= 4) {
-        merge4(in, starts, nthreads, out, total);
-        return 0;
-    }
+    if (nthreads <= 4)
+        return merge4(runs, nthreads, out, total, refill, ctx);
     while (k < nthreads)
         k *= 2;
-    /* tree[1..k-1] losers, tree[0] unused; key/cur/end per leaf. */
-    mem = ms_engine_alloc((size_t)k * (sizeof(*tree) + sizeof(*key) + 2 * sizeof(*cur)));
-    if (!mem)
+    /* tree[1..k-1] losers, tree[0] unused; key per leaf. */
+    key = ms_engine_alloc((size_t)k * (sizeof(*tree) + sizeof(*key)));
+    if (!key)
         return -ENOMEM;
-    key = mem;
-    cur = (const struct ms_event **)(key + k);
-    end = cur + k;
-    tree = (uint32_t *)(end + k);
-    for (i = 0; i < k; i++) {
-        if (i < nthreads && starts[i] < starts[i + 1]) {
-            cur[i] = in + starts[i];
-            end[i] = in + starts[i + 1];
-            key[i] = head_key(cur[i]);
-        } else {
-            cur[i] = end[i] = NULL;
-            key[i] = KEY_DONE;
-        }
-    }
+    tree = (uint32_t *)(key + k);
+    for (i = 0; i < k; i++)
+        key[i] = i < nthreads && runs[i].p < runs[i].pe ? head_key(runs[i].p) : KEY_DONE;
     /* Build: play the tournament bottom-up; winners move up, losers stay. */
     {
         uint32_t *win = ms_engine_alloc(2 * (size_t)k * sizeof(*win));
         if (!win) {
-            ms_engine_free(mem);
+            ms_engine_free(key);
             return -ENOMEM;
         }
         for (i = 0; i < k; i++)
@@ -204,7 +223,7 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
         } *nodes = ms_engine_alloc((size_t)k * sizeof(*nodes));
         uint64_t wkey = key[w];
         if (!nodes) {
-            ms_engine_free(mem);
+            ms_engine_free(key);
             return -ENOMEM;
         }
         for (i = 1; i < k; i++) {
@@ -213,8 +232,14 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
         }
         for (n = 0; n < total;) {
             uint32_t node;
-            const struct ms_event *p = cur[w], *pe = end[w];
+            const struct ms_event *p, *pe;
             uint64_t other = KEY_DONE;
+            if (__builtin_expect(wkey == KEY_DONE, 0)) {
+                rc = -EIO; /* fewer events than promised */
+                break;
+            }
+            p = runs[w].p;
+            pe = runs[w].pe;
             /* The runner-up lost only to the winner, so it is on the winner's
              * path: the winner keeps the lead while strictly ahead of it.
              * (With many threads finely interleaved the search costs more than
@@ -229,7 +254,13 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
                 n++;
                 wkey = p < pe ? head_key(p) : KEY_DONE;
             } while (wkey < other);
-            cur[w] = p;
+            runs[w].p = p;
+            if (__builtin_expect(p == pe && refill != NULL, 0)) { /* the piece in hand ran out */
+                rc = next_piece(runs, w, p, refill, ctx);
+                if (rc != 0)
+                    break;
+                wkey = runs[w].p < runs[w].pe ? head_key(runs[w].p) : KEY_DONE;
+            }
             for (node = (w + k) >> 1; node >= 1; node >>= 1) {
                 uint64_t lk = nodes[node].key;
                 uint32_t l = nodes[node].leaf;
@@ -242,8 +273,25 @@ int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t
         }
         ms_engine_free(nodes);
     }
-    ms_engine_free(mem);
-    return 0;
+    ms_engine_free(key);
+    return rc;
+}
+
+int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)
+{
+    struct ms_run *runs = ms_engine_alloc((size_t)(nthreads ? nthreads : 1) * sizeof(*runs));
+    uint32_t i;
+    int rc;
+
+    if (!runs)
+        return -ENOMEM;
+    for (i = 0; i < nthreads; i++) {
+        runs[i].p = in + starts[i];
+        runs[i].pe = in + starts[i + 1];
+    }
+    rc = ms_merge_stream(runs, nthreads, starts[nthreads] - starts[0], NULL, NULL, out);
+    ms_engine_free(runs);
+    return rc;
 }
 
 /* ---- generic stable merge sort ---- */

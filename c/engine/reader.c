@@ -11,7 +11,9 @@
  * entry, checked (length, string count, NULs) and capped by root.text_bytes; a
  * bad one becomes the "<unreadable>" text rather than failing the history.
  * Records are read in pieces of at most MS_READ_PIECE bytes per source call
- * (GDB reads through ctypes: few, large reads are what make it fast).
+ * (GDB reads through ctypes: few, large reads are what make it fast); with
+ * several threads, each thread's records are read a window at a time straight
+ * into the merge (read_merged).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -341,31 +343,32 @@ out:
 }
 
 /*
- * Reads one chunk's records into ev and converts them in place. *last_time is
- * the time of the thread's previous event (0 at its first chunk); *unsorted
- * is set when a time goes backwards; *texts counts labels and marks.
+ * Reads records [first, first + count) of one chunk into ev and converts them
+ * in place. *last_time is the time of the thread's previous event (0 at its
+ * first chunk); *unsorted is set when a time goes backwards; *texts counts
+ * labels and marks.
  */
-static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint32_t dense,
-                              const struct clock_conv *clk, struct ms_event *ev, uint64_t *last_time, int *unsorted,
-                              uint64_t *texts, struct memscope_error *err)
+static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint64_t first,
+                              uint64_t count, uint32_t dense, const struct clock_conv *clk, struct ms_event *ev,
+                              uint64_t *last_time, int *unsorted, uint64_t *texts, struct memscope_error *err)
 {
     uint64_t i, last = *last_time, ntexts = 0;
     int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
-    rc = src_read(src, d->addr + sizeof(struct memscope_chunk), ev, d->count * sizeof(*ev));
+    rc = src_read(src, d->addr + sizeof(struct memscope_chunk) + first * sizeof(*ev), ev, count * sizeof(*ev));
     if (rc != 0)
         return ms_error_set(err, -EFAULT, "chunk %u at 0x%" PRIx64 ": records cannot be read", d->index, d->addr);
-    for (i = 0; i < d->count; i++) {
+    for (i = 0; i < count; i++) {
         uint32_t info = ev[i].info; /* store layout: time, address, size, stack, info */
         unsigned kind = MEMSCOPE_RECORD_KIND(info);
         if (MEMSCOPE_RECORD_THREAD(info) != d->thread)
             return ms_error_set(err, -EBADMSG,
                                 "chunk %u at 0x%" PRIx64 ": record %" PRIu64 " names thread %u, the chunk thread %u",
-                                d->index, d->addr, i, MEMSCOPE_RECORD_THREAD(info), d->thread);
+                                d->index, d->addr, first + i, MEMSCOPE_RECORD_THREAD(info), d->thread);
         if (kind < MEMSCOPE_REC_ALLOC || kind > MEMSCOPE_REC_MARK)
             return ms_error_set(err, -EBADMSG, "chunk %u at 0x%" PRIx64 ": record %" PRIu64 " has unknown kind %u",
-                                d->index, d->addr, i, kind);
+                                d->index, d->addr, first + i, kind);
         ev[i].time = clock_ns(clk, ev[i].time);
         ev[i].info = MS_EV_INFO(kind, dense);
         down |= ev[i].time < last;
@@ -376,6 +379,110 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
     *unsorted |= down;
     *texts += ntexts;
     return 0;
+}
+
+/*
+ * Several threads: their records are read in pieces straight into the merge
+ * (ms_merge_stream), each thread through a window of its own, so the events
+ * land once, in replay order, and no second array of every event is filled,
+ * faulted in and read back (a third of history_open's time at 4 threads).
+ * Windows are large enough for few, large source reads (GDB), small enough
+ * to stay in cache. A thread whose times go backwards (a signal handler's
+ * event) cannot be merged this way: -EAGAIN, and the caller reads it all,
+ * sorts and merges.
+ */
+#define MS_WINDOW_EVENTS 32768u         /* events per thread's window, up to 16 threads */
+#define MS_WINDOWS_BYTES (16u << 20)    /* most bytes of all windows together */
+#define MS_WINDOW_MIN_EVENTS 2048u      /* fewest events per window */
+
+struct stream_thread {
+    size_t chunk;  /* its chunk being read (index in the chunk list) */
+    size_t end;    /* one past its last chunk */
+    uint64_t off;  /* records of that chunk already read */
+    uint64_t last; /* time of its last event read */
+};
+
+struct stream {
+    const struct memscope_source *src;
+    const struct chunk_desc *d;  /* chunks by thread, then seq */
+    const struct clock_conv *clk;
+    struct memscope_error *err;
+    struct stream_thread *th;    /* per dense thread */
+    struct ms_event *win;        /* per dense thread, cap events */
+    size_t cap;                  /* events per window */
+    uint64_t texts;              /* labels and marks read */
+    int unsorted;                /* a thread's times went backwards */
+};
+
+static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
+{
+    struct stream *s = ctx;
+    struct stream_thread *st = &s->th[t];
+    struct ms_event *w = s->win + (size_t)t * s->cap;
+    uint64_t n;
+    int rc;
+
+    while (st->chunk < st->end && st->off == s->d[st->chunk].count) {
+        st->chunk++;
+        st->off = 0;
+    }
+    run->p = run->pe = w;
+    if (st->chunk == st->end)
+        return 0;
+    n = s->d[st->chunk].count - st->off;
+    if (n > s->cap)
+        n = s->cap;
+    rc = read_chunk_records(s->src, &s->d[st->chunk], st->off, n, t, s->clk, w, &st->last, &s->unsorted, &s->texts,
+                            s->err);
+    if (rc != 0)
+        return rc;
+    if (s->unsorted)
+        return -EAGAIN;
+    st->off += n;
+    run->pe = w + n;
+    return 0;
+}
+
+/* Reads and merges the chunks d[0, nd) of nthreads threads (first[t]: thread
+ * t's first chunk) into out (total events). Returns 0, -EAGAIN (a thread
+ * needs sorting; err untouched) or an error set in err. */
+static int read_merged(const struct memscope_source *src, const struct chunk_desc *d, size_t nd, uint32_t nthreads,
+                       const size_t *first, const struct clock_conv *clk, uint64_t total, struct ms_event *out,
+                       uint64_t *texts, struct memscope_error *err)
+{
+    struct stream s = {src, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0};
+    struct ms_run *runs = NULL;
+    uint32_t t;
+    int rc = 0;
+
+    if ((size_t)nthreads * s.cap * sizeof(*out) > MS_WINDOWS_BYTES)
+        s.cap = MS_WINDOWS_BYTES / sizeof(*out) / nthreads;
+    if (s.cap < MS_WINDOW_MIN_EVENTS)
+        s.cap = MS_WINDOW_MIN_EVENTS;
+    s.th = ms_engine_calloc(nthreads, sizeof(*s.th));
+    runs = ms_engine_calloc(nthreads, sizeof(*runs));
+    s.win = ms_engine_big_alloc((size_t)nthreads * s.cap * sizeof(*s.win), 0);
+    if (!s.th || !runs || !s.win) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
+        goto out;
+    }
+    for (t = 0; t < nthreads && rc == 0; t++) {
+        s.th[t].chunk = first[t];
+        s.th[t].end = t + 1 < nthreads ? first[t + 1] : nd;
+        rc = stream_refill(&s, t, &runs[t]);
+    }
+    if (rc == 0)
+        rc = ms_merge_stream(runs, nthreads, total, stream_refill, &s, out);
+    if (rc == -ENOMEM)
+        rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
+    else if (rc == -EIO)
+        rc = ms_error_set(err, -EIO, "the chunks hold fewer records than they count");
+    *texts = s.texts;
+out:
+    ms_engine_big_free(s.win);
+    ms_engine_free(runs);
+    ms_engine_free(s.th);
+    return rc;
 }
 
 /* Appends s (n bytes) to the history's pool; returns its offset or -1. */
@@ -489,6 +596,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     struct chunk_desc *d = NULL;
     size_t nd = 0, i;
     uint64_t total = 0, *starts = NULL;
+    size_t *first = NULL;
     struct ms_event *a = NULL, *b = NULL;
     struct clock_conv clk;
     uint32_t nthreads = 0;
@@ -537,16 +645,17 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     }
     h->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*h->threads));
     starts = ms_engine_calloc((size_t)nthreads + 1, sizeof(*starts));
+    first = ms_engine_calloc((size_t)nthreads + 1, sizeof(*first));
     if (total > SIZE_MAX / sizeof(*a) / 2)
         a = NULL;
     else
         a = ms_engine_big_alloc(total * sizeof(*a), 0);
-    if (!h->threads || !starts || !a) {
+    if (!h->threads || !starts || !first || !a) {
         rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
         goto out;
     }
     {
-        uint64_t pos = 0, last = 0;
+        uint64_t pos = 0;
         uint32_t t = 0;
         for (i = 0; i < nd; i++) {
             if (i == 0 || d[i].thread != d[i - 1].thread) {
@@ -555,15 +664,32 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
                 h->threads[t].serial = d[i].thread;
                 h->threads[t].tid = d[i].tid;
                 starts[t] = pos;
-                last = 0;
+                first[t] = i;
             }
-            rc = read_chunk_records(src, &d[i], t, &clk, a + pos, &last, &unsorted, &ntexts, err);
-            if (rc != 0)
-                goto out;
             pos += d[i].count;
         }
         starts[nthreads] = pos;
         h->nthreads = nthreads;
+    }
+    if (nthreads > 1) {
+        rc = read_merged(src, d, nd, nthreads, first, &clk, total, a, &ntexts, err);
+        if (rc != -EAGAIN)
+            goto merged;
+        ntexts = 0; /* a thread needs sorting: read it all, sort, merge */
+    }
+    {
+        uint64_t pos = 0, last = 0;
+        uint32_t t = 0;
+        for (i = 0; i < nd; i++) {
+            if (i > 0 && d[i].thread != d[i - 1].thread) {
+                t++;
+                last = 0;
+            }
+            rc = read_chunk_records(src, &d[i], 0, d[i].count, t, &clk, a + pos, &last, &unsorted, &ntexts, err);
+            if (rc != 0)
+                goto out;
+            pos += d[i].count;
+        }
     }
     /* Sort each thread's sequence where a signal handler made it non-monotonic
      * (ms_sort_thread_events returns at once on a sorted one). */
@@ -586,6 +712,9 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
         a = b;
         b = NULL;
     }
+merged:
+    if (rc != 0)
+        goto out;
     h->events = a;
     h->nevents = total;
     a = NULL;
@@ -597,6 +726,7 @@ out:
     ms_engine_big_free(a);
     ms_engine_big_free(b);
     ms_engine_free(starts);
+    ms_engine_free(first);
     ms_engine_free(d);
     return rc;
 }

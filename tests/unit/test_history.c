@@ -425,6 +425,76 @@ static void test_history_merge_matches_reference(void **state)
     }
 }
 
+/* Hands each thread's events over in pieces of 1 to 7 events. */
+struct pieces {
+    const struct ms_event *in;
+    const uint64_t *starts;
+    uint64_t next[10]; /* per thread: first event not handed over */
+    uint64_t rng;
+};
+
+static int pieces_refill(void *ctx, uint32_t t, struct ms_run *run)
+{
+    struct pieces *pc = ctx;
+    uint64_t n, left = pc->starts[t + 1] - pc->next[t];
+
+    pc->rng ^= pc->rng << 13, pc->rng ^= pc->rng >> 7, pc->rng ^= pc->rng << 17;
+    n = 1 + pc->rng % 7;
+    if (n > left)
+        n = left;
+    run->p = pc->in + pc->next[t];
+    run->pe = run->p + n;
+    pc->next[t] += n;
+    return 0;
+}
+
+static void test_history_merge_stream_in_pieces(void **state)
+{
+    enum { N = 3000 };
+    static struct ms_event in[N], out[N], ref[N];
+    uint64_t rng = 0x7654321u;
+    uint32_t nthreads;
+
+    /* Runs handed over a few events at a time merge exactly as whole runs. */
+    for (nthreads = 1; nthreads <= 9; nthreads++) {
+        struct ms_run runs[9];
+        struct pieces pc = {in, NULL, {0}, 0x42u};
+        uint64_t starts[10], tm[9] = {0};
+        uint32_t t;
+        size_t i = 0;
+        for (t = 0; t < nthreads; t++) {
+            size_t k, len = N / nthreads - t;
+            starts[t] = i;
+            for (k = 0; k < len; k++, i++) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                if (rng % (t + 2) == 0) /* bursts of every length */
+                    tm[t] += rng % 3;
+                in[i].time = tm[t];
+                in[i].info = MS_EV_INFO((rng >> 8) % 2 ? MEMSCOPE_REC_FREE : MEMSCOPE_REC_ALLOC, t);
+                if (k > 0 && in[i].time == in[i - 1].time && MS_EV_KIND(in[i - 1].info) == MEMSCOPE_REC_ALLOC)
+                    in[i].info = MS_EV_INFO(MEMSCOPE_REC_ALLOC, t);
+                in[i].address = ((uint64_t)t << 32) | k;
+            }
+        }
+        starts[nthreads] = i;
+        assert_int_equal(ms_merge_threads(in, starts, nthreads, ref), 0);
+        pc.starts = starts;
+        for (t = 0; t < nthreads; t++) {
+            pc.next[t] = starts[t];
+            assert_int_equal(pieces_refill(&pc, t, &runs[t]), 0);
+        }
+        memset(out, 0, sizeof(out));
+        assert_int_equal(ms_merge_stream(runs, nthreads, i, pieces_refill, &pc, out), 0);
+        assert_memory_equal(out, ref, i * sizeof(*out));
+        /* A total beyond what the runs hold is refused, not read past. */
+        for (t = 0; t < nthreads; t++) {
+            pc.next[t] = starts[t];
+            assert_int_equal(pieces_refill(&pc, t, &runs[t]), 0);
+        }
+        assert_int_equal(ms_merge_stream(runs, nthreads, i + 1, pieces_refill, &pc, out), -EIO);
+    }
+}
+
 static void test_history_out_of_memory(void **state)
 {
     struct fake_store *s;
@@ -485,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_history_foreach_address_order),
         cmocka_unit_test(test_history_order_primitives),
         cmocka_unit_test(test_history_merge_matches_reference),
+        cmocka_unit_test(test_history_merge_stream_in_pieces),
         cmocka_unit_test(test_history_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
