@@ -118,6 +118,9 @@ void ms_core_files_close(struct ms_core *core);
 /* The mapped data of an opened file (for symbolize.c), NULL when none. */
 const uint8_t *ms_elf_file_data(const struct ms_elf_file *f, size_t *size);
 
+/* The file's GNU build-id (*id valid while the file is open); 0: none. */
+size_t ms_elf_file_build_id(const struct ms_elf_file *f, const uint8_t **id);
+
 /* Per-file slot the symbolizer keeps its tables in. */
 void **ms_elf_file_symbols_slot(struct ms_elf_file *f);
 
@@ -139,6 +142,8 @@ struct ms_symbolizer;
 int ms_symbolizer_new(struct ms_core *core, struct ms_symbolizer **out);
 const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s);
 void ms_symbolizer_free(struct ms_symbolizer *s);
+/* Why a file the frames needed could not be read (the first one), or NULL. */
+const char *ms_symbolizer_warning(const struct ms_symbolizer *s);
 /* Called by core_files.c when a file closes: frees the symbolizer's tables in its slot. */
 void ms_symbols_free(void *tables);
 

@@ -36,6 +36,8 @@ struct ms_elf_file {
     Elf *elf;                  /* libelf over data */
     uint64_t bias;             /* runtime address - file address */
     void *symbols;             /* symbolize.c's tables */
+    uint8_t build_id[BUILD_ID_MAX]; /* the file's GNU build-id */
+    size_t build_id_len;       /* its bytes, 0: none */
 };
 
 static int map_cmp(const void *a, const void *b)
@@ -317,6 +319,8 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
     f->bias = base_map->start - base_map->offset - first;
     nwant = core_build_id(c, f, f->bias, want);
     nhave = file_build_id(f, have);
+    memcpy(f->build_id, have, nhave);
+    f->build_id_len = nhave;
     if (nwant && (nhave != nwant || memcmp(want, have, nwant) != 0)) {
         char a[2 * BUILD_ID_MAX + 1], b[2 * BUILD_ID_MAX + 1];
         hex(want, nwant, a);
@@ -393,6 +397,12 @@ const uint8_t *ms_elf_file_data(const struct ms_elf_file *f, size_t *size)
 void **ms_elf_file_symbols_slot(struct ms_elf_file *f)
 {
     return &f->symbols;
+}
+
+size_t ms_elf_file_build_id(const struct ms_elf_file *f, const uint8_t **id)
+{
+    *id = f->build_id;
+    return f->build_id_len;
 }
 
 Elf *ms_elf_file_elf(const struct ms_elf_file *f)

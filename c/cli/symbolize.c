@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -31,30 +33,69 @@ Elf *ms_elf_file_elf(const struct ms_elf_file *f);
 struct func {
     uint64_t addr;
     uint64_t size;
-    const char *name; /* in the file's string table (mapped) */
+    const char *name; /* in a mapped string table (may end in @VERSION) */
+    unsigned rank;    /* 0 global, 1 weak, 2 local: the name GDB prefers among aliases comes first */
 };
 
 struct line_row {
     uint64_t addr;
     uint32_t line;
-    uint32_t file;  /* index into files; UINT32_MAX: end of a sequence */
+    uint32_t file;  /* index into the tables' files; UINT32_MAX: end of a sequence */
 };
+
+/* A function's or inlined call's address range in a compilation unit. */
+struct scope {
+    uint64_t lo, hi;  /* [lo, hi) */
+    uint32_t depth;   /* nesting: 0 for a subprogram, deeper for inlined calls */
+    uint32_t inlined; /* a DW_TAG_inlined_subroutine */
+    char *name;
+};
+
+struct cu {
+    uint64_t offset;        /* the CU DIE's offset in .debug_info */
+    struct line_row *rows;  /* sorted by address */
+    size_t nrows, caprows;
+    struct scope *scopes;
+    size_t nscopes, capscopes;
+};
+
+#define MAX_CUS_PARSED 4096u   /* a file's compilation units parsed at most */
+#define MAX_DIE_DEPTH 64u      /* DIE nesting followed at most */
+#define MAX_DIES_PER_CU 2000000u
 
 struct tables {
     struct func *funcs;
     size_t nfuncs;
-    struct line_row *rows;
-    size_t nrows;
-    char **files;     /* interned source file names */
+    char **files;          /* interned source file names */
     size_t nfiles;
+    uint8_t *debug_map;    /* the separate debug file (build-id), mapped, or NULL */
+    size_t debug_size;
+    Elf *debug_elf;
+    int dwarf_fd;          /* the file libdwarf reads */
+    Dwarf_Debug dbg;       /* NULL: no DWARF */
+    Dwarf_Arange *aranges; /* address -> CU, or NULL */
+    Dwarf_Signed naranges;
+    struct cu *cus;        /* parsed CUs */
+    size_t ncus;
+    int all_parsed;        /* no aranges: every CU was parsed */
 };
 
 struct ms_symbolizer {
     struct ms_core *core;
     struct memscope_symbolizer engine;
-    char **names;     /* strings handed out during one call (module+offset) */
+    char **names;          /* strings handed out (module+offset) */
     size_t nnames;
+    char warning[512];     /* the first file that could not be read, for the caller */
 };
+
+static void cu_free(struct cu *c)
+{
+    size_t i;
+    free(c->rows);
+    for (i = 0; i < c->nscopes; i++)
+        free(c->scopes[i].name);
+    free(c->scopes);
+}
 
 void ms_symbols_free(void *p)
 {
@@ -63,11 +104,28 @@ void ms_symbols_free(void *p)
 
     if (!t)
         return;
+    for (i = 0; i < t->ncus; i++)
+        cu_free(&t->cus[i]);
+    free(t->cus);
+    if (t->dbg) {
+        if (t->aranges) {
+            Dwarf_Signed k;
+            for (k = 0; k < t->naranges; k++)
+                dwarf_dealloc(t->dbg, t->aranges[k], DW_DLA_ARANGE);
+            dwarf_dealloc(t->dbg, t->aranges, DW_DLA_LIST);
+        }
+        dwarf_finish(t->dbg, NULL);
+    }
+    if (t->dwarf_fd >= 0)
+        close(t->dwarf_fd);
     free(t->funcs);
-    free(t->rows);
     for (i = 0; i < t->nfiles; i++)
         free(t->files[i]);
     free(t->files);
+    if (t->debug_elf)
+        elf_end(t->debug_elf);
+    if (t->debug_map)
+        munmap(t->debug_map, t->debug_size);
     free(t);
 }
 
@@ -76,7 +134,11 @@ static int func_cmp(const void *a, const void *b)
     const struct func *x = a, *y = b;
     if (x->addr != y->addr)
         return x->addr < y->addr ? -1 : 1;
-    return (x->size < y->size) - (x->size > y->size); /* bigger first: the sized one wins over aliases */
+    if ((x->size == 0) != (y->size == 0))
+        return x->size ? -1 : 1; /* the sized one first */
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -121,6 +183,8 @@ static void read_funcs(Elf *elf, GElf_Word kind, struct tables *t)
             t->funcs[t->nfuncs].addr = sym.st_value;
             t->funcs[t->nfuncs].size = sym.st_size;
             t->funcs[t->nfuncs].name = name;
+            t->funcs[t->nfuncs].rank = GELF_ST_BIND(sym.st_info) == STB_GLOBAL ? 0
+                                       : GELF_ST_BIND(sym.st_info) == STB_WEAK ? 1 : 2;
             t->nfuncs++;
         }
     }
@@ -136,117 +200,353 @@ static uint32_t intern(struct tables *t, const char *name)
             return (uint32_t)i;
     grown = realloc(t->files, (t->nfiles + 1) * sizeof(*t->files));
     if (!grown)
-        return UINT32_MAX - 1;
+        return UINT32_MAX;
     t->files = grown;
     t->files[t->nfiles] = strdup(name);
     if (!t->files[t->nfiles])
-        return UINT32_MAX - 1;
+        return UINT32_MAX;
     return (uint32_t)t->nfiles++;
 }
 
-static void push_row(struct tables *t, size_t *cap, uint64_t addr, uint32_t line, uint32_t file)
+static void push_row(struct cu *c, uint64_t addr, uint32_t line, uint32_t file)
 {
-    if (t->nrows == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 1024;
-        struct line_row *grown = realloc(t->rows, ncap * sizeof(*t->rows));
+    if (c->nrows == c->caprows) {
+        size_t ncap = c->caprows ? c->caprows * 2 : 256;
+        struct line_row *grown = realloc(c->rows, ncap * sizeof(*c->rows));
         if (!grown)
             return;
-        t->rows = grown;
-        *cap = ncap;
+        c->rows = grown;
+        c->caprows = ncap;
     }
-    t->rows[t->nrows].addr = addr;
-    t->rows[t->nrows].line = line;
-    t->rows[t->nrows].file = file;
-    t->nrows++;
+    c->rows[c->nrows].addr = addr;
+    c->rows[c->nrows].line = line;
+    c->rows[c->nrows].file = file;
+    c->nrows++;
 }
 
-/* The line tables of every compilation unit of the file at path. */
-static void read_lines(const char *path, struct tables *t)
+static void push_scope(struct cu *c, uint64_t lo, uint64_t hi, uint32_t depth, int inlined, const char *name)
 {
-    Dwarf_Debug dbg = NULL;
-    Dwarf_Error derr = NULL;
-    size_t cap = 0;
-    int fd, rc;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (lo >= hi || !name)
         return;
-    if (dwarf_init_b(fd, DW_DLC_READ, DW_GROUPNUMBER_ANY, NULL, NULL, &dbg, &derr) != DW_DLV_OK) {
-        if (derr)
-            dwarf_dealloc(NULL, derr, DW_DLA_ERROR);
-        close(fd);
+    if (c->nscopes == c->capscopes) {
+        size_t ncap = c->capscopes ? c->capscopes * 2 : 64;
+        struct scope *grown = realloc(c->scopes, ncap * sizeof(*c->scopes));
+        if (!grown)
+            return;
+        c->scopes = grown;
+        c->capscopes = ncap;
+    }
+    c->scopes[c->nscopes].lo = lo;
+    c->scopes[c->nscopes].hi = hi;
+    c->scopes[c->nscopes].depth = depth;
+    c->scopes[c->nscopes].inlined = (uint32_t)inlined;
+    c->scopes[c->nscopes].name = strdup(name);
+    if (c->scopes[c->nscopes].name)
+        c->nscopes++;
+}
+
+/* The CU's line table into c->rows. */
+static void read_cu_lines(struct tables *t, Dwarf_Die cu_die, struct cu *c)
+{
+    Dwarf_Error derr = NULL;
+    Dwarf_Unsigned lversion = 0;
+    Dwarf_Small count = 0;
+    Dwarf_Line_Context ctx = NULL;
+    Dwarf_Line *lines = NULL;
+    Dwarf_Signed nlines = 0, i;
+
+    if (dwarf_srclines_b(cu_die, &lversion, &count, &ctx, &derr) != DW_DLV_OK)
+        return;
+    if (dwarf_srclines_from_linecontext(ctx, &lines, &nlines, &derr) == DW_DLV_OK) {
+        for (i = 0; i < nlines; i++) {
+            Dwarf_Addr addr = 0;
+            Dwarf_Unsigned lineno = 0;
+            Dwarf_Bool end = 0;
+            char *src = NULL;
+            uint32_t file = UINT32_MAX;
+            if (dwarf_lineaddr(lines[i], &addr, &derr) != DW_DLV_OK)
+                continue;
+            dwarf_lineendsequence(lines[i], &end, &derr);
+            if (!end) {
+                if (dwarf_lineno(lines[i], &lineno, &derr) != DW_DLV_OK)
+                    continue;
+                if (dwarf_linesrc(lines[i], &src, &derr) != DW_DLV_OK || !src)
+                    continue;
+                file = intern(t, src);
+                dwarf_dealloc(t->dbg, src, DW_DLA_STRING);
+                if (file == UINT32_MAX)
+                    continue;
+            }
+            push_row(c, addr, (uint32_t)lineno, file);
+        }
+    }
+    dwarf_srclines_dealloc_b(ctx);
+    if (c->nrows)
+        qsort(c->rows, c->nrows, sizeof(*c->rows), row_cmp);
+}
+
+/* A DIE's name, or that of its abstract origin / specification (one or two hops). */
+static int die_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t len, int hops)
+{
+    static const Dwarf_Half refs[2] = {DW_AT_abstract_origin, DW_AT_specification};
+    Dwarf_Error derr = NULL;
+    char *name = NULL;
+    int k;
+
+    if (dwarf_diename(die, &name, &derr) == DW_DLV_OK && name) {
+        snprintf(out, len, "%s", name);
+        return 0;
+    }
+    if (hops >= 3)
+        return -1;
+    for (k = 0; k < 2; k++) {
+        Dwarf_Attribute attr = NULL;
+        Dwarf_Off off = 0;
+        Dwarf_Die other = NULL;
+        int rc = -1;
+        if (dwarf_attr(die, refs[k], &attr, &derr) != DW_DLV_OK)
+            continue;
+        if (dwarf_global_formref(attr, &off, &derr) == DW_DLV_OK &&
+            dwarf_offdie_b(dbg, off, 1, &other, &derr) == DW_DLV_OK) {
+            rc = die_name(dbg, other, out, len, hops + 1);
+            dwarf_dealloc(dbg, other, DW_DLA_DIE);
+        }
+        dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+        if (rc == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* The address ranges of a DIE: low/high pc, or DW_AT_ranges (DWARF 5 rnglists or DWARF 4 ranges). */
+static void die_ranges(struct tables *t, Dwarf_Die die, struct cu *c, uint32_t depth, int inlined,
+                       const char *name, uint64_t cu_base)
+{
+    Dwarf_Error derr = NULL;
+    Dwarf_Addr lo = 0, hi = 0;
+    Dwarf_Half form = 0;
+    enum Dwarf_Form_Class cls = DW_FORM_CLASS_UNKNOWN;
+    Dwarf_Attribute attr = NULL;
+
+    if (dwarf_lowpc(die, &lo, &derr) == DW_DLV_OK && dwarf_highpc_b(die, &hi, &form, &cls, &derr) == DW_DLV_OK) {
+        if (cls == DW_FORM_CLASS_CONSTANT)
+            hi += lo;
+        push_scope(c, lo, hi, depth, inlined, name);
         return;
     }
-    for (;;) {
-        Dwarf_Unsigned hlen = 0, abbrev = 0, typeoff = 0, next = 0;
-        Dwarf_Half version = 0, asize = 0, lsize = 0, esize = 0, cutype = 0;
-        Dwarf_Sig8 sig;
-        Dwarf_Die die = NULL;
-        Dwarf_Unsigned lversion = 0;
-        Dwarf_Small count = 0;
-        Dwarf_Line_Context ctx = NULL;
-        Dwarf_Line *lines = NULL;
-        Dwarf_Signed nlines = 0, i;
-        Dwarf_Off typeoffset = 0;
-
-        (void)typeoff;
-        rc = dwarf_next_cu_header_d(dbg, 1, &hlen, &version, &abbrev, &asize, &lsize, &esize, &sig, &typeoffset,
-                                    &next, &cutype, &derr);
-        if (rc != DW_DLV_OK)
-            break;
-        if (dwarf_siblingof_b(dbg, NULL, 1, &die, &derr) != DW_DLV_OK)
-            continue;
-        if (dwarf_srclines_b(die, &lversion, &count, &ctx, &derr) == DW_DLV_OK) {
-            if (dwarf_srclines_from_linecontext(ctx, &lines, &nlines, &derr) == DW_DLV_OK) {
-                for (i = 0; i < nlines; i++) {
-                    Dwarf_Addr addr = 0;
-                    Dwarf_Unsigned lineno = 0;
-                    Dwarf_Bool end = 0;
-                    char *src = NULL;
-                    uint32_t file = UINT32_MAX;
-                    if (dwarf_lineaddr(lines[i], &addr, &derr) != DW_DLV_OK)
-                        continue;
-                    dwarf_lineendsequence(lines[i], &end, &derr);
-                    if (!end) {
-                        if (dwarf_lineno(lines[i], &lineno, &derr) != DW_DLV_OK)
-                            continue;
-                        if (dwarf_linesrc(lines[i], &src, &derr) == DW_DLV_OK && src) {
-                            file = intern(t, src);
-                            dwarf_dealloc(dbg, src, DW_DLA_STRING);
-                        } else {
-                            continue;
-                        }
+    if (dwarf_attr(die, DW_AT_ranges, &attr, &derr) != DW_DLV_OK)
+        return;
+    if (dwarf_whatform(attr, &form, &derr) == DW_DLV_OK) {
+        Dwarf_Unsigned value = 0;
+        if (form == DW_FORM_rnglistx ? dwarf_formudata(attr, &value, &derr) == DW_DLV_OK
+                                     : dwarf_global_formref(attr, (Dwarf_Off *)&value, &derr) == DW_DLV_OK) {
+            Dwarf_Half version = 0, offset_size = 0;
+            if (dwarf_get_version_of_die(die, &version, &offset_size) == DW_DLV_OK && version >= 5) {
+                Dwarf_Rnglists_Head head = NULL;
+                Dwarf_Unsigned n = 0, global = 0, i;
+                if (dwarf_rnglists_get_rle_head(attr, form, value, &head, &n, &global, &derr) == DW_DLV_OK) {
+                    for (i = 0; i < n && i < 100000; i++) {
+                        unsigned elen = 0, code = 0;
+                        Dwarf_Unsigned r1 = 0, r2 = 0, c1 = 0, c2 = 0;
+                        Dwarf_Bool unavailable = 0;
+                        if (dwarf_get_rnglists_entry_fields_a(head, i, &elen, &code, &r1, &r2, &unavailable, &c1,
+                                                              &c2, &derr) != DW_DLV_OK)
+                            break;
+                        if (!unavailable && code != DW_RLE_end_of_list && code != DW_RLE_base_address &&
+                            code != DW_RLE_base_addressx)
+                            push_scope(c, c1, c2, depth, inlined, name);
                     }
-                    push_row(t, &cap, addr, (uint32_t)lineno, file);
+                    dwarf_dealloc_rnglists_head(head);
+                }
+            } else {
+                Dwarf_Ranges *r = NULL;
+                Dwarf_Signed n = 0, i;
+                Dwarf_Unsigned bytes = 0;
+                Dwarf_Off real = 0;
+                uint64_t base = cu_base;
+                if (dwarf_get_ranges_b(t->dbg, value, die, &real, &r, &n, &bytes, &derr) == DW_DLV_OK) {
+                    for (i = 0; i < n; i++) {
+                        if (r[i].dwr_type == DW_RANGES_ENTRY)
+                            push_scope(c, base + r[i].dwr_addr1, base + r[i].dwr_addr2, depth, inlined, name);
+                        else if (r[i].dwr_type == DW_RANGES_ADDRESS_SELECTION)
+                            base = r[i].dwr_addr2;
+                    }
+                    dwarf_ranges_dealloc(t->dbg, r, n);
                 }
             }
-            dwarf_srclines_dealloc_b(ctx);
         }
-        dwarf_dealloc(dbg, die, DW_DLA_DIE);
     }
-    if (derr)
-        dwarf_dealloc(dbg, derr, DW_DLA_ERROR);
-    dwarf_finish(dbg, NULL);
-    close(fd);
-    qsort(t->rows, t->nrows, sizeof(*t->rows), row_cmp);
+    dwarf_dealloc(t->dbg, attr, DW_DLA_ATTR);
 }
 
-static struct tables *tables_of(struct ms_elf_file *f)
+/* Walks the DIE tree below die, recording functions and inlined calls. */
+static void walk(struct tables *t, Dwarf_Die die, struct cu *c, uint32_t depth, uint32_t fdepth, uint64_t cu_base,
+                 size_t *budget)
+{
+    Dwarf_Error derr = NULL;
+    Dwarf_Die child = NULL, next = NULL;
+
+    if (depth > MAX_DIE_DEPTH || dwarf_child(die, &child, &derr) != DW_DLV_OK)
+        return;
+    while (child && (*budget)-- > 0) {
+        Dwarf_Half tag = 0;
+        uint32_t inner = fdepth;
+        if (dwarf_tag(child, &tag, &derr) == DW_DLV_OK &&
+            (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine)) {
+            char name[512];
+            if (die_name(t->dbg, child, name, sizeof(name), 0) == 0)
+                die_ranges(t, child, c, fdepth, tag == DW_TAG_inlined_subroutine, name, cu_base);
+            inner = fdepth + 1;
+        }
+        if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block)
+            walk(t, child, c, depth + 1, inner, cu_base, budget);
+        next = NULL;
+        if (dwarf_siblingof_b(t->dbg, child, 1, &next, &derr) != DW_DLV_OK)
+            next = NULL;
+        dwarf_dealloc(t->dbg, child, DW_DLA_DIE);
+        child = next;
+    }
+    if (child)
+        dwarf_dealloc(t->dbg, child, DW_DLA_DIE);
+}
+
+/* Parses the CU whose DIE lies at offset (once). */
+static struct cu *cu_at(struct tables *t, uint64_t offset)
+{
+    Dwarf_Error derr = NULL;
+    Dwarf_Die die = NULL;
+    Dwarf_Addr base = 0;
+    struct cu *c, *grown;
+    size_t i, budget = MAX_DIES_PER_CU;
+
+    for (i = 0; i < t->ncus; i++)
+        if (t->cus[i].offset == offset)
+            return &t->cus[i];
+    if (t->ncus >= MAX_CUS_PARSED)
+        return NULL;
+    grown = realloc(t->cus, (t->ncus + 1) * sizeof(*t->cus));
+    if (!grown)
+        return NULL;
+    t->cus = grown;
+    c = &t->cus[t->ncus++];
+    memset(c, 0, sizeof(*c));
+    c->offset = offset;
+    if (dwarf_offdie_b(t->dbg, offset, 1, &die, &derr) != DW_DLV_OK)
+        return c;
+    read_cu_lines(t, die, c);
+    dwarf_lowpc(die, &base, &derr);
+    walk(t, die, c, 0, 0, base, &budget);
+    dwarf_dealloc(t->dbg, die, DW_DLA_DIE);
+    return c;
+}
+
+/* Without .debug_aranges: every CU, once. */
+static void parse_all_cus(struct tables *t)
+{
+    Dwarf_Error derr = NULL;
+
+    t->all_parsed = 1;
+    for (;;) {
+        Dwarf_Unsigned hlen = 0, abbrev = 0, next = 0;
+        Dwarf_Half version = 0, asize = 0, lsize = 0, esize = 0, cutype = 0;
+        Dwarf_Sig8 sig;
+        Dwarf_Off typeoffset = 0, off = 0;
+        Dwarf_Die die = NULL;
+        if (dwarf_next_cu_header_d(t->dbg, 1, &hlen, &version, &abbrev, &asize, &lsize, &esize, &sig, &typeoffset,
+                                   &next, &cutype, &derr) != DW_DLV_OK)
+            break;
+        if (dwarf_siblingof_b(t->dbg, NULL, 1, &die, &derr) != DW_DLV_OK)
+            continue;
+        if (dwarf_dieoffset(die, &off, &derr) == DW_DLV_OK)
+            cu_at(t, off);
+        dwarf_dealloc(t->dbg, die, DW_DLA_DIE);
+        if (t->ncus >= MAX_CUS_PARSED)
+            break;
+    }
+}
+
+/* Opens path's DWARF (NULL dbg when it has none). */
+static void open_dwarf(struct tables *t, const char *path)
+{
+    Dwarf_Error derr = NULL;
+
+    t->dwarf_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (t->dwarf_fd < 0)
+        return;
+    if (dwarf_init_b(t->dwarf_fd, DW_DLC_READ, DW_GROUPNUMBER_ANY, NULL, NULL, &t->dbg, &derr) != DW_DLV_OK) {
+        if (derr)
+            dwarf_dealloc(NULL, derr, DW_DLA_ERROR);
+        t->dbg = NULL;
+        close(t->dwarf_fd);
+        t->dwarf_fd = -1;
+        return;
+    }
+    if (dwarf_get_aranges(t->dbg, &t->aranges, &t->naranges, &derr) != DW_DLV_OK) {
+        t->aranges = NULL;
+        t->naranges = 0;
+        parse_all_cus(t);
+    }
+}
+
+/* The separate debug file of f (/usr/lib/debug/.build-id/xx/yyyy.debug, under --sysroot), or NULL. */
+static char *debug_file(struct ms_core *core, struct ms_elf_file *f)
+{
+    const struct ms_core_paths *p = ms_core_get_paths(core);
+    const uint8_t *id = NULL;
+    size_t n = ms_elf_file_build_id(f, &id), i;
+    char hex[2 * 64 + 1], *path = NULL;
+    struct stat st;
+
+    if (n < 2)
+        return NULL;
+    for (i = 0; i < n; i++)
+        sprintf(hex + 2 * i, "%02x", id[i]);
+    if (asprintf(&path, "%s/usr/lib/debug/.build-id/%.2s/%s.debug", p->sysroot ? p->sysroot : "", hex, hex + 2) < 0)
+        return NULL;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static struct tables *tables_of(struct ms_core *core, struct ms_elf_file *f)
 {
     void **slot = ms_elf_file_symbols_slot(f);
     struct tables *t = *slot;
+    char *debug;
 
     if (t)
         return t;
     t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    read_funcs(ms_elf_file_elf(f), SHT_SYMTAB, t);
+    t->dwarf_fd = -1;
+    debug = debug_file(core, f);
+    if (debug) { /* its .symtab has the local functions the stripped file lacks */
+        int fd = open(debug, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 64) {
+            t->debug_size = (size_t)st.st_size;
+            t->debug_map = mmap(NULL, t->debug_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+            if (t->debug_map == MAP_FAILED)
+                t->debug_map = NULL;
+            else if (memcmp(t->debug_map, "\177ELF", 4) == 0 && t->debug_map[4] == 2 && t->debug_map[5] == 1)
+                t->debug_elf = elf_memory((char *)t->debug_map, t->debug_size);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (t->debug_elf)
+        read_funcs(t->debug_elf, SHT_SYMTAB, t);
+    if (t->nfuncs == 0)
+        read_funcs(ms_elf_file_elf(f), SHT_SYMTAB, t);
     if (t->nfuncs == 0)
         read_funcs(ms_elf_file_elf(f), SHT_DYNSYM, t);
-    if (t->funcs)
+    if (t->nfuncs)
         qsort(t->funcs, t->nfuncs, sizeof(*t->funcs), func_cmp);
-    read_lines(ms_elf_file_path(f), t);
+    open_dwarf(t, t->debug_elf ? debug : ms_elf_file_path(f));
+    free(debug);
     *slot = t;
     return t;
 }
@@ -262,33 +562,71 @@ static const char *func_at(const struct tables *t, uint64_t a)
         else
             hi = mid;
     }
-    while (lo > 0) { /* the last symbol at or below a that spans it */
-        const struct func *fn = &t->funcs[lo - 1];
-        if (a < fn->addr + (fn->size ? fn->size : 1))
-            return fn->name;
-        if (fn->size)
+    /* Among the symbols at the greatest address at or below a, the first (sized, then by name). */
+    if (lo == 0)
+        return NULL;
+    {
+        uint64_t at = t->funcs[lo - 1].addr;
+        while (lo > 1 && t->funcs[lo - 2].addr == at)
+            lo--;
+        if (t->funcs[lo - 1].size && a >= at + t->funcs[lo - 1].size)
             return NULL;
-        lo--;
+        return t->funcs[lo - 1].name;
     }
-    return NULL;
 }
 
-static const struct line_row *line_at(const struct tables *t, uint64_t a)
+static const struct line_row *line_at(const struct cu *c, uint64_t a)
 {
-    size_t lo = 0, hi = t->nrows;
+    size_t lo = 0, hi = c->nrows;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (t->rows[mid].addr <= a)
+        if (c->rows[mid].addr <= a)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo == 0 || lo == t->nrows)
+    if (lo == 0 || lo == c->nrows)
         return NULL; /* before the first row, or after the last (which always ends a sequence) */
-    if (t->rows[lo - 1].file == UINT32_MAX || t->rows[lo - 1].file >= t->nfiles)
+    if (c->rows[lo - 1].file == UINT32_MAX)
         return NULL;
-    return &t->rows[lo - 1];
+    return &c->rows[lo - 1];
+}
+
+/* The innermost scope holding a. */
+static const struct scope *scope_at(const struct cu *c, uint64_t a)
+{
+    const struct scope *best = NULL;
+    size_t i;
+
+    for (i = 0; i < c->nscopes; i++) {
+        const struct scope *s = &c->scopes[i];
+        if (a >= s->lo && a < s->hi && (!best || s->depth > best->depth))
+            best = s;
+    }
+    return best;
+}
+
+/* The CU holding a, parsed; NULL when the DWARF does not cover it. */
+static const struct cu *cu_for(struct tables *t, uint64_t a)
+{
+    size_t i;
+
+    if (!t->dbg)
+        return NULL;
+    if (t->aranges) {
+        Dwarf_Arange ar = NULL;
+        Dwarf_Off off = 0;
+        Dwarf_Error derr = NULL;
+        if (dwarf_get_arange(t->aranges, (Dwarf_Unsigned)t->naranges, a, &ar, &derr) != DW_DLV_OK ||
+            dwarf_get_cu_die_offset(ar, &off, &derr) != DW_DLV_OK)
+            return NULL;
+        return cu_at(t, off);
+    }
+    for (i = 0; i < t->ncus; i++)
+        if (line_at(&t->cus[i], a) || scope_at(&t->cus[i], a))
+            return &t->cus[i];
+    return NULL;
 }
 
 static const char *keep_name(struct ms_symbolizer *s, char *name)
@@ -305,6 +643,16 @@ static const char *keep_name(struct ms_symbolizer *s, char *name)
     s->names = grown;
     s->names[s->nnames++] = name;
     return name;
+}
+
+/* name without "@VERSION" / "@@VERSION" (a copy kept until the symbolizer is freed when needed). */
+static const char *unversioned(struct ms_symbolizer *s, const char *name)
+{
+    const char *at = name ? strchr(name, '@') : NULL;
+
+    if (!at || at == name)
+        return name;
+    return keep_name(s, strndup(name, (size_t)(at - name)));
 }
 
 static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_frame *out)
@@ -327,11 +675,17 @@ static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_f
         f = ms_core_file(s->core, m, NULL);
         base = f ? ms_elf_file_bias(f) : m->start - m->offset;
         if (f)
-            t = tables_of(f);
+            t = tables_of(s->core, f);
+        else if (!s->warning[0])
+            ms_core_file(s->core, m, (struct ms_core_error *)s->warning);
         if (t) {
-            const struct line_row *row = line_at(t, look - base);
-            out[i].function = func_at(t, look - base);
-            if (row) {
+            const struct cu *c = cu_for(t, look - base);
+            const struct line_row *row = c ? line_at(c, look - base) : NULL;
+            const struct scope *sc = c ? scope_at(c, look - base) : NULL;
+            /* Named as GDB and addr2line name it: the innermost function in the DWARF (an inlined
+             * call by the inlined function), else the ELF symbol without its @VERSION. */
+            out[i].function = sc ? sc->name : unversioned(s, func_at(t, look - base));
+            if (row && row->file < t->nfiles) {
                 out[i].file = t->files[row->file];
                 out[i].line = row->line;
             }
@@ -362,6 +716,11 @@ int ms_symbolizer_new(struct ms_core *core, struct ms_symbolizer **out)
 const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s)
 {
     return &s->engine;
+}
+
+const char *ms_symbolizer_warning(const struct ms_symbolizer *s)
+{
+    return s->warning[0] ? s->warning : NULL;
 }
 
 void ms_symbolizer_free(struct ms_symbolizer *s)
