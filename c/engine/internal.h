@@ -118,6 +118,7 @@ struct memscope_history {
     uint64_t magic;              /* MS_HISTORY_MAGIC while open */
     struct ms_event *events;     /* replay order */
     uint64_t nevents;            /* events */
+    uint64_t live_hint;          /* blocks live at the end, about (allocations less releases), 0: unknown */
     struct ms_thread *threads;   /* by dense index, ascending serial */
     uint32_t nthreads;           /* threads */
     struct ms_text *texts;       /* texts[0] is the unreadable sentinel */

@@ -346,13 +346,15 @@ out:
  * Reads records [first, first + count) of one chunk into ev and converts them
  * in place. *last_time is the time of the thread's previous event (0 at its
  * first chunk); *unsorted is set when a time goes backwards; *texts counts
- * labels and marks.
+ * labels and marks; *net gains the allocations less the releases.
  */
 static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint64_t first,
                               uint64_t count, uint32_t dense, const struct clock_conv *clk, struct ms_event *ev,
-                              uint64_t *last_time, int *unsorted, uint64_t *texts, struct memscope_error *err)
+                              uint64_t *last_time, int *unsorted, uint64_t *texts, int64_t *net,
+                              struct memscope_error *err)
 {
     uint64_t i, last = *last_time, ntexts = 0;
+    int64_t plus = 0, minus = 0;
     int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
@@ -374,10 +376,13 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
         down |= ev[i].time < last;
         last = ev[i].time;
         ntexts += kind >= MEMSCOPE_REC_LABEL;
+        plus += kind == MEMSCOPE_REC_ALLOC || kind == MEMSCOPE_REC_REALLOC_ALLOC;
+        minus += kind == MEMSCOPE_REC_FREE || kind == MEMSCOPE_REC_REALLOC_FREE;
     }
     *last_time = last;
     *unsorted |= down;
     *texts += ntexts;
+    *net += plus - minus;
     return 0;
 }
 
@@ -411,6 +416,7 @@ struct stream {
     struct ms_event *win;        /* per dense thread, cap events */
     size_t cap;                  /* events per window */
     uint64_t texts;              /* labels and marks read */
+    int64_t net;                 /* allocations less releases read */
     int unsorted;                /* a thread's times went backwards */
 };
 
@@ -433,7 +439,7 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
     if (n > s->cap)
         n = s->cap;
     rc = read_chunk_records(s->src, &s->d[st->chunk], st->off, n, t, s->clk, w, &st->last, &s->unsorted, &s->texts,
-                            s->err);
+                            &s->net, s->err);
     if (rc != 0)
         return rc;
     if (s->unsorted)
@@ -448,9 +454,9 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
  * needs sorting; err untouched) or an error set in err. */
 static int read_merged(const struct memscope_source *src, const struct chunk_desc *d, size_t nd, uint32_t nthreads,
                        const size_t *first, const struct clock_conv *clk, uint64_t total, struct ms_event *out,
-                       uint64_t *texts, struct memscope_error *err)
+                       uint64_t *texts, int64_t *net, struct memscope_error *err)
 {
-    struct stream s = {src, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0};
+    struct stream s = {src, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0, 0};
     struct ms_run *runs = NULL;
     uint32_t t;
     int rc = 0;
@@ -478,6 +484,7 @@ static int read_merged(const struct memscope_source *src, const struct chunk_des
     else if (rc == -EIO)
         rc = ms_error_set(err, -EIO, "the chunks hold fewer records than they count");
     *texts = s.texts;
+    *net = s.net;
 out:
     ms_engine_big_free(s.win);
     ms_engine_free(runs);
@@ -597,6 +604,7 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     size_t nd = 0, i;
     uint64_t total = 0, *starts = NULL;
     size_t *first = NULL;
+    int64_t net = 0;
     struct ms_event *a = NULL, *b = NULL;
     struct clock_conv clk;
     uint32_t nthreads = 0;
@@ -672,10 +680,11 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
         h->nthreads = nthreads;
     }
     if (nthreads > 1) {
-        rc = read_merged(src, d, nd, nthreads, first, &clk, total, a, &ntexts, err);
+        rc = read_merged(src, d, nd, nthreads, first, &clk, total, a, &ntexts, &net, err);
         if (rc != -EAGAIN)
             goto merged;
         ntexts = 0; /* a thread needs sorting: read it all, sort, merge */
+        net = 0;
     }
     {
         uint64_t pos = 0, last = 0;
@@ -685,7 +694,8 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
                 t++;
                 last = 0;
             }
-            rc = read_chunk_records(src, &d[i], 0, d[i].count, t, &clk, a + pos, &last, &unsorted, &ntexts, err);
+            rc = read_chunk_records(src, &d[i], 0, d[i].count, t, &clk, a + pos, &last, &unsorted, &ntexts, &net,
+                                    err);
             if (rc != 0)
                 goto out;
             pos += d[i].count;
@@ -717,6 +727,7 @@ merged:
         goto out;
     h->events = a;
     h->nevents = total;
+    h->live_hint = net > 0 ? (uint64_t)net : 0;
     a = NULL;
     rc = resolve_texts(src, &root, h, ntexts, err);
     /* The stack table last, so it holds every stack the records read above name. */
