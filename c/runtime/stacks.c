@@ -36,13 +36,15 @@
  *
  * The table is one mapping of MEMSCOPE_STACK_BUDGET bytes (default 8 MiB,
  * MAP_NORESERVE: pages cost only once touched), made at the first captured
- * allocation after the constructor has read the configuration. Lookups of
+ * allocation. Before the constructor has configured capture, only callers
+ * are captured, with the configuration read from /proc/self/environ. Lookups of
  * known stacks only read shared memory; a new stack costs two fetch-adds and
  * one CAS (store_abi.h describes the protocol).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -56,7 +58,7 @@
 #define MS_STACK_DEFAULT_BUDGET (8u << 20)
 #define MS_STACK_LEAST_BUDGET (64u << 10)
 
-/* Set by ms_stack_configure (constructor); until then nothing is captured. */
+/* Set by ms_stack_configure (constructor), or from the environment before it (early_config). */
 static uint32_t stack_method = MEMSCOPE_STACK_NONE;
 static uint32_t stack_depth = 16;
 static uint64_t stack_budget = MS_STACK_DEFAULT_BUDGET;
@@ -74,7 +76,8 @@ static MS_TLS uint32_t in_unwind;
 
 /* ---- configuration ---- */
 
-void ms_stack_configure(const char *method, const char *depth, const char *budget)
+/* Sets method, depth and budget from the variables' values (NULL: default). */
+static void apply_config(const char *method, const char *depth, const char *budget)
 {
     uint32_t m = MEMSCOPE_STACK_AUTO, d = 16;
     uint64_t b = MS_STACK_DEFAULT_BUDGET, v;
@@ -105,6 +108,77 @@ void ms_stack_configure(const char *method, const char *depth, const char *budge
     stack_budget = (b + 4095u) & ~(uint64_t)4095u;
     __atomic_store_n(&stack_method, d == 1 && m != MEMSCOPE_STACK_NONE ? MEMSCOPE_STACK_CALLER : m,
                      __ATOMIC_RELEASE);
+}
+
+/*
+ * 0 until the constructor has configured capture. Before that (allocations
+ * of ld.so and of other libraries' constructors, such as libstdc++'s
+ * emergency exception pool) the configuration comes from the process's
+ * initial environment, read from /proc/self/environ with raw system calls
+ * (libc may not be initialised yet), and only the caller is captured:
+ * neither libunwind nor a frame-pointer walk is trusted that early.
+ */
+static int stack_configured;
+static int early_state; /* 0: environment not read yet, 1: read */
+
+void ms_stack_configure(const char *method, const char *depth, const char *budget)
+{
+    apply_config(method, depth, budget);
+    __atomic_store_n(&stack_configured, 1, __ATOMIC_RELEASE);
+}
+
+/* Finds the MEMSCOPE_STACK_* variables in /proc/self/environ (not in a set-uid program). */
+static void early_config(void)
+{
+    static const char *const names[3] = {"MEMSCOPE_STACK_METHOD=", "MEMSCOPE_STACK_DEPTH=", "MEMSCOPE_STACK_BUDGET="};
+    char values[3][32], buf[1024];
+    int found[3] = {0, 0, 0}, which = -1;
+    size_t pos = 0, vlen = 0;
+    long fd;
+
+    if (getauxval(AT_SECURE))
+        goto out;
+    fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto out;
+    for (;;) {
+        long n = syscall(SYS_read, (int)fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (long i = 0; i < n; i++) {
+            char c = buf[i];
+            if (c == '\0') { /* end of a variable */
+                if (which >= 0 && vlen < sizeof(values[0])) {
+                    values[which][vlen] = '\0';
+                    found[which] = 1;
+                }
+                pos = 0;
+                which = -1;
+                continue;
+            }
+            if (which >= 0) {
+                if (vlen < sizeof(values[0]))
+                    values[which][vlen++] = c;
+                continue;
+            }
+            if (pos == (size_t)-1)
+                continue; /* this variable is not one of ours */
+            int alive = 0;
+            for (int k = 0; k < 3; k++) {
+                if (strlen(names[k]) > pos && names[k][pos] == c) {
+                    alive = 1;
+                    if (names[k][pos + 1] == '\0') {
+                        which = k;
+                        vlen = 0;
+                    }
+                }
+            }
+            pos = alive ? pos + 1 : (size_t)-1;
+        }
+    }
+    syscall(SYS_close, (int)fd);
+out:
+    apply_config(found[0] ? values[0] : NULL, found[1] ? values[1] : NULL, found[2] ? values[2] : NULL);
 }
 
 int ms_stack_enabled(void)
@@ -435,11 +509,22 @@ static uint32_t table_put(struct memscope_stack_table *t, const uint64_t *pcs, u
 
 uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
 {
-    uint32_t method = __atomic_load_n(&stack_method, __ATOMIC_RELAXED);
+    uint32_t method;
     uint64_t pcs[MEMSCOPE_STACK_MAX_DEPTH];
     uint32_t n = 1, id;
     struct memscope_stack_table *t;
 
+    if (MS_UNLIKELY(!__atomic_load_n(&stack_configured, __ATOMIC_ACQUIRE))) {
+        if (!early_state) {
+            early_config();
+            early_state = 1;
+        }
+        method = __atomic_load_n(&stack_method, __ATOMIC_RELAXED);
+        if (method != MEMSCOPE_STACK_NONE)
+            method = MEMSCOPE_STACK_CALLER; /* before the constructor: the caller only */
+    } else {
+        method = __atomic_load_n(&stack_method, __ATOMIC_RELAXED);
+    }
     if (method == MEMSCOPE_STACK_NONE || ret < 4096)
         return 0;
     t = (struct memscope_stack_table *)(uintptr_t)__atomic_load_n(&memscope_store_root.stacks, __ATOMIC_ACQUIRE);
