@@ -85,6 +85,7 @@ struct trace_load {
     /* Stacks: entries by id (depth 0: not in the trace), frames pooled. */
     struct memscope_stack_entry *stack_entries;
     uint64_t stack_ids, stack_ids_cap; /* highest id seen; room */
+    uint64_t nstacks;                  /* stack entries read */
     uint64_t *frames;
     uint64_t nframes, frames_cap;
     struct memscope_trace_stacks stacks_hdr; /* last STACKS header */
@@ -129,7 +130,7 @@ static int thread_reserve(struct trace_thread *t, uint64_t more)
 {
     if (t->n + more <= t->cap)
         return 0;
-    uint64_t ncap = t->cap ? t->cap : 65536;
+    uint64_t ncap = t->cap ? t->cap : 1024;
     while (ncap < t->n + more)
         ncap *= 2;
     struct memscope_record *nr = ms_engine_realloc(t->recs, ncap * sizeof(*nr));
@@ -154,7 +155,10 @@ static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, con
         return 1;
     }
     memcpy(&hdr, raw, sizeof(hdr));
-    if (hdr.count == 0 || hdr.count > MEMSCOPE_TRACE_MAX_EVENTS || hdr.thread == 0 || hdr.thread > 0xffffffu) {
+    /* Each record takes at least 5 bytes (its kind and four one-byte varints): nothing is
+     * reserved for more records than the payload can hold. */
+    if (hdr.count == 0 || hdr.count > MEMSCOPE_TRACE_MAX_EVENTS || hdr.thread == 0 || hdr.thread > 0xffffffu ||
+        (len - sizeof(hdr)) / 5 < hdr.count) {
         *why = "events header out of range";
         return 1;
     }
@@ -242,7 +246,10 @@ static int load_stacks(struct trace_load *L, const uint8_t *raw, size_t len, con
         }
         memcpy(&e, raw + off, sizeof(e));
         off += sizeof(e);
-        if (e.id == 0 || e.id > (1u << 28) || e.depth == 0 || e.depth > h.max_depth || (len - off) / 8 < e.depth) {
+        /* Ids are handed out densely from 1; a trace names each one it uses, so an id far
+         * beyond the stacks read so far is damage (and would size the table). */
+        uint64_t id_limit = 16 * (L->nstacks + 1) + 65536;
+        if (e.id == 0 || e.id > id_limit || e.depth == 0 || e.depth > h.max_depth || (len - off) / 8 < e.depth) {
             *why = "a stack entry is malformed";
             return 1;
         }
@@ -272,6 +279,7 @@ static int load_stacks(struct trace_load *L, const uint8_t *raw, size_t len, con
         L->stack_entries[e.id - 1].depth = e.depth;
         L->stack_entries[e.id - 1].hash = 0;
         L->nframes += e.depth;
+        L->nstacks++;
         if (e.id > L->stack_ids)
             L->stack_ids = e.id;
         off += (size_t)e.depth * 8;
@@ -470,7 +478,7 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
     struct memscope_trace_header fh;
     struct stat st;
     uint8_t *map = NULL, *scratch = NULL;
-    size_t map_len = 0, off;
+    size_t map_len = 0, off, scratch_cap = 0;
     ZSTD_DCtx *dctx = NULL;
     uint64_t seq = 0;
     int fd = -1, rc = 0;
@@ -526,9 +534,8 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
         goto out;
     }
-    scratch = ms_engine_alloc(MEMSCOPE_TRACE_MAX_RAW);
     dctx = ZSTD_createDCtx();
-    if (!scratch || !dctx) {
+    if (!dctx) {
         rc = ms_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
@@ -595,6 +602,15 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
             goto skip;
         }
         if (b.codec == MEMSCOPE_TRACE_CODEC_ZSTD) {
+            if (b.raw_size > scratch_cap) { /* grown to the largest block met, at most MEMSCOPE_TRACE_MAX_RAW */
+                ms_engine_free(scratch);
+                scratch_cap = b.raw_size < (1u << 20) ? (1u << 20) : b.raw_size;
+                scratch = ms_engine_alloc(scratch_cap);
+                if (!scratch) {
+                    rc = ms_error_set(err, -ENOMEM, "out of memory");
+                    goto out;
+                }
+            }
             size_t z = ZSTD_decompressDCtx(dctx, scratch, b.raw_size, payload, b.stored_size);
             if (ZSTD_isError(z) || z != b.raw_size) {
                 why = "payload does not decompress";

@@ -284,6 +284,148 @@ static void test_trace_truncated(void **state)
     memscope_history_close(full);
 }
 
+/* Appends a block built from raw (stored as is, so mutations reach the decoders) to f. */
+static void put_raw_block(FILE *f, uint16_t type, uint64_t seq, const void *raw, size_t len)
+{
+    static uint8_t out[1 << 16];
+    size_t n = ms_trace_block_build(type, seq, raw, len, NULL, 0, out);
+    assert_true(n > 0 && n <= sizeof(out));
+    assert_int_equal(fwrite(out, 1, n, f), n);
+}
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 33;
+}
+
+/*
+ * Blocks whose checksums are right but whose payloads are mutated (random
+ * bytes changed in a TEXTS, STACKS or EVENTS payload): the open succeeds or
+ * fails with -EBADMSG, never crashes, and the history it gives replays.
+ */
+static void test_trace_mutated_payloads(void **state)
+{
+    uint8_t texts[256], stacks[256], events[1024];
+    size_t ntexts = 0, nstacks = 0, nevents;
+    struct memscope_record recs[8];
+    struct memscope_trace_events eh = {.thread = 1, .tid = 11};
+    struct memscope_trace_header fh;
+    uint64_t x = 12345;
+
+    /* Two texts, two stacks, eight records naming them. */
+    {
+        struct memscope_trace_text t1 = {0x1000, 6, 1}, t2 = {0x1010, 10, 2};
+        memcpy(texts, &t1, sizeof(t1));
+        memcpy(texts + 16, "mark1\0\0\0", 8);
+        memcpy(texts + 24, &t2, sizeof(t2));
+        memcpy(texts + 40, "var\0type_t\0\0\0\0\0\0", 16);
+        ntexts = 56;
+        struct memscope_trace_stacks sh = {MEMSCOPE_STACK_FP, 4, 0, 0, 2, 0};
+        struct memscope_trace_stack e1 = {1, 2}, e2 = {2, 1};
+        uint64_t fr[3] = {0x401000, 0x402000, 0x403000};
+        memcpy(stacks, &sh, sizeof(sh));
+        nstacks = sizeof(sh);
+        memcpy(stacks + nstacks, &e1, sizeof(e1));
+        memcpy(stacks + nstacks + sizeof(e1), fr, 16);
+        nstacks += sizeof(e1) + 16;
+        memcpy(stacks + nstacks, &e2, sizeof(e2));
+        memcpy(stacks + nstacks + sizeof(e2), fr + 2, 8);
+        nstacks += sizeof(e2) + 8;
+    }
+    for (int i = 0; i < 8; i++) {
+        unsigned kind = i == 3 ? MEMSCOPE_REC_MARK : i == 5 ? MEMSCOPE_REC_LABEL : i % 2 ? MEMSCOPE_REC_FREE : MEMSCOPE_REC_ALLOC;
+        recs[i].time = 100 + (uint64_t)i * 10;
+        recs[i].address = i == 3 ? 0 : 0x5000 + (uint64_t)(i / 2) * 0x100;
+        recs[i].size = kind == MEMSCOPE_REC_MARK ? 0x1000 : kind == MEMSCOPE_REC_LABEL ? 0x1010 : kind == MEMSCOPE_REC_ALLOC ? 40 : 0;
+        recs[i].stack = kind == MEMSCOPE_REC_ALLOC ? (uint32_t)(1 + i % 3) : 0;
+        recs[i].info = MEMSCOPE_RECORD_INFO(kind, 1);
+    }
+    nevents = ms_trace_encode_events(&eh, recs, 8, events);
+    ms_trace_header_init(&fh, 0, 42, 0, 0, 8);
+
+    for (int round = 0; round < 3000; round++) {
+        uint8_t t[256], s[256], e[1024];
+        size_t lt = ntexts, ls = nstacks, le = nevents;
+        struct memscope_history *h = NULL;
+        struct memscope_error err;
+        struct memscope_trace_info info;
+        FILE *f;
+        int which = round % 3, rc;
+
+        memcpy(t, texts, lt);
+        memcpy(s, stacks, ls);
+        memcpy(e, events, le);
+        uint8_t *target = which == 0 ? t : which == 1 ? s : e;
+        size_t len = which == 0 ? lt : which == 1 ? ls : le;
+        for (int k = 0, n = 1 + (int)(lcg(&x) % 3); k < n; k++)
+            target[lcg(&x) % len] ^= (uint8_t)(1u << (lcg(&x) % 8));
+        if (round % 7 == 0) { /* and sometimes a length cut short */
+            if (which == 0)
+                lt = lcg(&x) % lt;
+            else if (which == 1)
+                ls = lcg(&x) % ls;
+            else
+                le = lcg(&x) % le;
+        }
+        f = fopen(path, "wb");
+        assert_non_null(f);
+        fwrite(&fh, sizeof(fh), 1, f);
+        put_raw_block(f, MEMSCOPE_TRACE_TEXTS, 0, t, lt);
+        put_raw_block(f, MEMSCOPE_TRACE_STACKS, 1, s, ls);
+        put_raw_block(f, MEMSCOPE_TRACE_EVENTS, 2, e, le);
+        fclose(f);
+        rc = memscope_trace_open(path, 0, &h, &info, &err);
+        assert_true(rc == 0 || rc == -EBADMSG);
+        if (rc == 0) {
+            struct memscope_snapshot *snap = NULL;
+            char *text = NULL;
+            size_t n;
+            assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+            assert_int_equal(memscope_snapshot_render_json(snap, NULL, &text, &n), 0);
+            memscope_text_free(text);
+            memscope_snapshot_free(snap);
+            memscope_history_close(h);
+        }
+    }
+}
+
+/* A block that went missing between two of its thread's blocks is reported; the rest is read. */
+static void test_trace_missing_block(void **state)
+{
+    struct memscope_record recs[4];
+    struct memscope_trace_header fh;
+    struct memscope_trace_info info;
+    struct memscope_history *h = NULL;
+    struct memscope_history_info hi;
+    struct memscope_error err;
+    uint8_t raw[512];
+    FILE *f = fopen(path, "wb");
+
+    for (int i = 0; i < 4; i++) {
+        recs[i].time = 10 + (uint64_t)i;
+        recs[i].address = 0x100 + (uint64_t)i * 16;
+        recs[i].size = 8;
+        recs[i].stack = 0;
+        recs[i].info = MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_ALLOC, 3);
+    }
+    ms_trace_header_init(&fh, 0, 7, 0, 0, 2);
+    fwrite(&fh, sizeof(fh), 1, f);
+    struct memscope_trace_events eh = {.thread = 3, .tid = 33, .first_index = 0, .first_time = 0};
+    put_raw_block(f, MEMSCOPE_TRACE_EVENTS, 0, raw, ms_trace_encode_events(&eh, recs, 2, raw));
+    eh.first_index = 4; /* records 2..3 (block 1) never arrived */
+    eh.first_time = 11;
+    put_raw_block(f, MEMSCOPE_TRACE_EVENTS, 2, raw, ms_trace_encode_events(&eh, recs + 2, 2, raw));
+    fclose(f);
+    assert_int_equal(memscope_trace_open(path, 0, &h, &info, &err), 0);
+    assert_non_null(strstr(info.warning, "expected 1"));
+    memscope_history_info(h, &hi);
+    assert_int_equal(hi.events, 4);
+    memscope_history_close(h);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, "sequence"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +435,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trace_damaged_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_damaged_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_mutated_payloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_missing_block, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
