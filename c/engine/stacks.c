@@ -661,11 +661,8 @@ MS_API int memscope_snapshot_render_stack(const struct memscope_snapshot *snapsh
     if (!ms_snapshot_valid(snapshot) || !out)
         return -EINVAL;
     *out = NULL;
-    if (id == 0 || id > snapshot->stacks.count) {
-        ms_buf_init(&b);
-        ms_buf_release(&b);
+    if (id == 0 || id > snapshot->stacks.count)
         return -ENOENT;
-    }
     for (i = 0; i < snapshot->nblocks; i++) {
         if (snapshot->blocks[i].stack == id) {
             blocks++;
@@ -785,7 +782,7 @@ MS_API int memscope_snapshot_render_folded(const struct memscope_snapshot *snaps
         i = j;
     }
     if (nlines == 0)
-        ms_buf_puts(&b, "");
+        ms_buf_puts(&b, ""); /* an empty heap: an empty text, not NULL */
     rc = ms_buf_finish(&b, out, len);
 out:
     for (i = 0; i < nlines; i++)

@@ -182,7 +182,6 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
  * (NULL: default). Called once by the constructor; nothing is captured before.
  */
 void ms_stack_configure(const char *method, const char *depth, const char *budget);
-int ms_stack_enabled(void); /* non-zero when a method is set */
 
 /*
  * Captures the call stack of an allocation and returns its id in the stack

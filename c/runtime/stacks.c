@@ -181,11 +181,6 @@ out:
     apply_config(found[0] ? values[0] : NULL, found[1] ? values[1] : NULL, found[2] ? values[2] : NULL);
 }
 
-int ms_stack_enabled(void)
-{
-    return __atomic_load_n(&stack_method, __ATOMIC_RELAXED) != MEMSCOPE_STACK_NONE;
-}
-
 /* ---- the thread's stack bounds ---- */
 
 static int hexval(char c)
