@@ -45,7 +45,9 @@ static void print_help(FILE *out)
           "  --json FILE        also write the view as JSON to FILE ('-': JSON only, to stdout)\n"
           "  --summary          print only the summary figures\n"
           "  --top N            rows of blocks (default 10)\n"
-          "  --group-by KEY     group blocks by 'thread', 'label', 'size' or 'none'\n"
+          "  --group-by KEY     group blocks by 'thread', 'label', 'size', 'site' (allocation\n"
+          "                     site: top by site), 'stack' or 'none'; sites and stacks show\n"
+          "                     return addresses (the process's modules are gone)\n"
           "  --exact            exact byte counts beside the human-readable sizes\n"
           "  --strict           refuse a trace with any damaged or missing block\n"
           "  -h, --help         show this help and exit\n"
@@ -357,10 +359,15 @@ int ms_cmd_report(int argc, char **argv)
                 o.render.group_by = MEMSCOPE_GROUP_LABEL;
             else if (strcmp(optarg, "size") == 0)
                 o.render.group_by = MEMSCOPE_GROUP_SIZE_CLASS;
+            else if (strcmp(optarg, "site") == 0)
+                o.render.group_by = MEMSCOPE_GROUP_SITE;
+            else if (strcmp(optarg, "stack") == 0)
+                o.render.group_by = MEMSCOPE_GROUP_STACK;
             else if (strcmp(optarg, "none") == 0)
                 o.render.group_by = MEMSCOPE_GROUP_NONE;
             else
-                return ms_usage_error("report", "--group-by takes 'thread', 'label', 'size' or 'none', not '%s'",
+                return ms_usage_error("report",
+                                      "--group-by takes 'thread', 'label', 'size', 'site', 'stack' or 'none', not '%s'",
                                       optarg);
             break;
         case OPT_EXACT:

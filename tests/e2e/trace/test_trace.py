@@ -94,12 +94,16 @@ def case_roundtrip(ms, workload, work):
         raise Failure("the report's JSON at the end differs from memscope run's exit snapshot JSON")
     # The other views run on the trace alone.
     for args in (["--at-peak"], ["--diff", "mark:main-0", "mark:threads-1"], ["--timeline=40"], ["--info"],
-                 ["--group-by", "label"], ["--at", "1000s"]):
+                 ["--group-by", "label"], ["--group-by", "site"], ["--at", "1000s"]):
         p3 = run([ms, "report", trace] + args)
         if args[:2] == ["--at", "1000s"]:
             check(p3, 1, "report --at past the end", stderr_has=["after"])
         else:
             check(p3, 0, f"report {' '.join(args)}")
+    sites = run([ms, "report", trace, "--group-by", "site", "--json", "-"])
+    check(sites, 0, "report --group-by site --json")
+    if not json.loads(sites.stdout).get("stacks"):
+        raise Failure("the trace's snapshot JSON lists no call stacks")
     info = run([ms, "report", trace, "--info"]).stdout
     if "complete" not in info or "bytes per event" not in info:
         raise Failure(f"--info: {info}")
