@@ -178,6 +178,8 @@ static int merge4(struct ms_run *runs, uint32_t nthreads, struct ms_event *out, 
     return 0;
 }
 
+#define MS_PROBE_ROUNDS 4096u /* rounds between checks of the loser tree's burst length */
+
 int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
                     struct ms_event *out)
 {
@@ -230,6 +232,8 @@ int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_r
             nodes[i].key = key[tree[i]];
             nodes[i].leaf = tree[i];
         }
+        uint64_t rounds = 0, probe_n = 0;
+        int search = 1;
         for (n = 0; n < total;) {
             uint32_t node;
             const struct ms_event *p, *pe;
@@ -242,9 +246,9 @@ int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_r
             pe = runs[w].pe;
             /* The runner-up lost only to the winner, so it is on the winner's
              * path: the winner keeps the lead while strictly ahead of it.
-             * (With many threads finely interleaved the search costs more than
-             * the bursts save: then one event per round.) */
-            if (k <= 16)
+             * With many threads finely interleaved the search costs more than
+             * the bursts save: then one event per round (see below). */
+            if (search)
                 for (node = (w + k) >> 1; node >= 1; node >>= 1)
                     other = nodes[node].key < other ? nodes[node].key : other;
             else
@@ -255,6 +259,17 @@ int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_r
                 wkey = p < pe ? head_key(p) : KEY_DONE;
             } while (wkey < other);
             runs[w].p = p;
+            /* Beyond 16 threads, every MS_PROBE_ROUNDS rounds: searching on
+             * while bursts average 3/2 events or more; once off, back on for
+             * one stretch in 16 to see whether bursts came back. (Up to 16
+             * threads, measured: searching always costs no more.) */
+            if (__builtin_expect(++rounds % MS_PROBE_ROUNDS == 0, 0) && k > 16) {
+                if (search)
+                    search = (n - probe_n) * 2 >= 3 * MS_PROBE_ROUNDS;
+                else
+                    search = rounds % (16 * MS_PROBE_ROUNDS) == 0;
+                probe_n = n;
+            }
             if (__builtin_expect(p == pe && refill != NULL, 0)) { /* the piece in hand ran out */
                 rc = next_piece(runs, w, p, refill, ctx);
                 if (rc != 0)
