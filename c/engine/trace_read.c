@@ -25,6 +25,7 @@
  * ends the walk (what follows cannot be located), as does a file cut short
  * inside a block (the process was killed mid-write): both are reported.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -125,18 +126,31 @@ static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, ui
     return t;
 }
 
-/* Makes room for `more` records in t. 0 or -ENOMEM. */
+/*
+ * Makes room for `more` records in t. 0 or -ENOMEM. The arrays are mappings
+ * grown with mremap (no copy) and asked for huge pages: most of reading a
+ * large trace is the kernel providing fresh memory for the records.
+ */
 static int thread_reserve(struct trace_thread *t, uint64_t more)
 {
+    const uint64_t step = (2u << 20) / sizeof(struct memscope_record); /* 2 MiB */
+    void *p;
+
     if (t->n + more <= t->cap)
         return 0;
-    uint64_t ncap = t->cap ? t->cap : 1024;
+    uint64_t ncap = t->cap ? t->cap : step;
     while (ncap < t->n + more)
         ncap *= 2;
-    struct memscope_record *nr = ms_engine_realloc(t->recs, ncap * sizeof(*nr));
-    if (!nr)
+    if (t->recs)
+        p = mremap(t->recs, t->cap * sizeof(*t->recs), ncap * sizeof(*t->recs), MREMAP_MAYMOVE);
+    else
+        p = mmap(NULL, ncap * sizeof(*t->recs), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return -ENOMEM;
-    t->recs = nr;
+#ifdef MADV_HUGEPAGE
+    madvise(p, ncap * sizeof(*t->recs), MADV_HUGEPAGE);
+#endif
+    t->recs = p;
     t->cap = ncap;
     return 0;
 }
@@ -457,7 +471,8 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
 static void load_free(struct trace_load *L)
 {
     for (uint32_t i = 0; i < L->nthreads; i++)
-        ms_engine_free(L->threads[i].recs);
+        if (L->threads[i].recs)
+            munmap(L->threads[i].recs, L->threads[i].cap * sizeof(*L->threads[i].recs));
     ms_engine_free(L->threads);
     for (size_t i = 0; i < L->npools; i++)
         ms_engine_free(L->text_pools[i]);
