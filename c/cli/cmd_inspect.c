@@ -398,7 +398,7 @@ int ms_cmd_inspect(int argc, char **argv)
     const char *json_path = NULL, *folded_path = NULL, *how = NULL;
     unsigned buckets = 60;
     uint64_t v, addr = 0, stack = 0;
-    int points = 0, views = 0, c, rc = 0, status = MS_EXIT_FAILURE, stdout_taken = 0;
+    int points = 0, views = 0, c, rc = 0, status = MS_EXIT_FAILURE, stdout_taken = 0, grouped = 0;
 
     memset(&o, 0, sizeof(o));
     memset(&paths, 0, sizeof(paths));
@@ -501,6 +501,7 @@ int ms_cmd_inspect(int argc, char **argv)
             o.render.top = (unsigned)v;
             break;
         case OPT_GROUP_BY:
+            grouped = 1;
             if (parse_group(optarg, &o.render.group_by) < 0)
                 return ms_usage_error("inspect", "--group-by takes 'thread', 'label', 'size', 'site', 'stack' or "
                                       "'none', not '%s'", optarg);
@@ -547,14 +548,23 @@ int ms_cmd_inspect(int argc, char **argv)
         return MS_EXIT_FAILURE;
     }
 
-    if (json_path && open_output(&o.json, json_path, "--json", &stdout_taken) != 0)
+    if (json_path && (rc = open_output(&o.json, json_path, "--json", &stdout_taken)) != 0) {
+        status = rc;
         goto out;
-    if (folded_path && open_output(&o.folded, folded_path, "--folded", &stdout_taken) != 0)
+    }
+    if (folded_path && (rc = open_output(&o.folded, folded_path, "--folded", &stdout_taken)) != 0) {
+        status = rc;
         goto out;
+    }
     o.text = !stdout_taken;
 
     memset(&cerr, 0, sizeof(cerr));
     rc = ms_core_open(argv[optind], &paths, &core, &cerr);
+    if (rc < 0) {
+        ms_error("%s", cerr.message);
+        goto out;
+    }
+    rc = ms_core_check_files(core, &cerr);
     if (rc < 0) {
         ms_error("%s", cerr.message);
         goto out;
@@ -589,6 +599,8 @@ int ms_cmd_inspect(int argc, char **argv)
         break;
     }
     case VIEW_DIFF:
+        if (!grouped) /* as memscope-diff: by label unless told otherwise */
+            o.render.group_by = MEMSCOPE_GROUP_LABEL;
         rc = show_diff(h, &da, &db, &o);
         break;
     case VIEW_TIMELINE:
@@ -597,6 +609,8 @@ int ms_cmd_inspect(int argc, char **argv)
     }
     if (rc == 0)
         status = 0;
+    if (sym && ms_symbolizer_warning(sym))
+        ms_error("warning: %s; frames in it show module+offset", ms_symbolizer_warning(sym));
 out:
     if (close_output(&o.json) < 0 || close_output(&o.folded) < 0)
         status = MS_EXIT_FAILURE;

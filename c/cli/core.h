@@ -88,6 +88,14 @@ const struct ms_core_map *ms_core_map_at(const struct ms_core *core, uint64_t ad
 int ms_core_open_store(struct ms_core *core, struct memscope_history **out, const char **how,
                        struct ms_core_error *err);
 
+/*
+ * Checks every ELF file the core maps (at offset 0, where the core holds its
+ * header) against the file found for it: returns -EBADMSG with a sentence
+ * naming the first one whose build-id differs, else 0 (missing files are
+ * not an error here: frames in them show module+offset).
+ */
+int ms_core_check_files(struct ms_core *core, struct ms_core_error *err);
+
 /* ---- core_files.c: the files a core names ---- */
 
 /*

@@ -490,6 +490,25 @@ struct ms_elf_file **ms_core_files_slot(struct ms_core *c)
     return &c->files;
 }
 
+int ms_core_check_files(struct ms_core *c, struct ms_core_error *err)
+{
+    size_t i;
+
+    if (c->paths.no_files)
+        return 0;
+    for (i = 0; i < c->nmaps; i++) {
+        const struct ms_core_map *m = &c->maps[i];
+        uint8_t magic[4];
+        struct ms_core_error ferr;
+        if (m->offset != 0 || ms_core_read_dumped(c, m->start, magic, 4) != 0 || memcmp(magic, "\177ELF", 4) != 0)
+            continue; /* not an ELF file the core can vouch for */
+        ferr.message[0] = '\0';
+        if (!ms_core_file(c, m, &ferr) && strstr(ferr.message, "does not match"))
+            return fail(err, -EBADMSG, "%s", ferr.message);
+    }
+    return 0;
+}
+
 /* ---- finding the store ---- */
 
 static const char *base_name(const char *path)
