@@ -1,10 +1,13 @@
 /*
  * progress.c - a progress bar on stderr for long reads (a big core), drawn
  * only when stderr is a terminal, at most ten times a second, and wiped
- * when done, so pipelines and tests never see it.
+ * when done, so pipelines never see it. It first shows after 100 ms (a
+ * short read shows nothing); MEMSCOPE_PROGRESS_DELAY_MS changes that delay
+ * (the tests set 0).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@ struct ms_progress {
     const char *what;   /* "reading core" */
     uint64_t total;     /* bytes expected (the bar is capped at 100%) */
     uint64_t last_ns;   /* when it was last drawn */
+    uint64_t delay_ns;  /* between two drawings (and before the first) */
     int drawn;          /* something is on the line */
 };
 
@@ -35,7 +39,15 @@ struct ms_progress *ms_progress_start(const char *what, uint64_t total)
         return NULL;
     p->what = what;
     p->total = total;
-    p->last_ns = now_ns(); /* first drawn after 100 ms: short reads show nothing */
+    p->delay_ns = 100000000u;
+    {
+        const char *env = getenv("MEMSCOPE_PROGRESS_DELAY_MS");
+        char *end = NULL;
+        unsigned long ms = env ? strtoul(env, &end, 10) : 0;
+        if (env && *env && end && *end == '\0' && ms <= 60000)
+            p->delay_ns = (uint64_t)ms * 1000000u;
+    }
+    p->last_ns = now_ns();
     return p;
 }
 
@@ -48,7 +60,7 @@ void ms_progress_update(struct ms_progress *p, uint64_t done)
     if (!p)
         return;
     t = now_ns();
-    if (t - p->last_ns < 100000000u)
+    if (t - p->last_ns < p->delay_ns)
         return;
     p->last_ns = t;
     pct = done >= p->total ? 100u : (unsigned)(done * 100 / p->total);

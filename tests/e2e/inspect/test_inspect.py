@@ -541,7 +541,37 @@ def case_hostile_files(paths):
         refuses(paths, [write("bad-phoff", bytes(bad_ph))], r"program headers cannot be read|truncated", core=core)
 
 
-CASES = {"help": case_help, "usage": case_usage, "gcore": case_gcore, "kernel-core": case_kernel_core,
+def case_progress(paths):
+    """A progress bar on stderr while the store is read, only when stderr is a terminal; wiped at the end."""
+    import pty  # pylint: disable=import-outside-toplevel
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "synthetic.core")
+        subprocess.run([sys.executable, MKCORE, core], check=True)
+        env = dict(os.environ, MEMSCOPE_PROGRESS_DELAY_MS="0")
+        piped = subprocess.run([paths.memscope, "inspect", core], capture_output=True, text=True, env=env,
+                               timeout=TIMEOUT)
+        check_equal((piped.returncode, piped.stderr), (0, ""), "stderr when it is not a terminal")
+        master, slave = pty.openpty()
+        proc = subprocess.run([paths.memscope, "inspect", core], stdout=subprocess.PIPE, stderr=slave, env=env,
+                              timeout=TIMEOUT)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        check_equal(proc.returncode, 0, "exit status with a terminal")
+        check(b"reading the store [" in seen and b"%" in seen, "no progress bar on the terminal: %r" % seen)
+        check(seen.endswith(b"\r\x1b[K"), "the bar was not wiped: %r" % seen[-40:])
+        check_equal(proc.stdout.decode(), piped.stdout, "stdout with and without the bar")
+
+
+CASES = {"progress": case_progress, "help": case_help, "usage": case_usage, "gcore": case_gcore, "kernel-core": case_kernel_core,
          "sites": case_sites, "time": case_time, "stripped": case_stripped, "files": case_files,
          "no-memscope": case_no_memscope, "damage": case_damage, "hostile-files": case_hostile_files}
 
