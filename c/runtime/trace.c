@@ -31,7 +31,9 @@
  * The writer runs with its recursion guard up, so what it allocates (zstd's
  * context) is not recorded, and with every signal blocked. In a forked
  * child the writer does not exist: the child does not write the parent's
- * trace. All the writer's own memory is mmap'd.
+ * trace, and MEMSCOPE_TRACE is emptied in the environment, so a program
+ * this one execs (recorded with MEMSCOPE_FOLLOW_EXEC=1) does not replace
+ * the file. All the writer's own memory is mmap'd.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -427,6 +429,11 @@ __attribute__((constructor(103))) static void ms_trace_start(void)
     if (write_all(&h, sizeof(h)) != 0)
         goto fail_fd;
     tw.pid = (pid_t)syscall(SYS_getpid);
+    /* An exec'd program (recorded with MEMSCOPE_FOLLOW_EXEC=1) would replace this file with its
+     * own trace: empty the variable in place (no allocation), as process.c does with LD_PRELOAD. */
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "MEMSCOPE_TRACE=", 15) == 0)
+            (*e)[15] = '\0';
     pthread_atfork(NULL, NULL, after_fork_child);
     if (pthread_create(&tw.thread, NULL, writer_main, NULL) != 0)
         goto fail_fd;

@@ -159,6 +159,24 @@ def case_sigkill_busy(ms, workload, work):
     check(p, 0, "report of a killed busy program", stderr_has=["not finished"])
 
 
+def case_exec_follow(ms, workload, work):
+    """A program exec'd with MEMSCOPE_FOLLOW_EXEC=1 is recorded but does not replace the trace."""
+    trace = os.path.join(work, "exec.trace")
+    p = run([workload, "exec"], env=dict(os.environ, MEMSCOPE_TRACE=trace, MEMSCOPE_FOLLOW_EXEC="1"))
+    check(p, 0, "trace_workload exec")
+    pts = points(p.stdout)
+    if "threads-0" not in pts:
+        raise Failure(f"the exec'd program did not run: {p.stdout}")
+    info = run([ms, "report", trace, "--info"])
+    check(info, 0, "report --info")
+    if "not finished" not in info.stdout:
+        raise Failure(f"the trace was replaced by the exec'd program's: {info.stdout}")
+    # The first program's events up to its pause are there (the exec'd one's points restart from zero).
+    events = int(info.stdout.split("events ")[1].split(",")[0])
+    if events < 1000:
+        raise Failure(f"only {events} events of the first program in its trace")
+
+
 def good_trace(ms, workload, work, name):
     trace = os.path.join(work, name)
     p = run([ms, "run", "--trace", trace, "--summary", "--", workload, "points", "1"])
