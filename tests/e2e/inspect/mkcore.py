@@ -3,11 +3,13 @@
 (store_abi.h, ABI 3): the fuzz seed of `memscope inspect`'s core reader and
 the base of the damaged-store tests that the fixtures cannot make.
 
-Usage: mkcore.py OUT [--damage none|count|loop|outside|version|text-loop]
+Usage: mkcore.py OUT [--damage none|count|loop|outside|version|text-loop|stack-count|stack-outside|stack-depth]
                      [--no-library] [--no-store]
 
 The store: a root in a small writable segment (as a library's .data), two
-chunks (threads 1 and 2) in another, a text block with a mark and a label.
+chunks (threads 1 and 2) in another, a text block with a mark and a label,
+a stack table with two stacks (blocks 0x1000, 0x2000: stack 1; 0x3000,
+0x4000: stack 2).
 Thread 1 allocates 0x1000 (100 B), 0x2000 (200 B), marks "half", frees
 0x1000, allocates 0x3000 (300 B) labeled "cfg"/"struct cfg"; thread 2
 allocates 0x4000 (400 B). At the end: 3 live blocks, 900 B; peak 900 B.
@@ -23,6 +25,27 @@ TEXT_ADDR = 0x7f0000010000
 MAGIC = b"memscope-store\x00\x01"
 CHUNK_MAGIC = 0x6b6e7568632d736d
 TEXT_MAGIC = 0x747865742d2d736d
+STACK_MAGIC = 0x6b636174732d736d
+STACK_ADDR = 0x7f0000020000
+
+
+def stack_table(damage="none"):
+    """Two stacks: id 1 = (0x400100, 0x400200), id 2 = (0x400300,), method fp, max depth 16."""
+    header, slots, entries, frames = 144, 4, 4, 8
+    slots_at = STACK_ADDR + header
+    entries_at = slots_at + 8 * slots
+    frames_at = entries_at + 16 * entries
+    size = frames_at + 8 * frames - STACK_ADDR
+    count = 99 if damage == "stack-count" else 2
+    if damage == "stack-outside":
+        frames_at = 0x10
+    data = struct.pack("<QIIQQQQQQQQQQQII", STACK_MAGIC, header, 16, size, slots_at, slots, entries_at, entries,
+                       frames_at, frames, count, 3, 0, 0, 2, 16) + bytes(32)
+    data += struct.pack("<QQQQ", (0x1111 << 32) | 1, (0x2222 << 32) | 2, 0, 0)
+    depth2 = 200 if damage == "stack-depth" else 1
+    data += struct.pack("<QIIQIIQIIQII", 0, 2, 0x1111, 2, depth2, 0x2222, 0, 0, 0, 0, 0, 0)
+    data += struct.pack("<QQQ", 0x400100, 0x400200, 0x400300) + bytes(8 * (frames - 3))
+    return data
 
 
 def rec(time, addr, size, kind, thread, stack=0):
@@ -44,9 +67,9 @@ def build(damage, store=True):
     text += b"\0" * (32 + 256 - len(text))
     mark_at, label_at = TEXT_ADDR + 32, TEXT_ADDR + 32 + len(mark)
     o = 1000
-    t1 = [rec(o + 10, 0x1000, 100, 1, 1), rec(o + 20, 0x2000, 200, 1, 1), rec(o + 30, 0, mark_at, 7, 1),
-          rec(o + 40, 0x1000, 0, 2, 1), rec(o + 50, 0x3000, 300, 1, 1), rec(o + 60, 0x3000, label_at, 6, 1)]
-    t2 = [rec(o + 35, 0x4000, 400, 1, 2)]
+    t1 = [rec(o + 10, 0x1000, 100, 1, 1, 1), rec(o + 20, 0x2000, 200, 1, 1, 1), rec(o + 30, 0, mark_at, 7, 1),
+          rec(o + 40, 0x1000, 0, 2, 1), rec(o + 50, 0x3000, 300, 1, 1, 2), rec(o + 60, 0x3000, label_at, 6, 1)]
+    t2 = [rec(o + 35, 0x4000, 400, 1, 2, 2)]
     cap = 16
     c1_addr, c2_addr = CHUNK_ADDR, CHUNK_ADDR + 64 + cap * 32
     count1 = cap + 100 if damage == "count" else len(t1)
@@ -60,14 +83,14 @@ def build(damage, store=True):
     chunks = c1 + c2
     root = bytearray(MAGIC)
     root += struct.pack("<IIIIII", 99 if damage == "version" else 3, 224, 32, 64, 0, 4242)
-    root += struct.pack("<QQQQQQQQQQ", c2_addr, 2, len(chunks), 1 << 30, 0, TEXT_ADDR, len(text), 2, 0, 0)
+    root += struct.pack("<QQQQQQQQQQ", c2_addr, 2, len(chunks), 1 << 30, 0, TEXT_ADDR, len(text), 2, STACK_ADDR, 0)
     root += struct.pack("<QQQQQ", o, 5000, 0, 0, 0)
     root += b"\0" * (224 - len(root))
     data_seg = bytes(0x100) + bytes(root) + bytes(0x1000 - 0x100 - len(root))
     if not store:
         data_seg = bytes(len(data_seg))
     return [(ROOT_ADDR - 0x100, data_seg, 6), (CHUNK_ADDR, chunks, 6), (TEXT_ADDR, text, 6),
-            (0x400000, b"\x7fELF" + bytes(0x1000 - 4), 5)]
+            (STACK_ADDR, stack_table(damage), 6), (0x400000, b"\x7fELF" + bytes(0x1000 - 4), 5)]
 
 
 def nt_file(files):
@@ -106,7 +129,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--damage", default="none",
-                        choices=["none", "count", "loop", "outside", "version", "text-loop"])
+                        choices=["none", "count", "loop", "outside", "version", "text-loop", "stack-count",
+                                 "stack-outside", "stack-depth"])
     parser.add_argument("--no-library", action="store_true")
     parser.add_argument("--no-store", action="store_true")
     args = parser.parse_args()

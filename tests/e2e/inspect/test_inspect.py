@@ -496,6 +496,13 @@ def case_damage(paths):
             core = os.path.join(tmp, "synthetic-%s.core" % damage)
             subprocess.run([sys.executable, MKCORE, core, "--damage", damage], check=True)
             refuses(paths, [core], pattern, core=core)
+        # A damaged stack table leaves the stacks unreadable, never the figures.
+        for damage, unreadable in (("stack-outside", 2), ("stack-depth", 1)):
+            core = os.path.join(tmp, "synthetic-%s.core" % damage)
+            subprocess.run([sys.executable, MKCORE, core, "--damage", damage], check=True)
+            text = inspect(paths, [core, "--by", "stack"], core=core).out
+            check_equal(text.count("(unreadable stack)"), unreadable, "unreadable stacks of " + damage)
+            check_equal(inspect_json(paths, core)["summary"]["current_memory"], 900, "live bytes of " + damage)
         good = os.path.join(tmp, "synthetic.core")
         subprocess.run([sys.executable, MKCORE, good], check=True)
         doc = inspect_json(paths, good)
