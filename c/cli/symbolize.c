@@ -85,7 +85,7 @@ struct ms_symbolizer {
     struct memscope_symbolizer engine;
     char **names;          /* strings handed out (module+offset) */
     size_t nnames;
-    char warning[512];     /* the first file that could not be read, for the caller */
+    struct ms_core_error warning; /* the first file that could not be read, for the caller */
 };
 
 static void cu_free(struct cu *c)
@@ -676,8 +676,8 @@ static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_f
         base = f ? ms_elf_file_bias(f) : m->start - m->offset;
         if (f)
             t = tables_of(s->core, f);
-        else if (!s->warning[0])
-            ms_core_file(s->core, m, (struct ms_core_error *)s->warning);
+        else if (!s->warning.message[0])
+            ms_core_file(s->core, m, &s->warning);
         if (t) {
             const struct cu *c = cu_for(t, look - base);
             const struct line_row *row = c ? line_at(c, look - base) : NULL;
@@ -720,7 +720,7 @@ const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s)
 
 const char *ms_symbolizer_warning(const struct ms_symbolizer *s)
 {
-    return s->warning[0] ? s->warning : NULL;
+    return s->warning.message[0] ? s->warning.message : NULL;
 }
 
 void ms_symbolizer_free(struct ms_symbolizer *s)
