@@ -299,10 +299,23 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
         snprintf(f->error, sizeof(f->error), "%s cannot be mapped", f->path);
         return;
     }
+    for (i = 0; i < nmaps; i++) /* the mapping of file offset 0 */
+        if (maps[i].offset == 0 && strcmp(maps[i].path, f->recorded) == 0) {
+            base_map = &maps[i];
+            break;
+        }
     if (f->size < 64 || memcmp(f->data, "\177ELF", 4) != 0 || f->data[4] != 2 || f->data[5] != 1) {
-        f->status = -EBADMSG;
-        snprintf(f->error, sizeof(f->error), "%s does not match the core: it is not a 64-bit little-endian ELF file",
-                 f->path);
+        uint8_t magic[4];
+        if (base_map->offset == 0 && ms_core_read_dumped(c, base_map->start, magic, 4) == 0 &&
+            memcmp(magic, "\177ELF", 4) == 0) {
+            f->status = -EBADMSG;
+            snprintf(f->error, sizeof(f->error), "%s does not match the core: the process mapped %s, an ELF file, "
+                     "and this is not a 64-bit little-endian ELF file", f->path, f->recorded);
+            return;
+        }
+        /* A data file the process mapped: its bytes serve reads, it has no symbols. */
+        f->bias = base_map->start - base_map->offset;
+        f->status = 0;
         return;
     }
     f->elf = elf_memory((char *)f->data, f->size);
@@ -311,11 +324,6 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
         snprintf(f->error, sizeof(f->error), "%s does not match the core: not a loadable ELF file", f->path);
         return;
     }
-    for (i = 0; i < nmaps; i++) /* the mapping of file offset 0 */
-        if (maps[i].offset == 0 && strcmp(maps[i].path, f->recorded) == 0) {
-            base_map = &maps[i];
-            break;
-        }
     f->bias = base_map->start - base_map->offset - first;
     nwant = core_build_id(c, f, f->bias, want);
     nhave = file_build_id(f, have);
@@ -423,6 +431,8 @@ int ms_elf_file_lookup(struct ms_elf_file *f, const char *name, uint64_t *value)
     static const GElf_Word kinds[2] = {SHT_SYMTAB, SHT_DYNSYM};
     int k;
 
+    if (!f->elf)
+        return -ENOENT;
     for (k = 0; k < 2; k++) {
         Elf_Scn *scn = NULL;
         while ((scn = elf_nextscn(f->elf, scn)) != NULL) {

@@ -674,7 +674,7 @@ static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_f
         out[i].module = m->path;
         f = ms_core_file(s->core, m, NULL);
         base = f ? ms_elf_file_bias(f) : m->start - m->offset;
-        if (f)
+        if (f && ms_elf_file_elf(f))
             t = tables_of(s->core, f);
         else if (!s->warning.message[0])
             ms_core_file(s->core, m, &s->warning);

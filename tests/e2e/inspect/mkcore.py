@@ -4,7 +4,7 @@
 the base of the damaged-store tests that the fixtures cannot make.
 
 Usage: mkcore.py OUT [--damage none|count|loop|outside|version|text-loop|stack-count|stack-outside|stack-depth]
-                     [--no-library] [--no-store]
+                     [--no-library] [--no-store] [--text-file FILE]
 
 The store: a root in a small writable segment (as a library's .data), two
 chunks (threads 1 and 2) in another, a text block with a mark and a label,
@@ -17,6 +17,7 @@ An NT_FILE note maps /nonexistent/libmemscope.so and /nonexistent/prog.
 """
 
 import argparse
+import os
 import struct
 
 ROOT_ADDR = 0x601000
@@ -58,7 +59,7 @@ def text_entry(*strings):
     return data + b"\0" * (-len(data) % 8)
 
 
-def build(damage, store=True):
+def build(damage, store=True, text_file=None):
     # text block
     mark = text_entry("half")
     label = text_entry("cfg", "struct cfg")
@@ -89,7 +90,12 @@ def build(damage, store=True):
     data_seg = bytes(0x100) + bytes(root) + bytes(0x1000 - 0x100 - len(root))
     if not store:
         data_seg = bytes(len(data_seg))
-    return [(ROOT_ADDR - 0x100, data_seg, 6), (CHUNK_ADDR, chunks, 6), (TEXT_ADDR, text, 6),
+    text_seg = (TEXT_ADDR, text, 6)
+    if text_file:  # the text block lies in a file the process mapped; the core did not dump it
+        with open(text_file, "wb") as f:
+            f.write(text + bytes(4096 - len(text)))
+        text_seg = (TEXT_ADDR, None, 4)
+    return [(ROOT_ADDR - 0x100, data_seg, 6), (CHUNK_ADDR, chunks, 6), text_seg,
             (STACK_ADDR, stack_table(damage), 6), (0x400000, b"\x7fELF" + bytes(0x1000 - 4), 5)]
 
 
@@ -116,6 +122,9 @@ def write_core(path, segments, files):
     body = notes + b"\0" * (-len(notes) % 8)
     off += len(body)
     for addr, data, flags in segments:
+        if data is None:  # not dumped: 4096 bytes of memory, none in the file
+            ph += struct.pack("<IIQQQQQQ", 1, flags, off, addr, 0, 0, 4096, 4096)
+            continue
         ph += struct.pack("<IIQQQQQQ", 1, flags, off, addr, 0, len(data), len(data), 4096)
         body += data
         off += len(data)
@@ -133,11 +142,14 @@ def main():
                                  "stack-outside", "stack-depth"])
     parser.add_argument("--no-library", action="store_true")
     parser.add_argument("--no-store", action="store_true")
+    parser.add_argument("--text-file", help="put the text block in this file, mapped and not dumped")
     args = parser.parse_args()
     files = [(0x400000, 0x401000, 0, "/nonexistent/prog")]
     if not args.no_library:
         files.append((ROOT_ADDR - 0x1100, ROOT_ADDR - 0x100, 0, "/nonexistent/libmemscope.so"))
-    write_core(args.out, build(args.damage, not args.no_store), files)
+    if args.text_file:
+        files.append((TEXT_ADDR, TEXT_ADDR + 4096, 0, os.path.abspath(args.text_file)))
+    write_core(args.out, build(args.damage, not args.no_store, args.text_file), sorted(files))
 
 
 if __name__ == "__main__":

@@ -463,6 +463,27 @@ def case_files(paths):
                 core=core)
 
 
+def case_file_backed(paths):
+    """Memory the core did not dump is read from the file the process mapped there (NT_FILE)."""
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "text-in-file.core")
+        texts = os.path.join(tmp, "texts.bin")
+        subprocess.run([sys.executable, MKCORE, core, "--text-file", texts], check=True)
+        doc = inspect_json(paths, core)
+        labels = {b["address"]: b.get("label") for b in doc["live_blocks"]}
+        check_equal(labels["0x3000"], {"name": "cfg", "type": "struct cfg"}, "label read from the mapped file")
+        # The same file found under --sysroot; and gone: the label cannot be read, the figures stay exact.
+        root = os.path.join(tmp, "root")
+        os.makedirs(os.path.dirname(root + texts), exist_ok=True)
+        shutil.copy(texts, root + texts)
+        check_equal(inspect_json(paths, core, "--sysroot", root), doc, "the mapped file under --sysroot")
+        gone = inspect_json(paths, core, "--sysroot", os.path.join(tmp, "empty"))
+        check(gone["summary"] == doc["summary"], "figures without the mapped file")
+        check(not isinstance([b for b in gone["live_blocks"] if b["address"] == "0x3000"][0].get("label"), dict)
+              or [b for b in gone["live_blocks"] if b["address"] == "0x3000"][0]["label"].get("name") != "cfg",
+              "a label read although its file is gone")
+
+
 def case_no_memscope(paths):
     """A core of a process that never loaded libmemscope."""
     with gdbtest.TempDir() as tmp:
@@ -580,7 +601,7 @@ def case_progress(paths):
 
 CASES = {"progress": case_progress, "help": case_help, "usage": case_usage, "gcore": case_gcore, "kernel-core": case_kernel_core,
          "sites": case_sites, "time": case_time, "stripped": case_stripped, "files": case_files,
-         "no-memscope": case_no_memscope, "damage": case_damage, "hostile-files": case_hostile_files}
+         "no-memscope": case_no_memscope, "file-backed": case_file_backed, "damage": case_damage, "hostile-files": case_hostile_files}
 
 
 def main():
