@@ -253,6 +253,14 @@ def case_gcore(paths):
         check_same_figures(inspect_json(paths, core, "--group-by", "site"), json.loads(dead.output("json-site")),
                            "snapshot JSON grouped by site")
         check(doc["summary"]["active_allocations"] > 0, "no live blocks")
+        # --json FILE and --folded FILE beside the text.
+        jfile, ffile = os.path.join(tmp, "out.json"), os.path.join(tmp, "out.folded")
+        both = inspect(paths, [core, "--json", jfile, "--folded", ffile], core=core).out
+        check_equal(both, inspect(paths, [core], core=core).out, "the text beside --json FILE --folded FILE")
+        with open(jfile, encoding="utf-8") as f:
+            check_equal(json.load(f), inspect_json(paths, core), "--json FILE vs --json -")
+        with open(ffile, encoding="utf-8") as f:
+            check_equal(f.read(), inspect(paths, [core, "--folded", "-"], core=core).out, "--folded FILE vs -")
 
 
 def _core_pattern():
@@ -292,11 +300,14 @@ def case_sites(paths):
         gcore_of(paths, paths.sites, core)
         dead = gdb_on_core(paths, paths.sites, core, ["capture json memscope-snapshot --json -",
                                                       "capture site memscope-top 50 --by site --exact",
+                                                      "capture stack memscope-top 50 --by stack --exact",
                                                       "capture folded memscope-export --folded -"])
         ours = inspect_json(paths, core)
         check_same_figures(ours, json.loads(dead.output("json")), "stack_sites snapshot JSON")
         site = inspect(paths, [core, "--by", "site", "--top", "50", "--exact"], core=core).out
         check_equal(_site_rows(site), _site_rows(dead.output("site")), "rows of --by site vs memscope-top --by site")
+        stack = inspect(paths, [core, "--by", "stack", "--top", "50", "--exact"], core=core).out
+        check_equal(_site_rows(stack), _site_rows(dead.output("stack")), "rows of --by stack vs memscope-top --by stack")
         folded = inspect(paths, [core, "--folded", "-"], core=core).out
         # glibc's hidden aliases: GDB may name _dl_allocate_tls __GI__dl_allocate_tls.
         check_equal(folded.strip(), re.sub(r"\b__GI_", "", dead.output("folded")).strip(),
@@ -331,7 +342,7 @@ def case_sites(paths):
         check(checked >= 10, "only %d frames checked against addr2line" % checked)
 
 
-_ROW = re.compile(r"^\s+(\S+ \S+(?: \(\d+ B\))?)\s+(\d+)\s+([\d.]+%)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+_ROW = re.compile(r"^\s+(?:\d+\s+)?(\S+ \S+(?: \(\d+ B\))?)\s+(\d+)\s+([\d.]+%)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
 
 
 def _site_rows(text):
