@@ -12,6 +12,7 @@
  * "module+0xOFFSET" (its address less the module's base).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -285,7 +286,39 @@ static void read_cu_lines(struct tables *t, Dwarf_Die cu_die, struct cu *c)
         qsort(c->rows, c->nrows, sizeof(*c->rows), row_cmp);
 }
 
-/* A DIE's name, or that of its abstract origin / specification (one or two hops). */
+/*
+ * C++ names as GDB prints them ("Widget::Widget()"): the C++ runtime's own
+ * demangler, looked up once in libstdc++ (when it is there; else names stay
+ * mangled). Returns a malloc'd string or NULL.
+ */
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+static char *demangle(const char *mangled)
+{
+    static int looked;
+    static demangle_fn fn;
+    int status = -1;
+    char *out;
+
+    if (!mangled || strncmp(mangled, "_Z", 2) != 0)
+        return NULL;
+    if (!looked) {
+        void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        looked = 1;
+        if (lib)
+            fn = (demangle_fn)(uintptr_t)dlsym(lib, "__cxa_demangle");
+    }
+    if (!fn)
+        return NULL;
+    out = fn(mangled, NULL, NULL, &status);
+    if (status != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A DIE's name (demangled linkage name for C++), or that of its abstract origin / specification. */
 static int die_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t len, int hops)
 {
     static const Dwarf_Half refs[2] = {DW_AT_abstract_origin, DW_AT_specification};
@@ -293,6 +326,23 @@ static int die_name(Dwarf_Debug dbg, Dwarf_Die die, char *out, size_t len, int h
     char *name = NULL;
     int k;
 
+    {
+        static const Dwarf_Half linkage[2] = {DW_AT_linkage_name, DW_AT_MIPS_linkage_name};
+        for (k = 0; k < 2; k++) {
+            Dwarf_Attribute attr = NULL;
+            char *mangled = NULL, *plain = NULL;
+            if (dwarf_attr(die, linkage[k], &attr, &derr) != DW_DLV_OK)
+                continue;
+            if (dwarf_formstring(attr, &mangled, &derr) == DW_DLV_OK)
+                plain = demangle(mangled);
+            dwarf_dealloc(dbg, attr, DW_DLA_ATTR);
+            if (plain) {
+                snprintf(out, len, "%s", plain);
+                free(plain);
+                return 0;
+            }
+        }
+    }
     if (dwarf_diename(die, &name, &derr) == DW_DLV_OK && name) {
         snprintf(out, len, "%s", name);
         return 0;
@@ -649,10 +699,16 @@ static const char *keep_name(struct ms_symbolizer *s, char *name)
 static const char *unversioned(struct ms_symbolizer *s, const char *name)
 {
     const char *at = name ? strchr(name, '@') : NULL;
+    char *plain, *copy = NULL;
 
-    if (!at || at == name)
-        return name;
-    return keep_name(s, strndup(name, (size_t)(at - name)));
+    if (at && at != name)
+        name = copy = strndup(name, (size_t)(at - name));
+    plain = demangle(name);
+    if (plain) {
+        free(copy);
+        return keep_name(s, plain);
+    }
+    return copy ? keep_name(s, copy) : name;
 }
 
 static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_frame *out)
