@@ -12,6 +12,7 @@
 #ifndef MS_CORE_H
 #define MS_CORE_H
 
+#include <libelf.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,12 @@ uint64_t ms_core_writable_bytes(const struct ms_core *core);
 /* The file mappings (NT_FILE), sorted by address; NULL / 0 when the core has none. */
 const struct ms_core_map *ms_core_maps(const struct ms_core *core, size_t *n);
 
+/*
+ * The name the dynamic linker gave the object recorded as `recorded` (its
+ * link map's l_name, as GDB shows it), or recorded itself.
+ */
+const char *ms_core_module_name(struct ms_core *core, const char *recorded);
+
 /* The mapping holding addr, or NULL. */
 const struct ms_core_map *ms_core_map_at(const struct ms_core *core, uint64_t addr);
 
@@ -104,6 +111,9 @@ int ms_core_check_files(struct ms_core *core, struct ms_core_error *err);
  * with a sentence in err naming the file (missing, not ELF, mismatched).
  */
 struct ms_elf_file *ms_core_file(struct ms_core *core, const struct ms_core_map *m, struct ms_core_error *err);
+
+/* libelf over the file, or NULL for a data file (not ELF). */
+Elf *ms_elf_file_elf(const struct ms_elf_file *f);
 
 /* Where the file was found (after overrides). */
 const char *ms_elf_file_path(const struct ms_elf_file *f);

@@ -48,6 +48,11 @@ struct core_seg {
     uint32_t flags;  /* PF_R/W/X */
 };
 
+struct link_name {
+    const char *recorded; /* the NT_FILE path (in map_strings) */
+    char *name;           /* the link map's l_name */
+};
+
 struct ms_core {
     const char *name;           /* the core's path, for messages */
     uint8_t *data;              /* the core's bytes */
@@ -63,6 +68,9 @@ struct ms_core {
     struct ms_core_paths paths; /* overrides */
     struct ms_elf_file *files;  /* files opened (core_files.c) */
     uint64_t bytes_read;        /* through the source */
+    struct link_name *links;    /* names the dynamic linker gave the mappings (ms_core_module_name) */
+    size_t nlinks;
+    int links_read;             /* links was filled (or could not be) */
     struct ms_progress *progress; /* updated from reads, or NULL */
 };
 
@@ -304,6 +312,9 @@ void ms_core_close(struct ms_core *c)
         elf_end(c->elf);
     if (c->mapped)
         munmap(c->data, c->size);
+    for (size_t i = 0; i < c->nlinks; i++)
+        free(c->links[i].name);
+    free(c->links);
     free(c->segs);
     free(c->maps);
     free(c->map_strings);
@@ -507,6 +518,93 @@ int ms_core_check_files(struct ms_core *c, struct ms_core_error *err)
             return fail(err, -EBADMSG, "%s", ferr.message);
     }
     return 0;
+}
+
+/* ---- module names as the dynamic linker gave them ---- */
+
+#define MAX_LINK_MAPS 4096u /* objects followed along the link map at most */
+
+/* Reads a NUL-terminated string of at most len - 1 bytes at addr. 0 or -EFAULT. */
+static int read_string(struct ms_core *c, uint64_t addr, char *buf, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (core_read(c, addr + i, buf + i, 1) != 0)
+            return -EFAULT;
+        if (buf[i] == '\0')
+            return 0;
+    }
+    buf[len - 1] = '\0';
+    return 0;
+}
+
+/*
+ * Walks the program's link map (its PT_DYNAMIC's DT_DEBUG -> r_debug.r_map
+ * -> l_next ...) and remembers each object's l_name under the NT_FILE path
+ * of the mapping holding its l_ld: the name GDB shows ("/lib/x86_64-linux-
+ * gnu/libc.so.6" where the kernel recorded "/usr/lib/..."). Best effort:
+ * anything unreadable leaves the NT_FILE names.
+ */
+static void read_link_names(struct ms_core *c)
+{
+    const struct ms_core_map *exe = ms_core_exe_map(c);
+    struct ms_elf_file *f;
+    Elf *elf;
+    size_t phnum = 0, i, nlinks = 0;
+    uint64_t dyn = 0, dyn_size = 0, r_debug = 0, lm = 0;
+
+    c->links_read = 1;
+    if (!exe || c->paths.no_files || !(f = ms_core_file(c, exe, NULL)) || !(elf = ms_elf_file_elf(f)) ||
+        elf_getphdrnum(elf, &phnum) != 0)
+        return;
+    for (i = 0; i < phnum; i++) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_DYNAMIC) {
+            dyn = ms_elf_file_bias(f) + ph.p_vaddr;
+            dyn_size = ph.p_memsz < 65536 ? ph.p_memsz : 65536;
+        }
+    }
+    for (i = 0; dyn && i + 16 <= dyn_size; i += 16) {
+        uint64_t tag_val[2];
+        if (core_read(c, dyn + i, tag_val, sizeof(tag_val)) != 0 || tag_val[0] == 0 /* DT_NULL */)
+            break;
+        if (tag_val[0] == 21 /* DT_DEBUG */)
+            r_debug = tag_val[1];
+    }
+    if (!r_debug || core_read(c, r_debug + 8, &lm, 8) != 0) /* r_debug.r_map */
+        return;
+    c->links = calloc(c->nmaps ? c->nmaps : 1, sizeof(*c->links));
+    if (!c->links)
+        return;
+    for (i = 0; lm && i < MAX_LINK_MAPS && nlinks < c->nmaps; i++) {
+        uint64_t l[4]; /* l_addr, l_name, l_ld, l_next */
+        char name[4096];
+        const struct ms_core_map *m;
+        if (core_read(c, lm, l, sizeof(l)) != 0)
+            break;
+        if (l[1] && read_string(c, l[1], name, sizeof(name)) == 0 && name[0] == '/' &&
+            (m = ms_core_map_at(c, l[2])) != NULL && strcmp(m->path, name) != 0) {
+            c->links[nlinks].recorded = m->path;
+            c->links[nlinks].name = strdup(name);
+            if (c->links[nlinks].name)
+                nlinks++;
+        }
+        lm = l[3];
+    }
+    c->nlinks = nlinks;
+}
+
+const char *ms_core_module_name(struct ms_core *c, const char *recorded)
+{
+    size_t i;
+
+    if (!c->links_read)
+        read_link_names(c);
+    for (i = 0; i < c->nlinks; i++)
+        if (c->links[i].recorded == recorded || strcmp(c->links[i].recorded, recorded) == 0)
+            return c->links[i].name;
+    return recorded;
 }
 
 /* ---- finding the store ---- */

@@ -29,8 +29,6 @@
 
 #include "core.h"
 
-Elf *ms_elf_file_elf(const struct ms_elf_file *f);
-
 struct func {
     uint64_t addr;
     uint64_t size;
@@ -727,7 +725,7 @@ static int symbolize(void *ctx, const uint64_t *pcs, size_t n, struct memscope_f
         memset(&out[i], 0, sizeof(out[i]));
         if (!m)
             continue;
-        out[i].module = m->path;
+        out[i].module = ms_core_module_name(s->core, m->path);
         f = ms_core_file(s->core, m, NULL);
         base = f ? ms_elf_file_bias(f) : m->start - m->offset;
         if (f && ms_elf_file_elf(f))
