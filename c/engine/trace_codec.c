@@ -30,10 +30,38 @@ static void crc_init(void)
     __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
+#if defined(__x86_64__)
+/* The SSE4.2 crc32 instruction computes CRC-32C: ~8x the table's speed. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#endif
+
 uint32_t ms_crc32c(uint32_t crc, const void *data, size_t n)
 {
     const uint8_t *p = data;
 
+#if defined(__x86_64__)
+    static int hw = -1; /* racing first calls compute the same answer */
+    if (__builtin_expect(hw < 0, 0)) {
+        __builtin_cpu_init(); /* may run in a constructor, before libgcc's own */
+        hw = __builtin_cpu_supports("sse4.2") != 0;
+    }
+    if (hw)
+        return crc32c_hw(crc, p, n);
+#endif
     if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
         crc_init(); /* idempotent: two threads racing compute the same table */
     crc = ~crc;
@@ -97,29 +125,36 @@ static inline uint64_t unzigzag(uint64_t z)
 size_t ms_trace_encode_events(struct memscope_trace_events *hdr, const struct memscope_record *r, size_t n,
                               uint8_t *out)
 {
-    uint8_t *p = out + sizeof(*hdr);
-    uint64_t prev;
+    /*
+     * One pass over the records (they are read once, not once per column):
+     * each column is written in its own region of out, 10 bytes per record
+     * apart, then the regions are moved together. The time column starts
+     * where it ends up, so only three short moves remain.
+     */
+    uint8_t *kinds = out + sizeof(*hdr), *col[4], *end[4];
+    uint64_t prev_time = hdr->first_time, prev_addr = 0;
     size_t i;
 
     hdr->count = (uint32_t)n;
     hdr->reserved = 0;
     memcpy(out, hdr, sizeof(*hdr));
-    for (i = 0; i < n; i++)
-        *p++ = (uint8_t)MEMSCOPE_RECORD_KIND(r[i].info);
-    prev = hdr->first_time;
+    for (int c = 0; c < 4; c++)
+        col[c] = end[c] = kinds + n + (size_t)c * 10 * n;
     for (i = 0; i < n; i++) {
-        p = put_varint(p, zigzag(r[i].time - prev));
-        prev = r[i].time;
+        kinds[i] = (uint8_t)MEMSCOPE_RECORD_KIND(r[i].info);
+        end[0] = put_varint(end[0], zigzag(r[i].time - prev_time));
+        end[1] = put_varint(end[1], zigzag(r[i].address - prev_addr));
+        end[2] = put_varint(end[2], r[i].size);
+        end[3] = put_varint(end[3], r[i].stack);
+        prev_time = r[i].time;
+        prev_addr = r[i].address;
     }
-    prev = 0;
-    for (i = 0; i < n; i++) {
-        p = put_varint(p, zigzag(r[i].address - prev));
-        prev = r[i].address;
+    uint8_t *p = end[0];
+    for (int c = 1; c < 4; c++) {
+        size_t len = (size_t)(end[c] - col[c]);
+        memmove(p, col[c], len);
+        p += len;
     }
-    for (i = 0; i < n; i++)
-        p = put_varint(p, r[i].size);
-    for (i = 0; i < n; i++)
-        p = put_varint(p, r[i].stack);
     return (size_t)(p - out);
 }
 
