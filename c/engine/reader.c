@@ -342,6 +342,14 @@ out:
     return 0;
 }
 
+/* Per kind (2 bits each), what it does to the live block count, plus 1: ALLOC
+ * and REALLOC_ALLOC 2, FREE and REALLOC_FREE 0, the others 1. One shift and
+ * mask a record, where comparisons cost the reader ~10%. */
+#define KIND_DELTA                                                                                                    \
+    ((1u << (2 * 0)) | (2u << (2 * MEMSCOPE_REC_ALLOC)) | (0u << (2 * MEMSCOPE_REC_FREE)) |                           \
+     (0u << (2 * MEMSCOPE_REC_REALLOC_FREE)) | (2u << (2 * MEMSCOPE_REC_REALLOC_ALLOC)) |                             \
+     (1u << (2 * MEMSCOPE_REC_REALLOC_UNDO)) | (1u << (2 * MEMSCOPE_REC_LABEL)) | (1u << (2 * MEMSCOPE_REC_MARK)))
+
 /*
  * Reads records [first, first + count) of one chunk into ev and converts them
  * in place. *last_time is the time of the thread's previous event (0 at its
@@ -353,8 +361,7 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
                               uint64_t *last_time, int *unsorted, uint64_t *texts, int64_t *net,
                               struct memscope_error *err)
 {
-    uint64_t i, last = *last_time, ntexts = 0;
-    int64_t plus = 0, minus = 0;
+    uint64_t i, last = *last_time, ntexts = 0, ones = 0;
     int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
@@ -376,13 +383,12 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
         down |= ev[i].time < last;
         last = ev[i].time;
         ntexts += kind >= MEMSCOPE_REC_LABEL;
-        plus += kind == MEMSCOPE_REC_ALLOC || kind == MEMSCOPE_REC_REALLOC_ALLOC;
-        minus += kind == MEMSCOPE_REC_FREE || kind == MEMSCOPE_REC_REALLOC_FREE;
+        ones += (KIND_DELTA >> (kind * 2)) & 3; /* the kind's delta + 1 */
     }
     *last_time = last;
     *unsorted |= down;
     *texts += ntexts;
-    *net += plus - minus;
+    *net += (int64_t)(ones - count);
     return 0;
 }
 
