@@ -37,7 +37,8 @@ static void print_help(FILE *out)
           "\n"
           "Other views:\n"
           "  --diff A B         what changed from point A to point B: A and B are 'start',\n"
-          "                     'end', 'peak', 'mark:NAME', 'event:N' or a TIME\n"
+          "                     'end', 'peak', 'mark:NAME', 'event:N' or a TIME (grouped by\n"
+          "                     label unless --group-by says otherwise)\n"
           "  --timeline[=N]     live bytes over the whole trace, N buckets (default 60)\n"
           "  --info             facts about the trace (events, threads, span, damage)\n"
           "\n"
@@ -289,7 +290,7 @@ int ms_cmd_report(int argc, char **argv)
     enum view view = VIEW_SNAPSHOT;
     unsigned flags = 0, buckets = 60;
     const char *json_path = NULL, *path;
-    int points = 0, c, rc, status = MS_EXIT_FAILURE;
+    int points = 0, c, rc, status = MS_EXIT_FAILURE, grouped = 0;
     uint64_t v;
 
     memset(&o, 0, sizeof(o));
@@ -353,6 +354,7 @@ int ms_cmd_report(int argc, char **argv)
             o.render.top = (unsigned)v;
             break;
         case OPT_GROUP_BY:
+            grouped = 1;
             if (strcmp(optarg, "thread") == 0)
                 o.render.group_by = MEMSCOPE_GROUP_THREAD;
             else if (strcmp(optarg, "label") == 0)
@@ -413,6 +415,8 @@ int ms_cmd_report(int argc, char **argv)
         rc = show_snapshot(h, &at, &o);
         break;
     case VIEW_DIFF:
+        if (!grouped)
+            o.render.group_by = MEMSCOPE_GROUP_LABEL; /* as memscope-diff and memscope inspect --diff */
         rc = show_diff(h, &da, &db, &o);
         break;
     case VIEW_TIMELINE:
