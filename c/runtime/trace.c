@@ -421,9 +421,11 @@ __attribute__((constructor(103))) static void ms_trace_start(void)
     tw.cctx = ZSTD_createCCtx();
     if (!tw.raw || !tw.texts || !tw.block || !tw.text_set || !tw.cctx)
         goto fail;
-    tw.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_NONBLOCK: a FIFO nobody reads would otherwise hold the program in its constructor. */
+    tw.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
     if (tw.fd < 0)
         goto fail;
+    fcntl(tw.fd, F_SETFL, fcntl(tw.fd, F_GETFL) & ~O_NONBLOCK);
     ms_trace_header_init(&h, (r->flags & MEMSCOPE_STORE_CLOCK_TSC) ? MEMSCOPE_TRACE_CLOCK_TSC : 0, r->pid,
                          r->clock_origin_ticks, r->clock_origin_ns, MS_TRACE_MAX_BLOCK);
     if (write_all(&h, sizeof(h)) != 0)
