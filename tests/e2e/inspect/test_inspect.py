@@ -13,7 +13,7 @@ space more than the core's size.
 
 Usage: test_inspect.py --memscope CLI [--asan CLI_ASAN] --plugin gdb/memscope.py --library LIB
                        --engine ENGINE --heap GDB_HEAP --damage GDB_DAMAGE --sites STACK_SITES
-                       --cxx STACK_CXX --curve TIME_CURVE CASE
+                       --cxx STACK_CXX --curve TIME_CURVE --heap-linked GDB_HEAP_LINKED CASE
 """
 
 import argparse
@@ -40,7 +40,8 @@ TIMEOUT = 120
 
 class Paths:
     def __init__(self, args):
-        for name in ("memscope", "asan", "plugin", "library", "engine", "heap", "damage", "sites", "cxx", "curve"):
+        for name in ("memscope", "asan", "plugin", "library", "engine", "heap", "damage", "sites", "cxx", "curve",
+                     "heap_linked"):
             value = getattr(args, name)
             setattr(self, name, os.path.abspath(value) if value else None)
 
@@ -262,6 +263,17 @@ def case_gcore(paths):
             check_equal(json.load(f), inspect_json(paths, core), "--json FILE vs --json -")
         with open(ffile, encoding="utf-8") as f:
             check_equal(f.read(), inspect(paths, [core, "--folded", "-"], core=core).out, "--folded FILE vs -")
+
+
+def case_linked(paths):
+    """gdb_heap linked with -lmemscope (not preloaded): found by symbol, GDB's figures."""
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "gdb_heap_linked.core")
+        gcore_of(paths, paths.heap_linked, core, preload=False)
+        dead = gdb_on_core(paths, paths.heap_linked, core, heap_captures())
+        check_same_figures(inspect_json(paths, core), check_heap(dead), "snapshot JSON of the linked program")
+        check("found by symbol memscope_store_root" in inspect(paths, [core, "--stats"], core=core).out,
+              "the linked program's store was not found by symbol")
 
 
 def _core_pattern():
@@ -633,7 +645,7 @@ def case_progress(paths):
 
 
 CASES = {"progress": case_progress, "help": case_help, "usage": case_usage, "gcore": case_gcore, "kernel-core": case_kernel_core,
-         "sites": case_sites, "cxx": case_cxx, "time": case_time, "stripped": case_stripped, "files": case_files,
+         "linked": case_linked, "sites": case_sites, "cxx": case_cxx, "time": case_time, "stripped": case_stripped, "files": case_files,
          "no-memscope": case_no_memscope, "file-backed": case_file_backed, "damage": case_damage, "hostile-files": case_hostile_files}
 
 
@@ -641,6 +653,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("memscope", "plugin", "library", "engine", "heap", "damage", "sites", "cxx", "curve"):
         parser.add_argument("--" + name, required=True)
+    parser.add_argument("--heap-linked", required=True)
     parser.add_argument("--asan")
     parser.add_argument("case", choices=sorted(CASES))
     args = parser.parse_args()
