@@ -158,7 +158,7 @@ def _shell_hint(inferior):
     if LIBRARY_PREFIX not in preload:
         return ""
     return (" (GDB started the program through a shell, and libmemscope keeps LD_PRELOAD from what a shell"
-            " execs: 'set startup-with-shell off' before 'run')")
+            " execs: use 'set exec-wrapper env LD_PRELOAD=...' instead, or 'set startup-with-shell off')")
 
 
 def _search(inferior, start, end):

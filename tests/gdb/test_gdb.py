@@ -354,6 +354,17 @@ def case_linked(paths):
           "no memscope printers registered for libmemscope.so:\n" + printers)
 
 
+def case_exec_wrapper(paths):
+    """The way the README starts a program under memscope with GDB's shell
+    left on: the exec wrapper sets LD_PRELOAD for the program only. Same
+    exact figures as a preloaded run."""
+    result = run_gdb(paths, ["set exec-wrapper env LD_PRELOAD=" + paths.library, "break fixture_checkpoint", "run"]
+                     + heap_captures() + ["capture stats memscope-stats"],
+                     program=paths.heap, env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
+    check_heap(result)
+    check("found by symbol memscope_store_root" in result.output("stats"), "exec-wrapper: store not found by symbol")
+
+
 def case_reader(paths):
     """The read callback under failing reads (tests/gdb/reader_check.py)."""
     result = run_gdb(paths, live_prelude(paths.library) + ["source " + os.path.join(gdbtest.HERE, "reader_check.py")],
@@ -375,7 +386,8 @@ def case_no_memscope(paths):
                     env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine})
     shell.no_traceback()
     check_equal(shell.error("stats"), NO_STORE + " (GDB started the program through a shell, and libmemscope keeps "
-                "LD_PRELOAD from what a shell execs: 'set startup-with-shell off' before 'run')",
+                "LD_PRELOAD from what a shell execs: use 'set exec-wrapper env LD_PRELOAD=...' instead, or "
+                "'set startup-with-shell off')",
                 "error with LD_PRELOAD through a shell")
 
 
@@ -468,6 +480,7 @@ CASES = {
     "cache": case_cache,
     "reader": case_reader,
     "linked": case_linked,
+    "exec-wrapper": case_exec_wrapper,
     "installed": case_installed,
     "color": case_color,
     "no-memscope": case_no_memscope,
