@@ -153,11 +153,14 @@ static char *put_decimal(char *out, unsigned long v)
 
 void ms_exit_image_at_exit(void)
 {
+    static int written;
     char path[sizeof(ms_config.exit_image) + 24];
     pid_t pid;
 
     if (!ms_config.exit_image[0] || !ms_store_active())
         return;
+    if (__atomic_exchange_n(&written, 1, __ATOMIC_ACQ_REL))
+        return; /* once per process (a fork child starts with its own copy of the flag only if unset) */
     pid = (pid_t)syscall(SYS_getpid);
     size_t len = strlen(ms_config.exit_image);
     memcpy(path, ms_config.exit_image, len + 1);
@@ -174,4 +177,22 @@ void ms_exit_image_at_exit(void)
     ms_self.guard++;
     ms_exit_image_write(path);
     ms_self.guard--;
+}
+
+/*
+ * Programs that end with _exit or _Exit skip the destructors (dash ends
+ * every `sh -c` that way), so these write the exit image too, then end the
+ * process as glibc's _exit does. Calls from inside libc (exit() itself, a
+ * spawn child) do not come through here.
+ */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+    ms_exit_image_at_exit();
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+__attribute__((visibility("default"), noreturn)) void _Exit(int status)
+{
+    _exit(status);
 }

@@ -2,7 +2,7 @@
 """Runs a CLI fixture under `memscope run --json` and checks every figure of
 the at-exit snapshot against what the fixture knows it allocated.
 
-Usage: check_snapshot.py MEMSCOPE FIXTURE WORKDIR [--baseline] [--status N]
+Usage: check_snapshot.py MEMSCOPE FIXTURE WORKDIR [--baseline] [--status N] [--fixture-args ARG...]
 
 The fixture (tests/fixtures/cli_*.c) is run as `FIXTURE EXPECTED.json` and
 writes the figures the snapshot must show (summary, per-thread figures by
@@ -46,10 +46,13 @@ def main():
     ap.add_argument("workdir")
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--status", type=int, default=0)
+    ap.add_argument("--fixture-args", nargs="*", default=[],
+                    help="more arguments for the fixture, after its expected-figures file")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
 
-    expected, actual, _ = run_under_memscope(args.memscope, args.fixture, args.workdir, "run", [], args.status)
+    expected, actual, _ = run_under_memscope(args.memscope, args.fixture, args.workdir, "run", args.fixture_args,
+                                              args.status)
     base = None
     if args.baseline:
         _, base, _ = run_under_memscope(args.memscope, args.fixture, args.workdir, "baseline", ["--baseline"],

@@ -99,6 +99,12 @@ def case_exec(ms, fixtures):
            what="sh -c 'exec /bin/true'")
 
 
+def case_shell(ms, fixtures):
+    """dash ends `sh -c` with _exit (no destructors): the image is still written and the status kept."""
+    proc = run(ms, ["run", "--summary", "--", "/bin/sh", "-c", "exit 4"])
+    expect(proc, 4, stdout_has="exited with status 4", what="sh -c 'exit 4'")
+
+
 def case_damaged(ms, fixtures):
     prog = os.path.join(fixtures, "cli_damage")
     for mode in ("empty", "garbage", "truncated", "noroot"):
