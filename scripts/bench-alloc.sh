@@ -44,7 +44,7 @@ without stacks (ms-none) adds <= 15 ns per malloc/free pair on one thread;
 with two threads each thread pays <= 1.3x its one-thread cost per call;
 the whole mixed workload (1 + 2 threads, wall) takes <= 1.5x native with
 ms-none; caller-only stacks cost <= 1.2x no stacks (CPU time per call of
-the one-thread mixed workload, where page-fault noise is least); heaptrack takes >= 5x memscope's (default: unwind, depth
+the one-thread mixed workload, where page-fault noise is least); heaptrack takes >= 5x memscope's (default: auto, depth
 16) wall time on the mixed workload, built with and without frame pointers.
 
 memscope's store grows by 32 bytes per event, so part of its cost is the
