@@ -323,36 +323,6 @@ struct dgroup {
     uint64_t bytes;     /* their bytes */
 };
 
-/* The size classes of the snapshot renderer: 0-16 bytes, then one per power of two. */
-static unsigned size_class(uint64_t size)
-{
-    unsigned c = 0;
-
-    if (size <= 16)
-        return 0;
-    size--;
-    while (size >= 16) {
-        size >>= 1;
-        c++;
-    }
-    return c;
-}
-
-static void class_name(unsigned c, char *buf, size_t len)
-{
-    char lo[32], hi[32];
-    uint64_t upper = c >= 60 ? UINT64_MAX : (UINT64_C(16) << c);
-    uint64_t lower = c == 0 ? 0 : (UINT64_C(16) << (c - 1)) + 1;
-
-    if (upper < 1024) {
-        snprintf(buf, len, "%" PRIu64 "-%" PRIu64 " B", lower, upper);
-        return;
-    }
-    ms_format_size(lower, lo, sizeof(lo));
-    ms_format_size(upper, hi, sizeof(hi));
-    snprintf(buf, len, "%s - %s", lo, hi);
-}
-
 static int dgroup_name_cmp(const void *pa, const void *pb, void *ctx)
 {
     const struct dgroup *x = pa, *y = pb;
@@ -421,8 +391,8 @@ static int group_side(const struct memscope_diff *d, int side, enum memscope_gro
                 snprintf(x->name, MS_CELL, "(unlabeled)");
             break;
         case MEMSCOPE_GROUP_SIZE_CLASS:
-            x->key = size_class(r->b->size);
-            class_name((unsigned)x->key, x->name, MS_CELL);
+            x->key = ms_size_class(r->b->size);
+            ms_size_class_name((unsigned)x->key, x->name, MS_CELL);
             break;
         case MEMSCOPE_GROUP_SITE:
         case MEMSCOPE_GROUP_STACK:

@@ -160,3 +160,44 @@ void ms_format_label(const char *name, const char *type, char *buf, size_t len)
         buf[pos] = '\0';
     }
 }
+
+unsigned ms_size_class(uint64_t size)
+{
+    unsigned c = 0;
+
+    if (size <= 16)
+        return 0;
+    size--;
+    while (size >= 16) {
+        size >>= 1;
+        c++;
+    }
+    return c;
+}
+
+void ms_size_class_name(unsigned size_class, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    uint64_t upper = size_class >= 60 ? UINT64_MAX : (UINT64_C(16) << size_class);
+    uint64_t lower = size_class == 0 ? 0 : (UINT64_C(16) << (size_class - 1)) + 1;
+
+    if (upper < 1024) {
+        snprintf(buf, len, "%" PRIu64 "-%" PRIu64 " B", lower, upper);
+        return;
+    }
+    ms_format_size(lower, lo, sizeof(lo));
+    ms_format_size(upper, hi, sizeof(hi));
+    snprintf(buf, len, "%s - %s", lo, hi);
+}
+
+int ms_group_cmp(enum memscope_sort_by by, uint64_t xcount, uint64_t xnewest, uint64_t xbytes, uint64_t ycount,
+                 uint64_t ynewest, uint64_t ybytes)
+{
+    if (by == MEMSCOPE_SORT_COUNT && xcount != ycount)
+        return xcount > ycount ? -1 : 1;
+    if (by == MEMSCOPE_SORT_TIME && xnewest != ynewest)
+        return xnewest > ynewest ? -1 : 1;
+    if (xbytes != ybytes)
+        return xbytes > ybytes ? -1 : 1;
+    return 0;
+}

@@ -29,6 +29,20 @@ void ms_table_free(struct ms_table *t);
 
 void ms_format_time_us(uint64_t ns, char *buf, size_t len); /* "1.234567 s" */
 
+/*
+ * Orders two groups of blocks (a table's rows) as --sort says: more blocks
+ * first (count), the newest allocation first (time), then more bytes.
+ * Returns <0, >0, or 0 when these figures tie (the caller breaks the tie).
+ */
+int ms_group_cmp(enum memscope_sort_by by, uint64_t xcount, uint64_t xnewest, uint64_t xbytes, uint64_t ycount,
+                 uint64_t ynewest, uint64_t ybytes);
+
+/* Size class of a block: 0 for 0-16 bytes, then one per power of two (17-32, 33-64, ...). */
+unsigned ms_size_class(uint64_t size);
+
+/* The range a size class stands for: "17-32 B", or "1.0 KiB - 2.0 KiB" from 1 KiB up. */
+void ms_size_class_name(unsigned size_class, char *buf, size_t len);
+
 /* "name (type)" with control characters escaped, cut to fit len. */
 void ms_format_label(const char *name, const char *type, char *buf, size_t len);
 

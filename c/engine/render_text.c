@@ -161,13 +161,10 @@ static int group_cmp(const void *pa, const void *pb, void *ctx)
 {
     const struct group *x = pa, *y = pb;
     enum memscope_sort_by by = *(const enum memscope_sort_by *)ctx;
+    int c = ms_group_cmp(by, x->count, x->newest, x->bytes, y->count, y->newest, y->bytes);
 
-    if (by == MEMSCOPE_SORT_COUNT && x->count != y->count)
-        return x->count > y->count ? -1 : 1;
-    if (by == MEMSCOPE_SORT_TIME && x->newest != y->newest)
-        return x->newest > y->newest ? -1 : 1;
-    if (x->bytes != y->bytes)
-        return x->bytes > y->bytes ? -1 : 1;
+    if (c != 0)
+        return c;
     if (x->key != y->key)
         return x->key < y->key ? -1 : 1;
     return strcmp(x->name, y->name);
@@ -177,36 +174,6 @@ static int label_name_cmp(const void *pa, const void *pb, void *ctx)
 {
     const struct group *x = pa, *y = pb;
     return strcmp(x->name, y->name);
-}
-
-/* Size class: 0 for 0-16 bytes, then one per power of two (17-32, 33-64, ...). */
-static unsigned size_class(uint64_t size)
-{
-    unsigned c = 0;
-
-    if (size <= 16)
-        return 0;
-    size--;
-    while (size >= 16) {
-        size >>= 1;
-        c++;
-    }
-    return c;
-}
-
-static void class_name(unsigned c, char *buf, size_t len)
-{
-    char lo[32], hi[32];
-    uint64_t upper = c >= 60 ? UINT64_MAX : (UINT64_C(16) << c);
-    uint64_t lower = c == 0 ? 0 : (UINT64_C(16) << (c - 1)) + 1;
-
-    if (upper < 1024) {
-        snprintf(buf, len, "%" PRIu64 "-%" PRIu64 " B", lower, upper);
-        return;
-    }
-    ms_format_size(lower, lo, sizeof(lo));
-    ms_format_size(upper, hi, sizeof(hi));
-    snprintf(buf, len, "%s - %s", lo, hi);
 }
 
 static void render_groups(const struct memscope_snapshot *s, const struct memscope_render_options *o,
@@ -253,7 +220,7 @@ static void render_groups(const struct memscope_snapshot *s, const struct memsco
             k = bl->label;
             g[k].key = 0;
         } else {
-            k = size_class(bl->size);
+            k = ms_size_class(bl->size);
             g[k].key = k;
         }
         g[k].count++;
@@ -271,7 +238,7 @@ static void render_groups(const struct memscope_snapshot *s, const struct memsco
         else if (o->group_by == MEMSCOPE_GROUP_LABEL)
             snprintf(g[ng].name, MS_CELL, "%s", i == 0 ? "(unlabeled)" : "");
         else
-            class_name((unsigned)g[i].key, g[ng].name, MS_CELL);
+            ms_size_class_name((unsigned)g[i].key, g[ng].name, MS_CELL);
         if (o->group_by == MEMSCOPE_GROUP_LABEL && i != 0)
             ms_format_label(s->labels[i].name, s->labels[i].type, g[ng].name, MS_CELL);
         ng++;

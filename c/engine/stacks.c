@@ -402,13 +402,10 @@ static int sgroup_cmp(const void *pa, const void *pb, void *ctx)
 {
     const struct sgroup *x = pa, *y = pb;
     enum memscope_sort_by by = *(const enum memscope_sort_by *)ctx;
+    int c = ms_group_cmp(by, x->count, x->newest, x->bytes, y->count, y->newest, y->bytes);
 
-    if (by == MEMSCOPE_SORT_COUNT && x->count != y->count)
-        return x->count > y->count ? -1 : 1;
-    if (by == MEMSCOPE_SORT_TIME && x->newest != y->newest)
-        return x->newest > y->newest ? -1 : 1;
-    if (x->bytes != y->bytes)
-        return x->bytes > y->bytes ? -1 : 1;
+    if (c != 0)
+        return c;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
     if (x->stack != y->stack)
