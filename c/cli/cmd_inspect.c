@@ -102,20 +102,13 @@ int ms_cmd_inspect(int argc, char **argv)
     struct memscope_history *h = NULL;
     struct ms_progress *progress = NULL;
     const char *how = NULL;
-    int c, rc = 0, status = MS_EXIT_FAILURE;
+    int c, rc = 0, usage, status = MS_EXIT_FAILURE;
 
     ms_views_init(&v, "inspect", "store");
     v.gdb_points = 1;
     memset(&paths, 0, sizeof(paths));
     paths.lib_path = lib_paths;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
-        rc = ms_views_option(&v, c, argc, argv);
-        if (rc > 0)
-            return rc;
-        if (rc == 0)
-            continue;
+    while ((c = ms_views_next(&v, argc, argv, long_options, &usage)) != -1) {
         switch (c) {
         case OPT_EXE:
             paths.exe = optarg;
@@ -135,13 +128,10 @@ int ms_cmd_inspect(int argc, char **argv)
         case 'h':
             print_help(stdout);
             return 0;
-        case ':':
-            return ms_usage_error("inspect", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return ms_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    rc = 0;
+    if (usage != 0)
+        return usage;
     if (v.points > 1)
         return ms_usage_error("inspect", "give at most one of --at-peak, --at-mark, --at and --at-event");
     if (v.views > 1)

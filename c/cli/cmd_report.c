@@ -92,19 +92,12 @@ int ms_cmd_report(int argc, char **argv)
     struct memscope_history *h = NULL;
     unsigned flags = 0;
     const char *path;
-    int c, rc, status = MS_EXIT_FAILURE;
+    int c, rc, usage, status = MS_EXIT_FAILURE;
 
     ms_views_init(&v, "report", "trace");
     v.plus_times = 1;
     v.quiet_render_errors = 1;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
-        rc = ms_views_option(&v, c, argc, argv);
-        if (rc > 0)
-            return rc;
-        if (rc == 0)
-            continue;
+    while ((c = ms_views_next(&v, argc, argv, long_options, &usage)) != -1) {
         switch (c) {
         case OPT_INFO:
             v.view = MS_VIEW_OWN;
@@ -118,12 +111,10 @@ int ms_cmd_report(int argc, char **argv)
         case 'h':
             print_help(stdout);
             return 0;
-        case ':':
-            return ms_usage_error("report", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return ms_usage_error("report", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (usage != 0)
+        return usage;
     if (v.points > 1)
         return ms_usage_error("report", "give at most one of --at-peak, --at-mark, --at and --at-event");
     if (v.points && v.view != MS_VIEW_SNAPSHOT)

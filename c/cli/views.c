@@ -29,6 +29,8 @@ void ms_views_init(struct ms_views *v, const char *cmd, const char *source)
     v->view = MS_VIEW_SNAPSHOT;
     v->at.kind = MEMSCOPE_AT_END;
     v->buckets = 60;
+    opterr = 0;
+    optind = 1;
 }
 
 /* Parses a time: seconds, or a number with ns/us/ms/s (as GDB takes it). 0 or -1. */
@@ -134,7 +136,8 @@ static int parse_sort(const char *text, enum memscope_sort_by *out)
     return 0;
 }
 
-int ms_views_option(struct ms_views *v, int c, int argc, char **argv)
+/* Takes one shared option c. Returns 0, -1 when c is not one of them, or an exit status (message printed). */
+static int take_option(struct ms_views *v, int c, int argc, char **argv)
 {
     uint64_t n;
 
@@ -232,6 +235,31 @@ int ms_views_option(struct ms_views *v, int c, int argc, char **argv)
     default:
         return -1;
     }
+}
+
+int ms_views_next(struct ms_views *v, int argc, char **argv, const struct option *long_options, int *status)
+{
+    int c, rc;
+
+    *status = 0;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if (c == ':') {
+            *status = ms_usage_error(v->cmd, "option '%s' needs a value", argv[optind - 1]);
+            return -1;
+        }
+        if (c == '?') {
+            *status = ms_usage_error(v->cmd, "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+        rc = take_option(v, c, argc, argv);
+        if (rc > 0) {
+            *status = rc;
+            return -1;
+        }
+        if (rc < 0)
+            return c;
+    }
+    return -1;
 }
 
 static int open_output(struct ms_views *v, struct ms_view_output *o, const char *path)

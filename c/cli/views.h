@@ -75,7 +75,7 @@ struct ms_views {
     int plus_times;           /* a TIME may start with '+' (report has always taken it) */
     int quiet_render_errors;  /* a failed rendering returns without a message (report has always done so) */
 
-    /* Filled by ms_views_option. */
+    /* Filled by ms_views_next. */
     enum ms_view view;        /* what to show */
     int points;               /* how many --at... options were given */
     int views;                /* how many view options were given */
@@ -94,16 +94,21 @@ struct ms_views {
     int text;                 /* print the text view (no output took stdout) */
 };
 
-/* Resets v to the defaults (at the end, 60 buckets, the snapshot) for subcommand cmd reading from source. */
+/*
+ * Resets v to the defaults (at the end, 60 buckets, the snapshot) for
+ * subcommand cmd reading from source, and readies getopt (optind = 1,
+ * opterr = 0) for ms_views_next.
+ */
 void ms_views_init(struct ms_views *v, const char *cmd, const char *source);
 
 /*
- * Takes one getopt_long result c (optarg, optind as getopt left them).
- * Returns 0 when c was a shared option and is taken, -1 when c is not one of
- * them (the subcommand handles it), or an exit status (MS_EXIT_USAGE, the
- * message printed) when its value is wrong.
+ * Reads argv with getopt_long and long_options, taking the shared options
+ * into v, and returns the next option that is not one of them (the
+ * subcommand's own, or 'h') for the caller to handle. Returns -1 when the
+ * options are over (*status 0; optind is at the first operand) or wrong
+ * (*status is the exit status, MS_EXIT_USAGE, and the message printed).
  */
-int ms_views_option(struct ms_views *v, int c, int argc, char **argv);
+int ms_views_next(struct ms_views *v, int argc, char **argv, const struct option *long_options, int *status);
 
 /*
  * Opens the --json and --folded destinations ('-': stdout, only one of them)
