@@ -101,7 +101,7 @@ int ms_cmd_inspect(int argc, char **argv)
     struct ms_symbolizer *sym = NULL;
     struct memscope_history *h = NULL;
     struct ms_progress *progress = NULL;
-    const char *how = NULL;
+    const char *how = NULL, *path = NULL;
     int c, rc = 0, usage, status = MS_EXIT_FAILURE;
 
     ms_views_init(&v, "inspect", "store");
@@ -132,18 +132,14 @@ int ms_cmd_inspect(int argc, char **argv)
     }
     if (usage != 0)
         return usage;
-    if (v.points > 1)
-        return ms_usage_error("inspect", "give at most one of --at-peak, --at-mark, --at and --at-event");
     if (v.views > 1)
         return ms_usage_error("inspect", "give at most one of --block, --stack, --diff, --timeline and --stats");
     if (v.points && (v.view == MS_VIEW_DIFF || v.view == MS_VIEW_TIMELINE))
         return ms_usage_error("inspect", "--at... picks a snapshot; it does not combine with --diff or --timeline");
     if (v.folded_path && v.view != MS_VIEW_SNAPSHOT)
         return ms_usage_error("inspect", "--folded writes the snapshot's stacks; it does not combine with other views");
-    if (optind >= argc)
-        return ms_usage_error("inspect", "no core file given (memscope inspect CORE)");
-    if (optind + 1 < argc)
-        return ms_usage_error("inspect", "one core file only, not '%s' too", argv[optind + 1]);
+    if ((usage = ms_views_operand(&v, argc, argv, "core file", "CORE", &path)) != 0)
+        return usage;
     if (paths.exe && access(paths.exe, R_OK) != 0) {
         ms_error("--exe %s: %s", paths.exe, strerror(errno));
         return MS_EXIT_FAILURE;
@@ -155,7 +151,7 @@ int ms_cmd_inspect(int argc, char **argv)
     }
 
     memset(&cerr, 0, sizeof(cerr));
-    rc = ms_core_open(argv[optind], &paths, &core, &cerr);
+    rc = ms_core_open(path, &paths, &core, &cerr);
     if (rc < 0) {
         ms_error("%s", cerr.message);
         goto out;

@@ -91,7 +91,7 @@ int ms_cmd_report(int argc, char **argv)
     struct memscope_error err;
     struct memscope_history *h = NULL;
     unsigned flags = 0;
-    const char *path;
+    const char *path = NULL;
     int c, rc, usage, status = MS_EXIT_FAILURE;
 
     ms_views_init(&v, "report", "trace");
@@ -115,15 +115,10 @@ int ms_cmd_report(int argc, char **argv)
     }
     if (usage != 0)
         return usage;
-    if (v.points > 1)
-        return ms_usage_error("report", "give at most one of --at-peak, --at-mark, --at and --at-event");
     if (v.points && v.view != MS_VIEW_SNAPSHOT)
         return ms_usage_error("report", "--at... picks a snapshot; it does not combine with --diff, --timeline or --info");
-    if (optind >= argc)
-        return ms_usage_error("report", "no trace file given (memscope report TRACE)");
-    if (optind + 1 < argc)
-        return ms_usage_error("report", "one trace file only, not '%s' too", argv[optind + 1]);
-    path = argv[optind];
+    if ((usage = ms_views_operand(&v, argc, argv, "trace file", "TRACE", &path)) != 0)
+        return usage;
 
     memset(&err, 0, sizeof(err));
     rc = memscope_trace_open(path, flags, &h, &ti, &err);

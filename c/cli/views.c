@@ -259,7 +259,20 @@ int ms_views_next(struct ms_views *v, int argc, char **argv, const struct option
         if (rc < 0)
             return c;
     }
+    if (v->points > 1)
+        *status = ms_usage_error(v->cmd, "give at most one of --at-peak, --at-mark, --at and --at-event");
     return -1;
+}
+
+int ms_views_operand(const struct ms_views *v, int argc, char **argv, const char *what, const char *metavar,
+                     const char **operand)
+{
+    if (optind >= argc)
+        return ms_usage_error(v->cmd, "no %s given (memscope %s %s)", what, v->cmd, metavar);
+    if (optind + 1 < argc)
+        return ms_usage_error(v->cmd, "one %s only, not '%s' too", what, argv[optind + 1]);
+    *operand = argv[optind];
+    return 0;
 }
 
 static int open_output(struct ms_views *v, struct ms_view_output *o, const char *path)

@@ -105,10 +105,19 @@ void ms_views_init(struct ms_views *v, const char *cmd, const char *source);
  * Reads argv with getopt_long and long_options, taking the shared options
  * into v, and returns the next option that is not one of them (the
  * subcommand's own, or 'h') for the caller to handle. Returns -1 when the
- * options are over (*status 0; optind is at the first operand) or wrong
- * (*status is the exit status, MS_EXIT_USAGE, and the message printed).
+ * options are over (*status 0; optind is at the first operand) or wrong,
+ * including more than one --at... (*status is the exit status,
+ * MS_EXIT_USAGE, and the message printed).
  */
 int ms_views_next(struct ms_views *v, int argc, char **argv, const struct option *long_options, int *status);
+
+/*
+ * Takes the one operand after the options (what: "core file"; metavar:
+ * "CORE", for the usage message) into *operand. Returns 0, or MS_EXIT_USAGE
+ * (message printed) when there is none or more than one.
+ */
+int ms_views_operand(const struct ms_views *v, int argc, char **argv, const char *what, const char *metavar,
+                     const char **operand);
 
 /*
  * Opens the --json and --folded destinations ('-': stdout, only one of them)
