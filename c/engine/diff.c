@@ -490,14 +490,10 @@ static void render_side(const struct memscope_diff *d, int side, const struct me
         return;
     }
     rows = n < top ? n : top;
-    if (ms_table_init(&t, 3, rows + 1) != 0) {
+    if (ms_group_table_init(&t, 3, rows, what[o->group_by]) != 0) {
         b->failed = 1;
         goto out;
     }
-    t.align_left[0] = 1;
-    ms_table_set(&t, 0, 0, "%s", what[o->group_by]);
-    ms_table_set(&t, 0, 1, "blocks");
-    ms_table_set(&t, 0, 2, "bytes");
     for (i = 0; i < rows; i++) {
         ms_table_set(&t, i + 1, 0, "%s", g[i].name);
         ms_table_set(&t, i + 1, 1, "%" PRIu64, g[i].count);

@@ -201,3 +201,14 @@ int ms_group_cmp(enum memscope_sort_by by, uint64_t xcount, uint64_t xnewest, ui
         return xbytes > ybytes ? -1 : 1;
     return 0;
 }
+
+int ms_group_table_init(struct ms_table *t, unsigned ncols, size_t rows, const char *name)
+{
+    if (ms_table_init(t, ncols, rows + 1) != 0)
+        return -1;
+    t->align_left[0] = 1;
+    ms_table_set(t, 0, 0, "%s", name);
+    ms_table_set(t, 0, 1, "blocks");
+    ms_table_set(t, 0, 2, "bytes");
+    return 0;
+}

@@ -27,6 +27,13 @@ void ms_table_set(struct ms_table *t, size_t row, unsigned col, const char *fmt,
 void ms_table_render(const struct ms_table *t, struct ms_buf *b, const char *indent, int color);
 void ms_table_free(struct ms_table *t);
 
+/*
+ * Starts a table of groups of blocks: ncols columns headed NAME, "blocks",
+ * "bytes" (the caller heads any further ones), NAME left-aligned, room for
+ * rows rows under the heading. 0 or -1 (no memory).
+ */
+int ms_group_table_init(struct ms_table *t, unsigned ncols, size_t rows, const char *name);
+
 void ms_format_time_us(uint64_t ns, char *buf, size_t len); /* "1.234567 s" */
 
 /*

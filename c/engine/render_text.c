@@ -273,14 +273,10 @@ static void render_groups(const struct memscope_snapshot *s, const struct memsco
     }
     if (ng > top)
         ng = top;
-    if (ms_table_init(&t, 4, ng + 1) != 0) {
+    if (ms_group_table_init(&t, 4, ng, what[o->group_by]) != 0) {
         b->failed = 1;
         goto out;
     }
-    t.align_left[0] = 1;
-    ms_table_set(&t, 0, 0, "%s", what[o->group_by]);
-    ms_table_set(&t, 0, 1, "blocks");
-    ms_table_set(&t, 0, 2, "bytes");
     ms_table_set(&t, 0, 3, "newest");
     for (i = 0; i < ng; i++) {
         char sz[64];
