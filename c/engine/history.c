@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+#define MS_FOLD_RETRIES 15 /* reads again after a fold raced the read */
+
 static void history_release(struct memscope_history *h)
 {
     ms_engine_big_free(h->events);
@@ -15,6 +17,7 @@ static void history_release(struct memscope_history *h)
     ms_engine_free(h->texts);
     ms_engine_free(h->pool);
     ms_stacks_free(&h->stacks);
+    ms_checkpoint_free(&h->ck);
     h->magic = 0;
     ms_engine_free(h);
 }
@@ -30,13 +33,21 @@ MS_API int memscope_history_open(const struct memscope_source *src, uint64_t roo
     if (!src || !src->read || !out)
         return ms_error_set(err, -EINVAL, "invalid argument: a source with a read function and an out pointer are required");
     *out = NULL;
-    h = ms_engine_calloc(1, sizeof(*h));
-    if (!h)
-        return ms_error_set(err, -ENOMEM, "out of memory");
-    rc = ms_history_read(src, root_addr, h, err);
-    if (rc != 0) {
+    /* A live process may fold while we read (root.fold_seq): read again, a
+     * few times, then say so. */
+    for (int attempt = 0;; attempt++) {
+        h = ms_engine_calloc(1, sizeof(*h));
+        if (!h)
+            return ms_error_set(err, -ENOMEM, "out of memory");
+        rc = ms_history_read(src, root_addr, h, err);
+        if (rc == 0)
+            break;
         history_release(h);
-        return rc;
+        if (rc != -ESTALE)
+            return rc;
+        if (attempt >= MS_FOLD_RETRIES)
+            return ms_error_set(err, -EAGAIN, "the store was being folded on each of %d reads (the process is "
+                                "running and near its budget); try again, or stop the process first", attempt + 1);
     }
     h->magic = MS_HISTORY_MAGIC;
     *out = h;
@@ -67,5 +78,7 @@ MS_API int memscope_history_info(const struct memscope_history *history, struct 
     out->pid = history->pid;
     out->threads = history->nthreads;
     out->abi_version = history->abi_version;
+    out->horizon_ns = history->ck.present ? history->ck.horizon_ns : 0;
+    out->folded_events = history->ck.folded_events;
     return 0;
 }

@@ -89,6 +89,7 @@ struct ms_thread {
 struct ms_text {
     uint32_t name; /* offset in history.pool of the first string (label name, mark name) */
     uint32_t type; /* offset of the second string (label type), or of "" */
+    uint64_t addr; /* address of the text entry in the store (0: the sentinel) */
 };
 
 #define MS_TEXT_UNREADABLE 0u /* texts[0]: a reference that could not be read */
@@ -114,6 +115,45 @@ int ms_stacks_read(const struct memscope_source *src, uint64_t table, struct ms_
 int ms_stacks_copy(struct ms_stacks *dst, const struct ms_stacks *src); /* 0 or -ENOMEM */
 void ms_stacks_free(struct ms_stacks *st);
 
+/* A block as the replay keeps it (the layout of replay.c's table slots). */
+struct ms_live {
+    uint64_t address; /* 0: none */
+    uint64_t size;    /* bytes */
+    uint64_t time;    /* ns allocated */
+    uint32_t thread;  /* dense index of the allocating thread */
+    uint32_t label;   /* history text index + 1, 0: none */
+    uint32_t stack;   /* call stack id, 0: none */
+};
+
+/* The store's checkpoint read into host form (reader.c): the replay's starting state. */
+struct ms_checkpoint {
+    int present;                          /* a checkpoint was read */
+    uint64_t horizon_ns;                  /* its horizon, converted */
+    uint64_t folded_events;               /* records folded */
+    uint64_t generation;                  /* folds made */
+    struct memscope_stats st;             /* starting figures (totals, current, peak, unmatched, ...) */
+    struct ms_live *blocks;               /* live blocks at the cut */
+    uint64_t nblocks;                     /* entries */
+    struct memscope_thread_stats *th;     /* per dense thread (zero for threads not in it) */
+    uint8_t *in;                          /* per dense thread: listed in the checkpoint */
+    uint8_t *stash;                       /* per dense thread: a pending REALLOC_FREE */
+    struct ms_live *stash_block;          /* per dense thread: its block (address 0: it was not live) */
+    uint32_t *cut_seq;                    /* per dense thread: folded_seq */
+    uint64_t *cut_records;                /* per dense thread: folded_records */
+};
+
+/* Reading options of a fold (the runtime's folding thread, reader.c). */
+struct ms_fold_cut {
+    uint32_t thread;  /* serial */
+    uint32_t seq;     /* records of chunks below seq are folded, */
+    uint64_t records; /* and the first `records` of chunk seq */
+};
+struct ms_read_opts {
+    int raw_clock;                  /* keep record times as they are (no conversion to ns) */
+    const struct ms_fold_cut *cuts; /* ascending serial: read only records before each thread's cut (threads not listed: none) */
+    uint32_t ncuts;                 /* entries in cuts */
+};
+
 struct memscope_history {
     uint64_t magic;              /* MS_HISTORY_MAGIC while open */
     struct ms_event *events;     /* replay order */
@@ -132,6 +172,7 @@ struct memscope_history {
     uint32_t pid;                /* root.pid */
     uint32_t abi_version;        /* root.abi_version */
     struct ms_stacks stacks;     /* the call stack table */
+    struct ms_checkpoint ck;     /* the folded checkpoint (ck.present 0: none) */
 };
 
 #define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */
@@ -140,6 +181,21 @@ struct memscope_history {
 /* Reads, validates and orders a store (reader.c + order.c). */
 int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
                     struct memscope_error *err);
+/* The same with options (opts may be NULL). Returns -ESTALE, err untouched,
+ * when a fold ran while reading (root.fold_seq odd or moved): read again. */
+int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
+                         const struct ms_read_opts *opts, struct memscope_error *err);
+void ms_checkpoint_free(struct ms_checkpoint *ck);
+/*
+ * Replays a history read with a fold's options (raw clock) to its end and
+ * writes the checkpoint it leaves: `map` is called once with the bytes
+ * needed and returns zeroed memory (or NULL: -ENOMEM). cuts are the fold's
+ * (threads absent keep the cut of the history's checkpoint). horizon and
+ * generation go into the header. Returns 0 or -ENOMEM; *out, *size set.
+ */
+int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_cut *cuts, uint32_t ncuts,
+                        uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
+                        struct memscope_checkpoint **out, size_t *size);
 /* Sorts one thread's events stably by time (O(n) when already sorted). tmp holds n events. */
 void ms_sort_thread_events(struct ms_event *ev, size_t n, struct ms_event *tmp);
 /* Merges per-thread runs in[starts[t], starts[t+1]) (each sorted) into out by

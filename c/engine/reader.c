@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -33,7 +34,9 @@ struct chunk_desc {
     uint32_t seq;      /* position in the thread's chain */
     uint32_t tid;      /* OS thread id */
     uint32_t index;    /* position in the list walk (0: newest), for messages */
+    uint32_t dense;    /* dense index of its thread in the history */
     uint64_t map_size; /* bytes mapped, header included */
+    uint64_t skip;     /* records at its start already folded into the checkpoint (count excludes them) */
 };
 
 /* Open-addressing set of addresses (chunk addresses, text addresses -> index). */
@@ -326,6 +329,8 @@ static int walk_chunks(const struct memscope_source *src, const struct memscope_
         d[n].tid = c.tid;
         d[n].map_size = c.map_size;
         d[n].index = (uint32_t)n;
+        d[n].dense = 0;
+        d[n].skip = 0;
         records += c.count;
         n++;
         addr = c.next;
@@ -365,6 +370,7 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
     int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
+    first += d->skip;
     rc = src_read(src, d->addr + sizeof(struct memscope_chunk) + first * sizeof(*ev), ev, count * sizeof(*ev));
     if (rc != 0)
         return ms_error_set(err, -EFAULT, "chunk %u at 0x%" PRIx64 ": records cannot be read", d->index, d->addr);
@@ -498,6 +504,26 @@ out:
     return rc;
 }
 
+struct raw_checkpoint {
+    struct memscope_checkpoint hdr;           /* the header as read */
+    struct memscope_checkpoint_thread *th;    /* thread_count entries */
+    struct memscope_checkpoint_block *blocks; /* block_count entries */
+};
+
+static uint32_t dense_of(const struct memscope_history *h, uint32_t serial)
+{
+    uint32_t lo = 0, hi = h->nthreads;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->threads[mid].serial < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Appends s (n bytes) to the history's pool; returns its offset or -1. */
 static int64_t pool_add(struct memscope_history *h, size_t *cap, const char *s, size_t n)
 {
@@ -551,6 +577,7 @@ static int64_t resolve_text(const struct memscope_source *src, struct memscope_h
     *text_budget -= hdr.bytes;
     t.name = (uint32_t)off;
     t.type = strings >= 2 ? (uint32_t)(off + (int64_t)strlen(payload) + 1) : 0;
+    t.addr = addr;
     if (h->ntexts == *texts_cap) {
         size_t ncap = *texts_cap * 2;
         struct ms_text *nt = ms_engine_realloc(h->texts, ncap * sizeof(*nt));
@@ -567,7 +594,8 @@ static int64_t resolve_text(const struct memscope_source *src, struct memscope_h
 }
 
 static int resolve_texts(const struct memscope_source *src, const struct memscope_store_root *root,
-                         struct memscope_history *h, uint64_t ntexts, struct memscope_error *err)
+                         struct memscope_history *h, uint64_t ntexts, const struct raw_checkpoint *ck,
+                         struct memscope_error *err)
 {
     static const char sentinel[] = "\0<unreadable>";
     struct addr_map known = {0};
@@ -580,6 +608,7 @@ static int resolve_texts(const struct memscope_source *src, const struct memscop
         return ms_error_set(err, -ENOMEM, "out of memory reading labels");
     h->texts[0].name = 1; /* "<unreadable>" */
     h->texts[0].type = 1;
+    h->texts[0].addr = 0;
     h->ntexts = 1;
     for (i = 0; i < h->nevents && ntexts > 0; i++) { /* no pass at all without labels or marks */
         struct ms_event *e = &h->events[i];
@@ -598,17 +627,303 @@ static int resolve_texts(const struct memscope_source *src, const struct memscop
         }
         e->size = (uint64_t)t;
     }
+    /* The checkpoint's labels (blocks in the order read, then the stashes). */
+    for (i = 0; rc == 0 && ck && i < ck->hdr.block_count && i < h->ck.nblocks; i++) {
+        int64_t t;
+        if (!ck->blocks[i].label)
+            continue;
+        t = resolve_text(src, h, &known, &pool_cap, &texts_cap, &budget, ck->blocks[i].label, 2);
+        if (t < 0)
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading labels");
+        else
+            h->ck.blocks[i].label = (uint32_t)t + 1;
+    }
+    for (i = 0; rc == 0 && ck && h->ck.present && i < ck->hdr.thread_count; i++) {
+        const struct memscope_checkpoint_thread *ct = &ck->th[i];
+        uint32_t dn = dense_of(h, ct->thread);
+        int64_t t;
+        if (!(ct->flags & MEMSCOPE_CHECKPOINT_STASH) || !ct->stash_label || !h->ck.stash_block[dn].address)
+            continue;
+        t = resolve_text(src, h, &known, &pool_cap, &texts_cap, &budget, ct->stash_label, 2);
+        if (t < 0)
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading labels");
+        else
+            h->ck.stash_block[dn].label = (uint32_t)t + 1;
+    }
     map_free(&known);
     return rc;
 }
 
-int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
-                    struct memscope_error *err)
+
+/* ---- the checkpoint ---- */
+
+
+static void raw_checkpoint_free(struct raw_checkpoint *ck)
+{
+    ms_engine_free(ck->th);
+    ms_engine_big_free(ck->blocks);
+    memset(ck, 0, sizeof(*ck));
+}
+
+static int ck_thread_find(const struct raw_checkpoint *ck, uint32_t serial)
+{
+    uint64_t lo = 0, hi = ck->hdr.thread_count;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ck->th[mid].thread == serial)
+            return (int)mid;
+        if (ck->th[mid].thread < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Reads and checks the checkpoint at addr (store_abi.h lists the checks). */
+static int read_checkpoint(const struct memscope_source *src, uint64_t addr, struct raw_checkpoint *ck,
+                           struct memscope_error *err)
+{
+    struct memscope_checkpoint *c = &ck->hdr;
+    uint64_t i, end, sum = 0;
+    int rc;
+
+    memset(ck, 0, sizeof(*ck));
+    if (addr == 0)
+        return 0;
+    if (src_read(src, addr, c, sizeof(*c)) != 0)
+        return ms_error_set(err, -EFAULT, "checkpoint at 0x%" PRIx64 ": header cannot be read", addr);
+    if (c->magic != MEMSCOPE_CHECKPOINT_MAGIC)
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": bad magic 0x%016" PRIx64, addr, c->magic);
+    if (c->header_size != sizeof(*c) || c->thread_size != sizeof(*ck->th) || c->block_size != sizeof(*ck->blocks))
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": entry sizes %u/%u/%u, expected %zu/%zu/%zu",
+                            addr, c->header_size, c->thread_size, c->block_size, sizeof(*c), sizeof(*ck->th),
+                            sizeof(*ck->blocks));
+    if (__builtin_add_overflow(addr, c->map_size, &end) || c->map_size < sizeof(*c) || c->map_size > MS_MAX_CHUNK_MAP)
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": map_size %" PRIu64 " is not sane", addr,
+                            c->map_size);
+    if (c->thread_count > 0xffffffu || c->thread_count * sizeof(*ck->th) > c->map_size ||
+        c->threads < addr + sizeof(*c) || c->threads > end ||
+        end - c->threads < c->thread_count * sizeof(*ck->th))
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": %" PRIu64 " thread entries at 0x%" PRIx64
+                            " do not lie inside its %" PRIu64 " bytes", addr, c->thread_count, c->threads, c->map_size);
+    if (c->block_count > c->map_size / sizeof(*ck->blocks) || c->blocks < addr + sizeof(*c) || c->blocks > end ||
+        end - c->blocks < c->block_count * sizeof(*ck->blocks))
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": %" PRIu64 " block entries at 0x%" PRIx64
+                            " do not lie inside its %" PRIu64 " bytes", addr, c->block_count, c->blocks, c->map_size);
+    ck->th = ms_engine_calloc(c->thread_count ? c->thread_count : 1, sizeof(*ck->th));
+    ck->blocks = ms_engine_big_alloc((c->block_count ? c->block_count : 1) * sizeof(*ck->blocks), 0);
+    if (!ck->th || !ck->blocks) {
+        raw_checkpoint_free(ck);
+        return ms_error_set(err, -ENOMEM, "out of memory reading the checkpoint");
+    }
+    rc = src_read(src, c->threads, ck->th, c->thread_count * sizeof(*ck->th));
+    if (rc == 0)
+        rc = src_read(src, c->blocks, ck->blocks, c->block_count * sizeof(*ck->blocks));
+    if (rc != 0) {
+        raw_checkpoint_free(ck);
+        return ms_error_set(err, -EFAULT, "checkpoint at 0x%" PRIx64 ": its entries cannot be read", addr);
+    }
+    for (i = 0; i < c->thread_count; i++) {
+        const struct memscope_checkpoint_thread *t = &ck->th[i];
+        if (t->thread == 0 || t->thread > 0xffffffu || (i > 0 && t->thread <= ck->th[i - 1].thread)) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": thread entry %" PRIu64
+                              " has serial %u (serials must rise from 1)", addr, i, t->thread);
+            goto bad;
+        }
+        if (t->live_blocks > c->block_count || t->current_memory > c->current_memory) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": thread %u claims more than the checkpoint holds",
+                              addr, t->thread);
+            goto bad;
+        }
+    }
+    for (i = 0; i < c->block_count; i++) {
+        const struct memscope_checkpoint_block *b = &ck->blocks[i];
+        int k = ck_thread_find(ck, b->thread);
+        if (b->address == 0 || k < 0) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": block %" PRIu64 " (0x%" PRIx64
+                              ") has address 0 or an unlisted thread %u", addr, i, b->address, b->thread);
+            goto bad;
+        }
+        sum += b->size;
+    }
+    if (sum != c->current_memory) {
+        rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": its blocks hold %" PRIu64
+                          " bytes, current_memory says %" PRIu64, addr, sum, c->current_memory);
+        goto bad;
+    }
+    {
+        uint64_t blocks = 0, bytes = 0;
+        for (i = 0; i < c->thread_count; i++) {
+            blocks += ck->th[i].live_blocks;
+            bytes += ck->th[i].current_memory;
+        }
+        if (blocks != c->block_count || bytes != c->current_memory) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": the threads hold %" PRIu64 " blocks of %" PRIu64
+                              " bytes, the checkpoint %" PRIu64 " of %" PRIu64, addr, blocks, bytes, c->block_count,
+                              c->current_memory);
+            goto bad;
+        }
+    }
+    if (c->peak_memory < c->current_memory) {
+        rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": peak_memory %" PRIu64 " below current_memory %" PRIu64,
+                          addr, c->peak_memory, c->current_memory);
+        goto bad;
+    }
+    return 0;
+bad:
+    raw_checkpoint_free(ck);
+    return rc;
+}
+
+void ms_checkpoint_free(struct ms_checkpoint *ck)
+{
+    ms_engine_big_free(ck->blocks);
+    ms_engine_free(ck->th);
+    ms_engine_free(ck->in);
+    ms_engine_free(ck->stash);
+    ms_engine_free(ck->stash_block);
+    ms_engine_free(ck->cut_seq);
+    ms_engine_free(ck->cut_records);
+    memset(ck, 0, sizeof(*ck));
+}
+
+
+/* Converts the raw checkpoint into h->ck (threads known, texts not yet). */
+static int convert_checkpoint(const struct raw_checkpoint *raw, struct memscope_history *h,
+                              const struct clock_conv *clk, struct memscope_error *err)
+{
+    struct ms_checkpoint *ck = &h->ck;
+    const struct memscope_checkpoint *c = &raw->hdr;
+    size_t nt = h->nthreads ? h->nthreads : 1;
+    uint64_t i;
+
+    ck->present = 1;
+    ck->horizon_ns = clock_ns(clk, c->horizon);
+    ck->folded_events = c->folded_events;
+    ck->generation = c->generation;
+    ck->st.total_allocations = c->total_allocations;
+    ck->st.total_deallocations = c->total_deallocations;
+    ck->st.total_allocated = c->total_allocated;
+    ck->st.total_deallocated = c->total_deallocated;
+    ck->st.current_memory = c->current_memory;
+    ck->st.peak_memory = c->peak_memory;
+    ck->st.peak_time_ns = c->peak_memory ? clock_ns(clk, c->peak_time) : 0;
+    ck->st.unmatched_deallocations = c->unmatched_deallocations;
+    ck->st.reallocations = c->reallocations;
+    ck->st.overlapping_allocations = c->overlapping_allocations;
+    ck->blocks = ms_engine_big_alloc((c->block_count ? c->block_count : 1) * sizeof(*ck->blocks), 0);
+    ck->th = ms_engine_calloc(nt, sizeof(*ck->th));
+    ck->in = ms_engine_calloc(nt, 1);
+    ck->stash = ms_engine_calloc(nt, 1);
+    ck->stash_block = ms_engine_calloc(nt, sizeof(*ck->stash_block));
+    ck->cut_seq = ms_engine_calloc(nt, sizeof(*ck->cut_seq));
+    ck->cut_records = ms_engine_calloc(nt, sizeof(*ck->cut_records));
+    if (!ck->blocks || !ck->th || !ck->in || !ck->stash || !ck->stash_block || !ck->cut_seq || !ck->cut_records)
+        return ms_error_set(err, -ENOMEM, "out of memory reading the checkpoint");
+    for (i = 0; i < c->thread_count; i++) {
+        const struct memscope_checkpoint_thread *t = &raw->th[i];
+        uint32_t d = dense_of(h, t->thread);
+        struct memscope_thread_stats *o = &ck->th[d];
+        o->thread = t->thread;
+        o->tid = t->tid;
+        o->allocations = t->allocations;
+        o->deallocations = t->deallocations;
+        o->allocated_bytes = t->allocated_bytes;
+        o->released_bytes = t->released_bytes;
+        o->current_memory = t->current_memory;
+        o->live_blocks = t->live_blocks;
+        o->peak_memory = t->peak_memory;
+        o->peak_time_ns = t->peak_memory ? clock_ns(clk, t->peak_time) : 0;
+        ck->in[d] = 1;
+        ck->cut_seq[d] = t->folded_seq;
+        ck->cut_records[d] = t->folded_records;
+        if (t->flags & MEMSCOPE_CHECKPOINT_STASH) {
+            struct ms_live *b = &ck->stash_block[d];
+            ck->stash[d] = 1;
+            if (t->stash_address && ck_thread_find(raw, t->stash_thread) >= 0) {
+                b->address = t->stash_address;
+                b->size = t->stash_size;
+                b->time = clock_ns(clk, t->stash_time);
+                b->thread = dense_of(h, t->stash_thread);
+                b->label = 0; /* resolved with the texts */
+                b->stack = t->stash_stack;
+            }
+        }
+    }
+    for (i = 0; i < c->block_count; i++) {
+        const struct memscope_checkpoint_block *r = &raw->blocks[i];
+        struct ms_live *b = &ck->blocks[i];
+        b->address = r->address;
+        b->size = r->size;
+        b->time = clock_ns(clk, r->time);
+        b->thread = dense_of(h, r->thread);
+        b->label = 0;
+        b->stack = r->stack;
+    }
+    ck->nblocks = c->block_count;
+    return 0;
+}
+
+/* Drops what the checkpoint folded from the chunk list (and, for a fold, what
+ * lies past its cuts), compacting d. */
+static int apply_cuts(struct chunk_desc *d, size_t *nd, const struct raw_checkpoint *ck,
+                      const struct ms_read_opts *opts, uint64_t *total, struct memscope_error *err)
+{
+    size_t i, k = 0;
+    uint64_t records = 0;
+
+    for (i = 0; i < *nd; i++) {
+        struct chunk_desc c = d[i];
+        int t = ck->th ? ck_thread_find(ck, c.thread) : -1;
+        uint64_t end = c.count;
+        if (t >= 0) {
+            const struct memscope_checkpoint_thread *ct = &ck->th[t];
+            if (c.seq < ct->folded_seq)
+                continue;
+            if (c.seq == ct->folded_seq) {
+                if (ct->folded_records > c.count) {
+                    return ms_error_set(err, -EBADMSG, "checkpoint: thread %u folded %" PRIu64
+                                        " records of chunk seq %u, which holds %" PRIu64,
+                                        c.thread, ct->folded_records, c.seq, c.count);
+                }
+                c.skip = ct->folded_records;
+            }
+        }
+        if (opts && opts->cuts) {
+            uint32_t lo = 0, hi = opts->ncuts;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (opts->cuts[mid].thread < c.thread)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo == opts->ncuts || opts->cuts[lo].thread != c.thread || c.seq > opts->cuts[lo].seq)
+                continue;
+            if (c.seq == opts->cuts[lo].seq && opts->cuts[lo].records < end)
+                end = opts->cuts[lo].records;
+        }
+        if (end <= c.skip)
+            continue;
+        c.count = end - c.skip;
+        records += c.count;
+        d[k++] = c;
+    }
+    *nd = k;
+    *total = records;
+    return 0;
+}
+
+int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
+                         const struct ms_read_opts *opts, struct memscope_error *err)
 {
     struct memscope_store_root root;
+    struct raw_checkpoint ck = {0};
     struct chunk_desc *d = NULL;
     size_t nd = 0, i;
-    uint64_t total = 0, *starts = NULL;
+    uint64_t total = 0, *starts = NULL, seq_before;
     size_t *first = NULL;
     int64_t net = 0;
     struct ms_event *a = NULL, *b = NULL;
@@ -620,16 +935,26 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     rc = read_root(src, root_addr, &root, err);
     if (rc != 0)
         return rc;
+    seq_before = root.fold_seq;
+    if (seq_before & 1)
+        return -ESTALE; /* a fold is publishing */
     h->dropped_events = root.events_dropped;
     h->chunk_bytes = root.chunk_bytes;
     h->budget_bytes = root.budget_bytes;
     h->pid = root.pid;
     h->abi_version = root.abi_version;
     clock_setup(&root, &clk);
+    if (opts && opts->raw_clock) {
+        clk.origin = 0;
+        clk.mult = 0;
+    }
+    rc = read_checkpoint(src, root.checkpoint, &ck, err);
+    if (rc != 0)
+        goto out;
 
     rc = walk_chunks(src, &root, &d, &nd, &total, err);
     if (rc != 0)
-        return rc;
+        goto out;
     /* Chunks may not share memory: what is allocated for records is then
      * bounded by memory that really exists, whatever the counts claim. */
     if (ms_sort(d, nd, sizeof(*d), desc_addr_cmp, NULL) != 0) {
@@ -654,36 +979,73 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
                               d[i - 1].index, d[i - 1].addr, d[i].index, d[i].addr, d[i].seq, d[i].thread);
             goto out;
         }
-        if (i == 0 || d[i].thread != d[i - 1].thread)
-            nthreads++;
     }
-    h->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*h->threads));
+    rc = apply_cuts(d, &nd, &ck, opts, &total, err);
+    if (rc != 0)
+        goto out;
+    /* Threads: those with records left, and those of the checkpoint, by serial. */
+    {
+        size_t j = 0;
+        uint64_t cn = ck.hdr.thread_count;
+        for (i = 0; i < nd; i++)
+            if (i == 0 || d[i].thread != d[i - 1].thread)
+                nthreads++;
+        nthreads += (uint32_t)cn;
+        h->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*h->threads));
+        if (!h->threads) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory for %u threads", nthreads);
+            goto out;
+        }
+        nthreads = 0;
+        i = 0;
+        while (i < nd || j < cn) {
+            uint32_t serial, tid;
+            if (j < cn && (i >= nd || ck.th[j].thread <= d[i].thread)) {
+                serial = ck.th[j].thread;
+                tid = ck.th[j].tid;
+                j++;
+            } else {
+                serial = d[i].thread;
+                tid = d[i].tid;
+            }
+            while (i < nd && d[i].thread == serial)
+                i++;
+            h->threads[nthreads].serial = serial;
+            h->threads[nthreads].tid = tid;
+            nthreads++;
+        }
+        h->nthreads = nthreads;
+    }
     starts = ms_engine_calloc((size_t)nthreads + 1, sizeof(*starts));
     first = ms_engine_calloc((size_t)nthreads + 1, sizeof(*first));
     if (total > SIZE_MAX / sizeof(*a) / 2)
         a = NULL;
     else
         a = ms_engine_big_alloc(total * sizeof(*a), 0);
-    if (!h->threads || !starts || !first || !a) {
+    if (!starts || !first || !a) {
         rc = ms_error_set(err, -ENOMEM, "out of memory for %" PRIu64 " events", total);
         goto out;
     }
     {
         uint64_t pos = 0;
-        uint32_t t = 0;
-        for (i = 0; i < nd; i++) {
-            if (i == 0 || d[i].thread != d[i - 1].thread) {
-                if (i > 0)
-                    t++;
-                h->threads[t].serial = d[i].thread;
-                h->threads[t].tid = d[i].tid;
-                starts[t] = pos;
-                first[t] = i;
+        size_t di = 0;
+        uint32_t t;
+        for (t = 0; t < nthreads; t++) {
+            starts[t] = pos;
+            first[t] = di;
+            while (di < nd && d[di].thread == h->threads[t].serial) {
+                d[di].dense = t;
+                pos += d[di].count;
+                di++;
             }
-            pos += d[i].count;
         }
         starts[nthreads] = pos;
-        h->nthreads = nthreads;
+        first[nthreads] = nd;
+    }
+    if (ck.th) {
+        rc = convert_checkpoint(&ck, h, &clk, err);
+        if (rc != 0)
+            goto out;
     }
     if (nthreads > 1) {
         rc = read_merged(src, d, nd, nthreads, first, &clk, total, a, &ntexts, &net, err);
@@ -694,14 +1056,11 @@ int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struc
     }
     {
         uint64_t pos = 0, last = 0;
-        uint32_t t = 0;
         for (i = 0; i < nd; i++) {
-            if (i > 0 && d[i].thread != d[i - 1].thread) {
-                t++;
+            if (i > 0 && d[i].thread != d[i - 1].thread)
                 last = 0;
-            }
-            rc = read_chunk_records(src, &d[i], 0, d[i].count, t, &clk, a + pos, &last, &unsorted, &ntexts, &net,
-                                    err);
+            rc = read_chunk_records(src, &d[i], 0, d[i].count, d[i].dense, &clk, a + pos, &last, &unsorted, &ntexts,
+                                    &net, err);
             if (rc != 0)
                 goto out;
             pos += d[i].count;
@@ -733,17 +1092,34 @@ merged:
         goto out;
     h->events = a;
     h->nevents = total;
+    net += (int64_t)h->ck.nblocks;
     h->live_hint = net > 0 ? (uint64_t)net : 0;
     a = NULL;
-    rc = resolve_texts(src, &root, h, ntexts, err);
+    rc = resolve_texts(src, &root, h, ntexts, &ck, err);
     /* The stack table last, so it holds every stack the records read above name. */
     if (rc == 0 && ms_stacks_read(src, root.stacks, &h->stacks) != 0) /* stacks.c */
         rc = ms_error_set(err, -ENOMEM, "out of memory reading the stack table");
+    if (rc == 0) {
+        /* A fold that ran while we read may have reused what we read. */
+        uint64_t seq_after;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (src_read(src, root_addr + offsetof(struct memscope_store_root, fold_seq), &seq_after, sizeof(seq_after)) != 0)
+            rc = ms_error_set(err, -EFAULT, "the store root at 0x%" PRIx64 " cannot be read", root_addr);
+        else if (seq_after != seq_before)
+            rc = -ESTALE;
+    }
 out:
+    raw_checkpoint_free(&ck);
     ms_engine_big_free(a);
     ms_engine_big_free(b);
     ms_engine_free(starts);
     ms_engine_free(first);
     ms_engine_free(d);
     return rc;
+}
+
+int ms_history_read(const struct memscope_source *src, uint64_t root_addr, struct memscope_history *h,
+                    struct memscope_error *err)
+{
+    return ms_history_read_opts(src, root_addr, h, NULL, err);
 }

@@ -38,14 +38,7 @@
 #define HOT static inline __attribute__((always_inline))
 #define COLD static __attribute__((noinline, cold))
 
-struct slot {
-    uint64_t address; /* 0: empty */
-    uint64_t size;    /* bytes */
-    uint64_t time;    /* ns allocated */
-    uint32_t thread;  /* dense index of the allocating thread */
-    uint32_t label;   /* history text index + 1, 0: none */
-    uint32_t stack;   /* call stack id, 0: none */
-};
+#define slot ms_live /* internal.h: the checkpoint's blocks have the table's layout */
 
 /* A block a REALLOC_FREE set aside, per thread. */
 struct stash {
@@ -665,7 +658,7 @@ static void replay_free(struct replay *r)
  */
 static size_t table_start(const struct memscope_history *h, uint64_t n)
 {
-    uint64_t want = h->live_hint < n ? h->live_hint : n;
+    uint64_t want = h->live_hint < n + h->ck.nblocks ? h->live_hint : n + h->ck.nblocks;
     size_t cap = 1024;
 
     while (cap < (UINT64_C(1) << 40) && (want + 1) * 8 > (uint64_t)cap * 4) /* TABLE_FULL's load */
@@ -685,6 +678,26 @@ static int replay_init(struct replay *r, const struct memscope_history *h, uint6
     if (!r->th || !r->seen || !r->stash || table_init(&r->live, table_start(h, n)) != 0) {
         replay_free(r);
         return -ENOMEM;
+    }
+    if (h->ck.present) { /* start from the checkpoint */
+        const struct ms_checkpoint *ck = &h->ck;
+        uint64_t i;
+        r->st = ck->st;
+        memcpy(r->th, ck->th, nt * sizeof(*r->th));
+        for (i = 0; i < h->nthreads; i++) {
+            r->seen[i] = ck->in[i];
+            r->stash[i].pending = ck->stash[i];
+            r->stash[i].freer = (uint32_t)i;
+            r->stash[i].block = ck->stash_block[i];
+        }
+        for (i = 0; i < ck->nblocks; i++) {
+            if (table_find(&r->live, ck->blocks[i].address)) /* a duplicate: the reader let it through */
+                continue;
+            if (table_insert(&r->live, &ck->blocks[i]) != 0) {
+                replay_free(r);
+                return -ENOMEM;
+            }
+        }
     }
     return 0;
 }
@@ -721,17 +734,21 @@ int ms_history_find_point(const struct memscope_history *h, const struct memscop
         *time_ns = last;
         return 0;
     case MEMSCOPE_AT_TIME:
-        if (at->value > last)
+        if (at->value > last && !(h->nevents == 0 && h->ck.present && at->value <= h->ck.horizon_ns))
             return -ERANGE;
+        if (h->ck.present && at->value < h->ck.horizon_ns)
+            return -ERANGE; /* folded away: the horizon is in memscope_history_info */
         *n = events_until(h, at->value);
         *time_ns = at->value;
         return 0;
-    case MEMSCOPE_AT_EVENT:
-        if (at->value > h->nevents)
+    case MEMSCOPE_AT_EVENT: {
+        uint64_t folded = h->ck.folded_events; /* event numbers count the folded ones */
+        if (at->value > folded + h->nevents || (h->ck.present && at->value < folded))
             return -ERANGE;
-        *n = at->value;
-        *time_ns = at->value ? h->events[at->value - 1].time : 0;
+        *n = at->value - folded;
+        *time_ns = *n ? h->events[*n - 1].time : (h->ck.present ? h->ck.horizon_ns : 0);
         return 0;
+    }
     case MEMSCOPE_AT_MARK:
         if (!at->mark)
             return -EINVAL;
@@ -761,6 +778,8 @@ static int find_peak(const struct memscope_history *h, uint64_t *n, uint64_t *ti
     rc = run(&r, h->nevents);
     *n = r.peak_events;
     *time_ns = r.st.peak_time_ns;
+    if (rc == 0 && h->ck.present && r.peak_events == 0 && r.st.peak_memory > 0)
+        rc = -ERANGE; /* the peak was reached before the horizon */
     replay_free(&r);
     return rc;
 }
@@ -777,7 +796,7 @@ int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn
     rc = run(&r, n);
     if (rc == 0 && out) {
         r.st.active_allocations = r.live.used;
-        r.st.events = n;
+        r.st.events = n + h->ck.folded_events;
         r.st.dropped_events = h->dropped_events;
         *out = r.st;
     }
@@ -810,9 +829,122 @@ MS_API int memscope_history_snapshot(const struct memscope_history *history, con
     rc = run(&r, n);
     if (rc == 0) {
         r.st.time_ns = t;
-        r.st.events = n;
+        r.st.events = n + history->ck.folded_events;
         rc = build_snapshot(&r, at->kind, out);
     }
+    replay_free(&r);
+    return rc;
+}
+
+/*
+ * The checkpoint a fold leaves (internal.h). The history was read with the
+ * fold's options: raw record times, only the records before the cuts, and
+ * the previous checkpoint as its start.
+ */
+int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_cut *cuts, uint32_t ncuts,
+                        uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
+                        struct memscope_checkpoint **out, size_t *size)
+{
+    struct replay r;
+    struct memscope_checkpoint *c;
+    struct memscope_checkpoint_thread *ct;
+    struct memscope_checkpoint_block *cb;
+    size_t bytes, i, nt = 0, k = 0;
+    uint32_t j = 0;
+    int rc = replay_init(&r, h, h->nevents);
+
+    if (rc != 0)
+        return rc;
+    rc = run(&r, h->nevents);
+    if (rc != 0)
+        goto out;
+    for (i = 0; i < h->nthreads; i++)
+        nt += r.seen[i];
+    bytes = sizeof(*c) + nt * sizeof(*ct) + r.live.used * sizeof(*cb);
+    c = map(ctx, bytes);
+    if (!c) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    ct = (struct memscope_checkpoint_thread *)(c + 1);
+    cb = (struct memscope_checkpoint_block *)(ct + nt);
+    c->header_size = sizeof(*c);
+    c->thread_size = sizeof(*ct);
+    c->block_size = sizeof(*cb);
+    c->map_size = bytes;
+    c->generation = (h->ck.present ? h->ck.generation : 0) + 1;
+    c->horizon = horizon;
+    c->folded_events = h->ck.folded_events + h->nevents;
+    c->total_allocations = r.st.total_allocations;
+    c->total_deallocations = r.st.total_deallocations;
+    c->total_allocated = r.st.total_allocated;
+    c->total_deallocated = r.st.total_deallocated;
+    c->current_memory = r.st.current_memory;
+    c->peak_memory = r.st.peak_memory;
+    c->peak_time = r.st.peak_time_ns;
+    c->unmatched_deallocations = r.st.unmatched_deallocations;
+    c->reallocations = r.st.reallocations;
+    c->overlapping_allocations = r.st.overlapping_allocations;
+    c->thread_count = nt;
+    c->threads = (uint64_t)(uintptr_t)ct;
+    c->block_count = r.live.used;
+    c->blocks = (uint64_t)(uintptr_t)cb;
+    for (i = 0; i < h->nthreads; i++) {
+        const struct memscope_thread_stats *o = &r.th[i];
+        struct memscope_checkpoint_thread *t;
+        uint32_t serial = h->threads[i].serial;
+        if (!r.seen[i])
+            continue;
+        t = ct++;
+        t->thread = serial;
+        t->tid = h->threads[i].tid;
+        while (j < ncuts && cuts[j].thread < serial)
+            j++;
+        if (j < ncuts && cuts[j].thread == serial) {
+            t->folded_seq = cuts[j].seq;
+            t->folded_records = cuts[j].records;
+        } else if (h->ck.present && h->ck.in[i]) {
+            t->folded_seq = h->ck.cut_seq[i];
+            t->folded_records = h->ck.cut_records[i];
+        }
+        t->allocations = o->allocations;
+        t->deallocations = o->deallocations;
+        t->allocated_bytes = o->allocated_bytes;
+        t->released_bytes = o->released_bytes;
+        t->current_memory = o->current_memory;
+        t->live_blocks = o->live_blocks;
+        t->peak_memory = o->peak_memory;
+        t->peak_time = o->peak_time_ns;
+        if (r.stash[i].pending) {
+            const struct slot *b = &r.stash[i].block;
+            t->flags = MEMSCOPE_CHECKPOINT_STASH;
+            if (b->address) {
+                t->stash_address = b->address;
+                t->stash_size = b->size;
+                t->stash_time = b->time;
+                t->stash_label = b->label && b->label <= h->ntexts ? h->texts[b->label - 1].addr : 0;
+                t->stash_thread = h->threads[b->thread].serial;
+                t->stash_stack = b->stack;
+            }
+        }
+    }
+    for (i = 0; i <= r.live.mask; i++) {
+        const struct slot *sl = &r.live.slots[i];
+        if (!sl->address)
+            continue;
+        cb[k].address = sl->address;
+        cb[k].size = sl->size;
+        cb[k].time = sl->time;
+        cb[k].label = sl->label && sl->label <= h->ntexts ? h->texts[sl->label - 1].addr : 0;
+        cb[k].thread = h->threads[sl->thread].serial;
+        cb[k].stack = sl->stack;
+        k++;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    c->magic = MEMSCOPE_CHECKPOINT_MAGIC;
+    *out = c;
+    *size = bytes;
+out:
     replay_free(&r);
     return rc;
 }

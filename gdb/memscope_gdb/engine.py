@@ -63,6 +63,8 @@ class HistoryInfo(ctypes.Structure):
         ("pid", ctypes.c_uint32),
         ("threads", ctypes.c_uint32),
         ("abi_version", ctypes.c_uint32),
+        ("horizon_ns", ctypes.c_uint64),
+        ("folded_events", ctypes.c_uint64),
     ]
 
 

@@ -68,6 +68,8 @@ struct memscope_history_info {
     uint32_t pid;             /* process id the store belongs to */
     uint32_t threads;         /* threads that recorded events */
     uint32_t abi_version;     /* store ABI version */
+    uint64_t horizon_ns;      /* the checkpoint horizon: points before it were folded away (0: nothing folded) */
+    uint64_t folded_events;   /* events folded into the checkpoint (not counted in events) */
 };
 int memscope_history_info(const struct memscope_history *history, struct memscope_history_info *out);
 

@@ -15,6 +15,7 @@
  *     .chunks  -> newest chunk -> .next -> older chunk -> ... -> 0
  *     .texts   -> newest text block -> .next -> ... -> 0
  *     .stacks  -> the stack table (one mapping: header, hash slots, entries, frames)
+ *     .checkpoint -> the folded checkpoint (header, threads, live blocks), 0 while nothing was folded
  *
  * Each chunk belongs to one thread and holds that thread's records in the
  * order it wrote them; a thread's chunks are chained by .thread_prev. Records
@@ -29,7 +30,7 @@
 
 #include <stdint.h>
 
-#define MEMSCOPE_STORE_ABI_VERSION 3u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table) */
+#define MEMSCOPE_STORE_ABI_VERSION 4u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table); 4: root.checkpoint is live, reserved[0..2) became fold_seq and fold_wait_max_ns (bounded history) */
 
 /* The exported name of the root object (readers look it up by symbol first). */
 #define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
@@ -41,6 +42,7 @@
 #define MEMSCOPE_CHUNK_MAGIC UINT64_C(0x6b6e7568632d736d)      /* "ms-chunk" */
 #define MEMSCOPE_TEXT_BLOCK_MAGIC UINT64_C(0x747865742d2d736d) /* "ms--text" */
 #define MEMSCOPE_STACK_TABLE_MAGIC UINT64_C(0x6b636174732d736d) /* "ms-stack" */
+#define MEMSCOPE_CHECKPOINT_MAGIC UINT64_C(0x74706b68632d736d)  /* "ms-chkpt" */
 
 /* root.flags */
 #define MEMSCOPE_STORE_CLOCK_TSC 0x1u /* record times are TSC ticks, else ns */
@@ -62,13 +64,13 @@ struct memscope_store_root {
     uint64_t chunks;             /* (atomic) address of the newest chunk, 0 if none; published with release order after the chunk header is complete */
     uint64_t chunk_count;        /* (atomic) chunks linked so far; a reader walks at most this many (+ a small slack for a racing link) */
     uint64_t chunk_bytes;        /* (atomic) bytes mapped for chunks, headers included; what the budget limits */
-    uint64_t budget_bytes;       /* most chunk_bytes may reach (MEMSCOPE_BUDGET); beyond it events are dropped */
+    uint64_t budget_bytes;       /* most chunk_bytes + text_bytes + the checkpoint may reach (MEMSCOPE_BUDGET); the oldest events are folded to stay within it */
     uint64_t events_dropped;     /* (atomic) events not recorded: budget reached, or no memory for a chunk */
     uint64_t texts;              /* (atomic) address of the newest text block, 0 if none */
     uint64_t text_bytes;         /* (atomic) bytes mapped for text blocks, headers included (counted in the budget too) */
     uint64_t threads_started;    /* (atomic) thread serials handed out so far; serials run 1..threads_started */
     uint64_t stacks;             /* (atomic) address of the stack table (struct memscope_stack_table), 0 while none (stacks off, or no allocation captured yet) */
-    uint64_t checkpoint;         /* reserved for the folded checkpoint, 0 in this version */
+    uint64_t checkpoint;         /* (atomic) address of the folded checkpoint (struct memscope_checkpoint), 0 while nothing was folded; changed only with fold_seq odd */
     uint64_t clock_origin_ticks; /* clock reading (TSC ticks, or ns) when recording began: time zero */
     uint64_t clock_origin_ns;    /* CLOCK_MONOTONIC in ns at the same instant */
     uint64_t clock_calib_seq;    /* even when clock_calib_* below are consistent, odd while being rewritten */
@@ -93,7 +95,9 @@ struct memscope_store_root {
     uint32_t peak_trap_shift;      /* 0, or k: the step is at least peak_trap_live >> k at each re-arm */
     uint32_t peak_trap_generation; /* bumped at each arming: threads drop deltas kept from an older one */
     uint64_t peak_trap_hits;       /* (atomic) times memscope_peak_trap was called */
-    uint64_t reserved[3];          /* zero; room for later fields without moving the above */
+    uint64_t fold_seq;             /* (atomic) even while checkpoint and the chunk list agree, odd while a fold swaps the checkpoint and unlinks folded chunks; +2 per fold. A reader takes it before and after reading, and reads again when it differs or was odd */
+    uint64_t fold_wait_max_ns;     /* (atomic) longest an allocating thread waited for a fold to give it room, ns (0: none ever waited) */
+    uint64_t reserved[1];          /* zero; room for later fields without moving the above */
 };
 
 /*
@@ -146,6 +150,108 @@ struct memscope_record {
     uint32_t info;    /* MEMSCOPE_RECORD_INFO(kind, thread serial) */
 };
 
+
+/*
+ * The checkpoint: what the events folded so far leave behind (DESIGN.md
+ * "Bounded memory and history"). When the store nears its budget, the
+ * runtime's folding thread replays the oldest records, together with the
+ * previous checkpoint, into a new one and reuses their chunks. One mapping,
+ * counted in the budget:
+ *
+ *   [header][threads: thread_count x struct memscope_checkpoint_thread][blocks: block_count x struct memscope_checkpoint_block]
+ *
+ * The fold cut is a per-thread prefix: for each thread, its records up to
+ * (folded_seq, folded_records) are in the checkpoint, the rest are not. The
+ * folder picks a horizon H (a record time) and folds, of each thread, the
+ * longest prefix of published records whose times are <= H; a record timed
+ * before H but published after the cut was taken is simply replayed after
+ * the checkpoint. That keeps the current state exact even under cross-thread
+ * address reuse: a release is recorded (and published) before the block goes
+ * back to the allocator, so any allocation reusing the address comes after
+ * it in its own thread, and cannot be folded while the release is not.
+ *
+ * A reader applies the checkpoint first (its blocks are live, its figures
+ * the starting figures), then replays, per thread, only the records past
+ * that thread's cut: chunks whose seq is below folded_seq are skipped wholly
+ * (they may still be linked until the next fold), and the chunk with seq ==
+ * folded_seq from record folded_records on. Threads absent from the
+ * checkpoint have nothing folded. Time travel before `horizon` is refused.
+ *
+ * Publication: the folder writes a whole new checkpoint in a mapping of its
+ * own, then makes root.fold_seq odd, stores root.checkpoint, unlinks the
+ * wholly folded chunks (keeping them mapped, for reuse as new chunks) and
+ * makes fold_seq even again. Readers of a live process check fold_seq
+ * around their read (struct memscope_store_root.fold_seq).
+ *
+ * Times are in the record clock (as memscope_record.time). Labels are text
+ * entry addresses (struct memscope_text with 2 strings). Readers check
+ * magic, sizes, that both arrays lie inside [checkpoint, checkpoint +
+ * map_size), that threads are in ascending serial order, that every block's
+ * thread is listed, and that the blocks add up to the current_memory and
+ * live_blocks figures; anything else is damage and the store is refused.
+ */
+struct memscope_checkpoint {
+    uint64_t magic;                   /* MEMSCOPE_CHECKPOINT_MAGIC; written before the checkpoint is published */
+    uint32_t header_size;             /* sizeof(struct memscope_checkpoint) */
+    uint32_t thread_size;             /* sizeof(struct memscope_checkpoint_thread) */
+    uint32_t block_size;              /* sizeof(struct memscope_checkpoint_block) */
+    uint32_t reserved0;               /* zero */
+    uint64_t map_size;                /* bytes mapped for this checkpoint, header included */
+    uint64_t generation;              /* folds made so far (1 for the first checkpoint) */
+    uint64_t horizon;                 /* record time H of the last fold: every folded record is timed <= H */
+    uint64_t folded_events;           /* records folded into this checkpoint, all folds together */
+    uint64_t total_allocations;       /* as memscope_stats, over the folded records */
+    uint64_t total_deallocations;     /* as memscope_stats */
+    uint64_t total_allocated;         /* as memscope_stats, bytes */
+    uint64_t total_deallocated;       /* as memscope_stats, bytes */
+    uint64_t current_memory;          /* live bytes at the cut: the sum of the blocks' sizes */
+    uint64_t peak_memory;             /* most live bytes at any instant up to the cut */
+    uint64_t peak_time;               /* record time when peak_memory was first reached (0 when it is 0) */
+    uint64_t unmatched_deallocations; /* as memscope_stats */
+    uint64_t reallocations;           /* as memscope_stats */
+    uint64_t overlapping_allocations; /* as memscope_stats */
+    uint64_t thread_count;            /* entries at threads */
+    uint64_t threads;                 /* address of the thread entries, ascending serial */
+    uint64_t block_count;             /* entries at blocks: the blocks live at the cut */
+    uint64_t blocks;                  /* address of the block entries (any order, addresses unique) */
+    uint64_t reserved[4];             /* zero */
+};
+
+/* memscope_checkpoint_thread.flags */
+#define MEMSCOPE_CHECKPOINT_STASH 0x1u /* the thread's last folded record is a REALLOC_FREE whose REALLOC_ALLOC or UNDO is not folded: stash_* hold the block it released */
+
+/* One thread that recorded a folded record: where its cut lies and its figures there. */
+struct memscope_checkpoint_thread {
+    uint32_t thread;          /* thread serial */
+    uint32_t tid;             /* OS thread id from its first chunk */
+    uint32_t folded_seq;      /* seq of the thread's first chunk not wholly folded (lower seqs are folded) */
+    uint32_t flags;           /* MEMSCOPE_CHECKPOINT_STASH or 0 */
+    uint64_t folded_records;  /* records of chunk folded_seq that are folded (the index of its first unfolded record) */
+    uint64_t allocations;     /* as memscope_thread_stats */
+    uint64_t deallocations;   /* as memscope_thread_stats */
+    uint64_t allocated_bytes; /* as memscope_thread_stats */
+    uint64_t released_bytes;  /* as memscope_thread_stats */
+    uint64_t current_memory;  /* as memscope_thread_stats: the sum of its blocks' sizes */
+    uint64_t live_blocks;     /* as memscope_thread_stats: its blocks in the checkpoint */
+    uint64_t peak_memory;     /* as memscope_thread_stats */
+    uint64_t peak_time;       /* record time of peak_memory (0 when it is 0) */
+    uint64_t stash_address;   /* STASH: address of the released block, 0 when it was not live */
+    uint64_t stash_size;      /* STASH: its bytes */
+    uint64_t stash_time;      /* STASH: its allocation's record time */
+    uint64_t stash_label;     /* STASH: its label's text entry address, 0 none */
+    uint32_t stash_thread;    /* STASH: serial of the thread that allocated it */
+    uint32_t stash_stack;     /* STASH: its call stack id, 0 none */
+};
+
+/* A block live at the cut. */
+struct memscope_checkpoint_block {
+    uint64_t address; /* block address (never 0) */
+    uint64_t size;    /* bytes */
+    uint64_t time;    /* record time of its allocation */
+    uint64_t label;   /* text entry address of its label (2 strings), 0 none */
+    uint32_t thread;  /* serial of the allocating thread (listed in the thread entries) */
+    uint32_t stack;   /* call stack id, 0 none */
+};
 
 /*
  * The stack table: every distinct call stack an allocation was made from,
