@@ -15,6 +15,7 @@
 #include "memscope/engine.h"
 #include "memscope/memscope.h"
 #include "memscope/store_abi.h"
+#include "fold.h"
 
 /* Public entry points are the only symbols the shared library exports. */
 #define MS_API __attribute__((visibility("default")))
@@ -140,18 +141,6 @@ struct ms_checkpoint {
     struct ms_live *stash_block;          /* per dense thread: its block (address 0: it was not live) */
     uint32_t *cut_seq;                    /* per dense thread: folded_seq */
     uint64_t *cut_records;                /* per dense thread: folded_records */
-};
-
-/* Reading options of a fold (the runtime's folding thread, reader.c). */
-struct ms_fold_cut {
-    uint32_t thread;  /* serial */
-    uint32_t seq;     /* records of chunks below seq are folded, */
-    uint64_t records; /* and the first `records` of chunk seq */
-};
-struct ms_read_opts {
-    int raw_clock;                  /* keep record times as they are (no conversion to ns) */
-    const struct ms_fold_cut *cuts; /* ascending serial: read only records before each thread's cut (threads not listed: none) */
-    uint32_t ncuts;                 /* entries in cuts */
 };
 
 struct memscope_history {

@@ -948,3 +948,21 @@ out:
     replay_free(&r);
     return rc;
 }
+
+int ms_fold_build(const struct memscope_source *src, uint64_t root_addr, const struct ms_fold_cut *cuts,
+                  uint32_t ncuts, uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
+                  struct memscope_checkpoint **out, size_t *size, struct memscope_error *err)
+{
+    struct ms_read_opts opts = {1, cuts, ncuts};
+    struct memscope_history *h = ms_engine_calloc(1, sizeof(*h));
+    int rc;
+
+    if (!h)
+        return -ENOMEM;
+    rc = ms_history_read_opts(src, root_addr, h, &opts, err);
+    h->magic = MS_HISTORY_MAGIC;
+    if (rc == 0)
+        rc = ms_checkpoint_build(h, cuts, ncuts, horizon, map, ctx, out, size);
+    memscope_history_close(h);
+    return rc;
+}

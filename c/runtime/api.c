@@ -74,7 +74,9 @@ MS_EXPORT int memscope_snapshot_take(struct memscope_snapshot **out)
 
     republish_self();
     ms_runtime_guard_enter();
+    ms_fold_hold(); /* a fold would make the read start over */
     rc = memscope_history_open(&src, (uint64_t)(uintptr_t)&memscope_store_root, &history, NULL);
+    ms_fold_release();
     if (rc == 0)
         rc = memscope_history_snapshot(history, NULL, out);
     memscope_history_close(history);

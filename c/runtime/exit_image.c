@@ -64,8 +64,11 @@ int ms_exit_image_write(const char *path)
     uint64_t texts = __atomic_load_n(&root->texts, __ATOMIC_ACQUIRE);
     uint64_t limit = __atomic_load_n(&root->chunk_count, __ATOMIC_ACQUIRE) + MS_WALK_SLACK;
     uint64_t stacks = __atomic_load_n(&root->stacks, __ATOMIC_ACQUIRE);
-    uint64_t nchunks = 0, ntexts = 0;
+    uint64_t nchunks = 0, ntexts = 0, checkpoint;
     int fd, rc;
+
+    ms_fold_hold(); /* the chunk list and the checkpoint hold still while we copy them */
+    checkpoint = __atomic_load_n(&root->checkpoint, __ATOMIC_ACQUIRE);
 
     for (uint64_t c = chunks; c && nchunks < limit; c = ((struct memscope_chunk *)(uintptr_t)c)->next)
         nchunks++;
@@ -73,8 +76,10 @@ int ms_exit_image_write(const char *path)
         ntexts++;
 
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
+    if (fd < 0) {
+        ms_fold_release();
         return -errno;
+    }
 
     struct memscope_image_header hdr;
     memset(&hdr, 0, sizeof(hdr));
@@ -82,7 +87,7 @@ int ms_exit_image_write(const char *path)
     hdr.version = MEMSCOPE_IMAGE_VERSION;
     hdr.header_size = sizeof(hdr);
     hdr.root_address = (uint64_t)(uintptr_t)root;
-    hdr.segment_count = 1 + nchunks + ntexts + (stacks ? 4 : 0);
+    hdr.segment_count = 1 + nchunks + ntexts + (stacks ? 4 : 0) + (checkpoint ? 1 : 0);
     struct iovec iov = {&hdr, sizeof(hdr)};
     rc = write_all(fd, &iov, 1);
 
@@ -90,6 +95,7 @@ int ms_exit_image_write(const char *path)
     copy.chunks = chunks;
     copy.chunk_count = nchunks;
     copy.texts = texts;
+    copy.checkpoint = checkpoint;
     if (rc == 0)
         rc = write_segment(fd, hdr.root_address, &copy, sizeof(copy), NULL, 0);
 
@@ -132,8 +138,13 @@ int ms_exit_image_write(const char *path)
         if (rc == 0)
             rc = write_segment(fd, h.frames, (const void *)(uintptr_t)h.frames, h.frames_used * 8, NULL, 0);
     }
+    if (checkpoint && rc == 0) {
+        const struct memscope_checkpoint *ck = (const struct memscope_checkpoint *)(uintptr_t)checkpoint;
+        rc = write_segment(fd, checkpoint, ck, ck->map_size, NULL, 0);
+    }
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
+    ms_fold_release();
     return rc;
 }
 

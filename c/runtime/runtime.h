@@ -174,6 +174,20 @@ static inline int ms_append(uint32_t kind, uint64_t address, uint64_t size, uint
     return ms_append_stack(kind, address, size, time, 0);
 }
 
+/* ---- fold.c (bounded history) ---- */
+
+/* Starts the folding thread when the store is past half its budget (need: now). Outermost appends only. */
+void ms_fold_poke(int need);
+/* A chunk folded into the checkpoint, free for reuse (its map_size intact), or NULL. Lock-free. */
+struct memscope_chunk *ms_fold_pop(void);
+/* Waits for the folder to free a chunk (bounded); NULL when none came. Records the wait in root.fold_wait_max_ns. */
+struct memscope_chunk *ms_fold_wait(void);
+/* Brackets an in-process read of the store: no fold starts meanwhile (one in progress is waited for). */
+void ms_fold_hold(void);
+void ms_fold_release(void);
+uint64_t ms_budget_in_use(void); /* store.c: bytes of the budget taken (free chunks included) */
+int ms_trace_running(void);      /* trace.c: a trace is being written by this process */
+
 /* ---- stacks.c ---- */
 
 /*

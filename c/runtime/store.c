@@ -181,15 +181,20 @@ static void *map_populated(uint64_t size)
     return map == MAP_FAILED ? NULL : map;
 }
 
-/* Maps a chunk of `size` bytes for thread t and links it into the root; NULL if mmap fails. */
-static struct memscope_chunk *map_chunk(struct ms_thread *t, uint64_t size)
+uint64_t ms_budget_in_use(void)
+{
+    return __atomic_load_n(&ms_budget_used, __ATOMIC_RELAXED);
+}
+
+/*
+ * Makes `map` (size bytes: a fresh mapping, or a folded chunk from the free
+ * list when reused) thread t's next chunk and links it into the root.
+ */
+static struct memscope_chunk *link_chunk(struct ms_thread *t, void *map, uint64_t size, int reused)
 {
     struct memscope_store_root *root = &memscope_store_root;
     struct memscope_chunk *old = t->chunk, *c;
-    void *map = map_populated(size);
 
-    if (!map)
-        return NULL;
     if (t->serial == 0) {
         t->serial = (uint32_t)__atomic_add_fetch(&root->threads_started, 1, __ATOMIC_RELAXED);
         t->info = MEMSCOPE_RECORD_INFO(0, t->serial);
@@ -204,7 +209,8 @@ static struct memscope_chunk *map_chunk(struct ms_thread *t, uint64_t size)
     c->seq = old ? old->seq + 1 : 0;
     c->tid = (uint32_t)syscall(SYS_gettid);
     c->pid = (uint32_t)syscall(SYS_getpid);
-    __atomic_fetch_add(&root->chunk_bytes, size, __ATOMIC_RELAXED);
+    if (!reused)
+        __atomic_fetch_add(&root->chunk_bytes, size, __ATOMIC_RELAXED);
 
     uint64_t head = __atomic_load_n(&root->chunks, __ATOMIC_RELAXED);
     do {
@@ -233,7 +239,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
     int written = 0;
     sigset_t mask;
     uint64_t map_size;
-    struct memscope_chunk *c;
+    struct memscope_chunk *c, *reuse;
 
     if (i < old_capacity) {
         ms_write_record(&t->records[i], t->info | kind, address, size, time, stack);
@@ -253,15 +259,38 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
 
     if (t->next_map_size == 0)
         t->next_map_size = MS_CHUNK_FIRST;
-    map_size = take_chunk_budget(t->next_map_size);
-    if (map_size == 0)
-        goto no_chunk;
-    block_signals(&mask);
-    c = map_chunk(t, map_size);
-    if (!c) {
-        restore_signals(&mask);
-        ms_budget_give(map_size);
-        goto no_chunk;
+    /* A chunk is at most 1/16 of the budget, so that threads' current chunks,
+     * which cannot be folded away, leave most of it to finished ones. */
+    {
+        uint64_t cap = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED) / 16;
+        cap &= ~(uint64_t)(MS_PAGE - 1);
+        if (cap < 4 * MS_PAGE)
+            cap = 4 * MS_PAGE;
+        if (t->next_map_size > cap)
+            t->next_map_size = cap;
+    }
+    /* A chunk folded into the checkpoint first, then fresh budget, then a wait for the folder. */
+    ms_fold_poke(0);
+    reuse = ms_fold_pop();
+    if (!reuse) {
+        map_size = take_chunk_budget(t->next_map_size);
+        if (map_size == 0) {
+            reuse = ms_fold_wait();
+            if (!reuse)
+                goto no_chunk;
+        }
+    }
+    if (reuse) {
+        block_signals(&mask);
+        c = link_chunk(t, reuse, reuse->map_size, 1);
+    } else {
+        void *map = map_populated(map_size);
+        if (!map) {
+            ms_budget_give(map_size);
+            goto no_chunk;
+        }
+        block_signals(&mask);
+        c = link_chunk(t, map, map_size, 0);
     }
     /* Handlers that ran since the publish above may have filled spare slots. */
     if (old) {

@@ -398,6 +398,11 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+int ms_trace_running(void)
+{
+    return tw.active && tw.pid == (pid_t)syscall(SYS_getpid);
+}
+
 static void after_fork_child(void)
 {
     tw.active = 0; /* the writer thread is the parent's */

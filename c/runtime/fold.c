@@ -1,0 +1,482 @@
+/*
+ * fold.c - bounded history: folds the oldest records into the checkpoint.
+ *
+ * When the store nears its budget, a background thread (started by the
+ * first chunk switch past half the budget, like trace.c's writer: guard up,
+ * signals blocked) picks a horizon H among the last times of the oldest
+ * finished chunks, cuts each thread's records at the longest published
+ * prefix timed <= H, replays those records with the previous checkpoint
+ * through the engine (the same replay every reader uses) into a new
+ * checkpoint (store_abi.h, struct memscope_checkpoint), publishes it under
+ * root.fold_seq, and puts the wholly folded chunks on a free list. An
+ * allocating thread whose chunk is full takes a free chunk first; only when
+ * neither a free chunk nor budget is left does it wait for the folder (the
+ * one stall of the fast path, measured into root.fold_wait_max_ns).
+ *
+ * Chunks and checkpoints stay mapped while readers may hold them, except
+ * that a checkpoint is unmapped once the next one is published and free
+ * chunks are unmapped when a new checkpoint needs their budget: in-process
+ * readers read through process_vm_readv (api.c), which fails cleanly on
+ * such memory, and a failed read after fold_seq moved is read again.
+ *
+ * Not done with a trace file: the writer (trace.c) reads chunks after their
+ * threads have moved on, so a chunk could be reused before it is written.
+ * While a trace is written, nothing is folded (events past the budget are
+ * dropped and counted, as before).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stdlib.h>
+
+#include "runtime.h"
+
+#ifndef MS_NO_ENGINE
+#include "../engine/fold.h"
+
+#define MS_FOLD_POLL_NS 1000000u        /* the folder's idle poll */
+#define MS_FOLD_WAIT_NS 20000u          /* a waiting thread's poll */
+#define MS_FOLD_WAIT_MAX_NS (5ull * 1000 * 1000 * 1000) /* a thread waits at most this long, then drops */
+#define MS_FOLD_TAG 0xfffu              /* free-list ABA tag in the low bits of a chunk address (page aligned) */
+
+static struct {
+    pthread_t thread;      /* the folder */
+    pid_t pid;             /* process whose folder runs, 0: none */
+    int starting;          /* (atomic) a thread is starting it */
+    uint64_t free_list;    /* (atomic) chunk address | tag, chained by chunk.next */
+    uint64_t free_bytes;   /* (atomic) bytes of chunks on the free list */
+    uint32_t waiting;      /* (atomic) threads waiting for room */
+    uint32_t hold;         /* (atomic) in-process snapshots in progress: no fold starts */
+    uint32_t busy;         /* (atomic) a fold is in progress */
+    uint64_t ck_map;       /* bytes mapped for the current checkpoint (its budget share) */
+    uint64_t folds;        /* folds made */
+    uint64_t failed;       /* folds that could not be made (no room for the checkpoint) */
+} fs;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void nap(long ns)
+{
+    struct timespec ts = {0, ns};
+    nanosleep(&ts, NULL);
+}
+
+/* Pops a free chunk (any thread; lock-free, the tag defeats ABA). NULL when empty. */
+struct memscope_chunk *ms_fold_pop(void)
+{
+    uint64_t head = __atomic_load_n(&fs.free_list, __ATOMIC_ACQUIRE);
+
+    for (;;) {
+        struct memscope_chunk *c = (struct memscope_chunk *)(uintptr_t)(head & ~(uint64_t)MS_FOLD_TAG);
+        uint64_t next;
+        if (!c)
+            return NULL;
+        next = __atomic_load_n(&c->next, __ATOMIC_RELAXED); /* stale if c was taken meanwhile: the CAS fails */
+        if (__atomic_compare_exchange_n(&fs.free_list, &head, next | ((head + 1) & MS_FOLD_TAG), 1,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+            __atomic_fetch_sub(&fs.free_bytes, c->map_size, __ATOMIC_RELAXED);
+            return c;
+        }
+    }
+}
+
+static void push_free(struct memscope_chunk *c)
+{
+    uint64_t head = __atomic_load_n(&fs.free_list, __ATOMIC_RELAXED);
+
+    __atomic_fetch_add(&fs.free_bytes, c->map_size, __ATOMIC_RELAXED);
+    do {
+        __atomic_store_n(&c->next, head & ~(uint64_t)MS_FOLD_TAG, __ATOMIC_RELAXED);
+    } while (!__atomic_compare_exchange_n(&fs.free_list, &head, (uint64_t)(uintptr_t)c | ((head + 1) & MS_FOLD_TAG),
+                                          1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* ---- one fold ---- */
+
+struct fold_chunk {
+    struct memscope_chunk *c; /* the chunk */
+    uint64_t last;            /* time of its last published record */
+    uint32_t thread, seq;     /* its thread serial and seq */
+    int finished;             /* its thread published in the next chunk: its count is final */
+};
+
+static int fc_cmp_thread(const void *a, const void *b)
+{
+    const struct fold_chunk *x = a, *y = b;
+    if (x->thread != y->thread)
+        return x->thread < y->thread ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int fc_cmp_last(const void *a, const void *b)
+{
+    const struct fold_chunk *x = a, *y = b;
+    return x->last < y->last ? -1 : x->last > y->last;
+}
+
+static int self_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+    (void)ctx;
+    memcpy(buf, (const void *)(uintptr_t)addr, len); /* the folder alone unmaps store memory */
+    return 0;
+}
+
+/* The engine builds the checkpoint in the folder's heap; fold_once moves it into the store. */
+static void *heap_checkpoint(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    return calloc(1, bytes);
+}
+
+/* The seq below which chunk c's thread is wholly folded by this fold's cuts (0: none). */
+static uint32_t cut_of(const struct ms_fold_cut *cuts, uint32_t ncuts, const struct memscope_chunk *c)
+{
+    uint32_t lo = 0, hi = ncuts;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cuts[mid].thread < c->thread)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ncuts && cuts[lo].thread == c->thread ? cuts[lo].seq : 0;
+}
+
+/* The previous cut of thread serial, from the checkpoint. */
+static void old_cut(const struct memscope_checkpoint *ck, uint32_t serial, uint32_t *seq, uint64_t *records)
+{
+    *seq = 0;
+    *records = 0;
+    if (!ck)
+        return;
+    const struct memscope_checkpoint_thread *t = (const void *)(uintptr_t)ck->threads;
+    for (uint64_t i = 0; i < ck->thread_count; i++) {
+        if (t[i].thread == serial) {
+            *seq = t[i].folded_seq;
+            *records = t[i].folded_records;
+            return;
+        }
+    }
+}
+
+/* Folds about `target` bytes of the oldest chunks. Returns chunks freed, or -1. */
+static int fold_once(uint64_t target)
+{
+    struct memscope_store_root *r = &memscope_store_root;
+    struct memscope_checkpoint *old = (void *)(uintptr_t)__atomic_load_n(&r->checkpoint, __ATOMIC_ACQUIRE);
+    struct fold_chunk *fc = NULL;
+    struct ms_fold_cut *cuts = NULL;
+    struct memscope_checkpoint *ck = NULL, *tmp = NULL;
+    struct memscope_chunk *unlinked = NULL;
+    uint64_t n = 0, cap = __atomic_load_n(&r->chunk_count, __ATOMIC_ACQUIRE) + 64, horizon = 0, got = 0;
+    uint64_t head, ck_mapped = 0, freed = 0, i;
+    uint32_t ncuts = 0;
+    size_t ck_size = 0;
+    struct memscope_source src = {self_read, NULL};
+    struct memscope_error err;
+    int rc = -1;
+
+    fc = malloc(cap * sizeof(*fc));
+    cuts = malloc(cap * sizeof(*cuts));
+    if (!fc || !cuts)
+        goto out;
+    head = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE);
+    for (uint64_t a = head; a && n < cap; a = ((struct memscope_chunk *)(uintptr_t)a)->next) {
+        struct memscope_chunk *c = (void *)(uintptr_t)a;
+        uint64_t count = __atomic_load_n(&c->count, __ATOMIC_ACQUIRE);
+        uint32_t s;
+        uint64_t rec;
+        old_cut(old, c->thread, &s, &rec);
+        if (c->seq < s)
+            continue; /* folded already, still linked */
+        fc[n].c = c;
+        fc[n].thread = c->thread;
+        fc[n].seq = c->seq;
+        fc[n].last = count ? ((struct memscope_record *)(c + 1))[count - 1].time : 0;
+        fc[n].finished = 0;
+        n++;
+    }
+    qsort(fc, n, sizeof(*fc), fc_cmp_thread);
+    for (i = 0; i + 1 < n; i++)
+        if (fc[i].thread == fc[i + 1].thread && fc[i + 1].seq == fc[i].seq + 1)
+            fc[i].finished = __atomic_load_n(&fc[i + 1].c->count, __ATOMIC_ACQUIRE) > 0;
+    /* The horizon: the last time of the oldest finished chunks worth target bytes. */
+    {
+        struct fold_chunk *by = malloc((n ? n : 1) * sizeof(*by));
+        uint64_t k = 0;
+        if (!by)
+            goto out;
+        for (i = 0; i < n; i++)
+            if (fc[i].finished)
+                by[k++] = fc[i];
+        qsort(by, k, sizeof(*by), fc_cmp_last);
+        for (i = 0; i < k && got < target; i++) {
+            got += by[i].c->map_size;
+            horizon = by[i].last;
+        }
+        free(by);
+        if (got == 0) {
+            rc = 0; /* nothing finished to fold */
+            goto out;
+        }
+    }
+    /* Each thread's cut: the longest published prefix timed <= horizon, past
+     * a chunk only once its count is final. */
+    for (i = 0; i < n;) {
+        uint32_t serial = fc[i].thread, s;
+        uint64_t rec;
+        old_cut(old, serial, &s, &rec);
+        struct ms_fold_cut cut = {serial, s, rec};
+        for (; i < n && fc[i].thread == serial; i++) {
+            struct memscope_chunk *c = fc[i].c;
+            const struct memscope_record *recs = (const void *)(c + 1);
+            uint64_t count = __atomic_load_n(&c->count, __ATOMIC_ACQUIRE), j;
+            if (fc[i].seq != cut.seq)
+                break; /* a gap in the chain: stop here */
+            j = cut.records;
+            while (j < count && recs[j].time <= horizon)
+                j++;
+            cut.records = j;
+            if (j < count || !fc[i].finished)
+                break;
+            cut.seq = fc[i].seq + 1; /* wholly folded: on to the next chunk */
+            cut.records = 0;
+        }
+        while (i < n && fc[i].thread == serial)
+            i++;
+        cuts[ncuts++] = cut;
+    }
+    if (ms_fold_build(&src, (uint64_t)(uintptr_t)r, cuts, ncuts, horizon, heap_checkpoint, NULL, &tmp, &ck_size,
+                      &err) != 0) {
+        fs.failed++;
+        goto out;
+    }
+    ck_mapped = (ck_size + 4095) & ~(uint64_t)4095;
+    /* Room for the checkpoint: free budget, free chunks, and the chunks this fold frees. */
+    {
+        uint64_t room = __atomic_load_n(&fs.free_bytes, __ATOMIC_RELAXED), budget = r->budget_bytes;
+        uint64_t used = ms_budget_in_use();
+        struct memscope_chunk *prev = NULL;
+        room += used < budget ? budget - used : 0;
+        for (uint64_t a = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE); a;) {
+            struct memscope_chunk *c = (void *)(uintptr_t)a;
+            if (prev && cut_of(cuts, ncuts, c) > c->seq)
+                room += c->map_size;
+            prev = c;
+            a = c->next;
+        }
+        if (room < ck_mapped) {
+            fs.failed++; /* the live set needs more than the budget leaves */
+            goto out;
+        }
+    }
+    /* Publish: fold_seq odd; the folded chunks unlinked; budget for the new
+     * checkpoint (unmapping folded chunks when nothing else is left); the
+     * checkpoint moved into the store and linked; fold_seq even. */
+    __atomic_fetch_add(&r->fold_seq, 1, __ATOMIC_SEQ_CST);
+    {
+        struct memscope_chunk *prev = NULL;
+        uint64_t a = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE);
+        while (a) {
+            struct memscope_chunk *c = (void *)(uintptr_t)a;
+            uint64_t next = c->next;
+            /* The head stays (threads link new chunks there); it goes at a later fold. */
+            if (prev && c->seq < cut_of(cuts, ncuts, c)) {
+                __atomic_store_n(&prev->next, next, __ATOMIC_RELEASE);
+                __atomic_fetch_sub(&r->chunk_count, 1, __ATOMIC_RELAXED);
+                c->thread_prev = (uint64_t)(uintptr_t)unlinked; /* a local list until the checkpoint has room */
+                unlinked = c;
+                freed++;
+            } else {
+                prev = c;
+            }
+            a = next;
+        }
+    }
+    while (ms_budget_take(ck_mapped) != 0) {
+        struct memscope_chunk *c = unlinked ? unlinked : ms_fold_pop();
+        uint64_t size;
+        if (!c)
+            break;
+        if (c == unlinked)
+            unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
+        size = c->map_size;
+        munmap(c, size);
+        __atomic_fetch_sub(&r->chunk_bytes, size, __ATOMIC_RELAXED);
+        ms_budget_give(size);
+    }
+    ck = mmap(NULL, ck_mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ck == MAP_FAILED) {
+        ck = NULL;
+        ms_budget_give(ck_mapped);
+    }
+    if (ck) {
+        uint64_t base = (uint64_t)(uintptr_t)tmp, to = (uint64_t)(uintptr_t)ck;
+        memcpy(ck, tmp, ck_size);
+        ck->threads = ck->threads - base + to;
+        ck->blocks = ck->blocks - base + to;
+        __atomic_store_n(&r->checkpoint, (uint64_t)(uintptr_t)ck, __ATOMIC_RELEASE);
+    }
+    while (unlinked) {
+        struct memscope_chunk *c = unlinked;
+        unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
+        push_free(c);
+    }
+    __atomic_fetch_add(&r->fold_seq, 1, __ATOMIC_SEQ_CST);
+    if (!ck) {
+        /* No room even so (a live set larger than the budget allows): the
+         * chunks stay unlinked but their records are lost to the replay. */
+        fs.failed++;
+    }
+    if (old && ck) {
+        munmap(old, fs.ck_map);
+        ms_budget_give(fs.ck_map);
+    }
+    fs.ck_map = ck_mapped;
+    fs.folds++;
+    rc = (int)freed;
+out:
+    free(tmp);
+    free(fc);
+    free(cuts);
+    return rc;
+}
+
+/* Bytes of the budget in use by records, texts and the checkpoint (free chunks excluded). */
+static uint64_t in_use(void)
+{
+    extern uint64_t ms_budget_in_use(void);
+    uint64_t used = ms_budget_in_use(), fr = __atomic_load_n(&fs.free_bytes, __ATOMIC_RELAXED);
+    return used > fr ? used - fr : 0;
+}
+
+static void *folder_main(void *arg)
+{
+    sigset_t all;
+    (void)arg;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    ms_self.guard++; /* forever: nothing this thread allocates is recorded */
+    for (;;) {
+        uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
+        uint64_t used = in_use();
+        int waiting = __atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) != 0;
+        if (used > budget / 8 * 5 || waiting) {
+            __atomic_store_n(&fs.busy, 1, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&fs.hold, __ATOMIC_SEQ_CST) == 0) {
+                uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
+                int freed = fold_once(target);
+                __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
+                if (freed > 0)
+                    continue;
+            } else {
+                __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
+            }
+        }
+        nap(waiting ? MS_FOLD_WAIT_NS : MS_FOLD_POLL_NS);
+    }
+    return NULL;
+}
+
+extern int ms_trace_running(void);
+
+/*
+ * Starts the folder once the store is past half its budget (or a thread
+ * finds no room). Called by the outermost append of a thread at a chunk
+ * switch; cheap when there is nothing to do.
+ */
+void ms_fold_poke(int need)
+{
+    pid_t pid;
+
+    if (__atomic_load_n(&fs.pid, __ATOMIC_ACQUIRE) != 0 && fs.pid == (pid_t)syscall(SYS_getpid))
+        return;
+    if (!need && in_use() <= __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED) / 2)
+        return;
+    if (ms_trace_running())
+        return;
+    if (__atomic_exchange_n(&fs.starting, 1, __ATOMIC_ACQUIRE))
+        return;
+    pid = (pid_t)syscall(SYS_getpid);
+    if (fs.pid != pid) {
+        pthread_attr_t attr;
+        ms_self.guard++;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        fs.busy = 0;
+        fs.waiting = 0;
+        if (pthread_create(&fs.thread, &attr, folder_main, NULL) == 0)
+            __atomic_store_n(&fs.pid, pid, __ATOMIC_RELEASE);
+        pthread_attr_destroy(&attr);
+        ms_self.guard--;
+    }
+    __atomic_store_n(&fs.starting, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * No free chunk and no budget: waits for the folder to free a chunk and
+ * returns it, or NULL after MS_FOLD_WAIT_MAX_NS or when there is no folder.
+ * The wait is the worst stall an allocation sees (root.fold_wait_max_ns).
+ */
+struct memscope_chunk *ms_fold_wait(void)
+{
+    struct memscope_chunk *c = NULL;
+    uint64_t start, waited;
+
+    for (;;) { /* another thread may be starting the folder */
+        ms_fold_poke(1);
+        if (__atomic_load_n(&fs.pid, __ATOMIC_ACQUIRE) == (pid_t)syscall(SYS_getpid))
+            break;
+        if (!__atomic_load_n(&fs.starting, __ATOMIC_ACQUIRE))
+            return NULL; /* no folder (a trace is written, or it could not start) */
+        nap(MS_FOLD_WAIT_NS);
+    }
+    start = now_ns();
+    __atomic_fetch_add(&fs.waiting, 1, __ATOMIC_SEQ_CST);
+    while (!(c = ms_fold_pop()) && now_ns() - start < MS_FOLD_WAIT_MAX_NS)
+        nap(MS_FOLD_WAIT_NS);
+    __atomic_fetch_sub(&fs.waiting, 1, __ATOMIC_SEQ_CST);
+    waited = now_ns() - start;
+    uint64_t max = __atomic_load_n(&memscope_store_root.fold_wait_max_ns, __ATOMIC_RELAXED);
+    while (waited > max && !__atomic_compare_exchange_n(&memscope_store_root.fold_wait_max_ns, &max, waited, 1,
+                                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    return c;
+}
+
+#else /* MS_NO_ENGINE: no folding; the budget drops events as it did before */
+void ms_fold_poke(int need) { (void)need; }
+struct memscope_chunk *ms_fold_pop(void) { return NULL; }
+struct memscope_chunk *ms_fold_wait(void) { return NULL; }
+#endif
+
+/* An in-process snapshot is about to read the store: no fold starts until ms_fold_release. */
+void ms_fold_hold(void)
+{
+#ifndef MS_NO_ENGINE
+    __atomic_fetch_add(&fs.hold, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fs.busy, __ATOMIC_SEQ_CST))
+        nap(50000);
+#endif
+}
+
+void ms_fold_release(void)
+{
+#ifndef MS_NO_ENGINE
+    __atomic_fetch_sub(&fs.hold, 1, __ATOMIC_SEQ_CST);
+#endif
+}
