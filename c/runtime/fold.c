@@ -58,6 +58,7 @@ static struct {
     uint64_t ck_map;       /* bytes mapped for the current checkpoint (its budget share) */
     uint64_t folds;        /* folds made */
     uint64_t failed;       /* folds that could not be made (no room for the checkpoint) */
+    uint64_t futile;       /* (atomic) folds asked for by a waiting thread that freed no chunk */
 } fs;
 
 static uint64_t now_ns(void)
@@ -383,6 +384,8 @@ static void *folder_main(void *arg)
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
                 if (freed > 0)
                     continue;
+                if (waiting) /* nothing finished to fold: waiters give up (and drop) */
+                    __atomic_fetch_add(&fs.futile, 1, __ATOMIC_RELEASE);
             } else {
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
             }
@@ -446,8 +449,10 @@ struct memscope_chunk *ms_fold_wait(void)
         nap(MS_FOLD_WAIT_NS);
     }
     start = now_ns();
+    uint64_t futile = __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(&fs.waiting, 1, __ATOMIC_SEQ_CST);
-    while (!(c = ms_fold_pop()) && now_ns() - start < MS_FOLD_WAIT_MAX_NS)
+    while (!(c = ms_fold_pop()) && now_ns() - start < MS_FOLD_WAIT_MAX_NS &&
+           __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE) - futile < 2)
         nap(MS_FOLD_WAIT_NS);
     __atomic_fetch_sub(&fs.waiting, 1, __ATOMIC_SEQ_CST);
     waited = now_ns() - start;
