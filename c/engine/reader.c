@@ -1109,6 +1109,13 @@ merged:
             rc = -ESTALE;
     }
 out:
+    if (rc != 0 && rc != -ESTALE && rc != -ENOMEM) {
+        /* Damage seen while a fold moved things under us is no damage: read again. */
+        uint64_t seq_now;
+        if (src_read(src, root_addr + offsetof(struct memscope_store_root, fold_seq), &seq_now, sizeof(seq_now)) == 0 &&
+            seq_now != seq_before)
+            rc = -ESTALE;
+    }
     raw_checkpoint_free(&ck);
     ms_engine_big_free(a);
     ms_engine_big_free(b);
