@@ -75,16 +75,38 @@ MS_API int memscope_history_locate(const struct memscope_history *h, const struc
         return ms_error_set(err, -EINVAL, "invalid argument: a history, a point and an out pointer are required");
     first = h->nevents ? h->events[0].time : 0;
     last = h->nevents ? h->events[h->nevents - 1].time : 0;
+    if (h->ck.present) { /* points before the checkpoint horizon were folded away */
+        ms_format_time_us(h->ck.horizon_ns, tb, sizeof(tb));
+        if (at->kind == MEMSCOPE_AT_TIME && at->value < h->ck.horizon_ns) {
+            ms_format_time_us(at->value, ta, sizeof(ta));
+            return ms_error_set(err, -ERANGE,
+                                "time %s lies before the checkpoint horizon at %s: older events were folded into "
+                                "the checkpoint to keep the store within its budget", ta, tb);
+        }
+        if (at->kind == MEMSCOPE_AT_EVENT && at->value < h->ck.folded_events)
+            return ms_error_set(err, -ERANGE,
+                                "event %" PRIu64 " lies before the checkpoint horizon at %s (event %" PRIu64
+                                "): older events were folded into the checkpoint to keep the store within its budget",
+                                at->value, tb, h->ck.folded_events);
+    }
     switch (at->kind) {
     case MEMSCOPE_AT_PEAK: {
-        struct peak_finder p = {0, 0};
+        struct peak_finder p = {h->ck.st.peak_memory, 0};
         struct memscope_stats st;
         if (h->nevents == 0)
             return ms_error_set(err, -ENODATA, "the store holds no events, so no peak");
         rc = ms_replay_each(h, h->nevents, find_peak_each, &p, &st);
         if (rc != 0)
             return ms_error_set(err, rc, "out of memory replaying the history");
-        out->events = p.events;
+        if (h->ck.present && p.events == 0 && h->ck.st.peak_memory > 0) {
+            ms_format_time_us(h->ck.st.peak_time_ns, ta, sizeof(ta));
+            ms_format_time_us(h->ck.horizon_ns, tb, sizeof(tb));
+            return ms_error_set(err, -ERANGE,
+                                "the peak (%" PRIu64 " bytes, at %s) was reached before the checkpoint horizon at %s: "
+                                "its events were folded into the checkpoint to keep the store within its budget",
+                                h->ck.st.peak_memory, ta, tb);
+        }
+        out->events = p.events + h->ck.folded_events;
         out->time_ns = p.events ? h->events[p.events - 1].time : 0;
         return 0;
     }
@@ -104,10 +126,10 @@ MS_API int memscope_history_locate(const struct memscope_history *h, const struc
         }
         break;
     case MEMSCOPE_AT_EVENT:
-        if (at->value > h->nevents)
+        if (at->value > h->nevents + h->ck.folded_events)
             return ms_error_set(err, -ERANGE,
                                 "event %" PRIu64 " lies after the recorded history: it holds %" PRIu64 " events",
-                                at->value, h->nevents);
+                                at->value, h->nevents + h->ck.folded_events);
         break;
     case MEMSCOPE_AT_MARK:
         if (!at->mark)
@@ -123,7 +145,7 @@ MS_API int memscope_history_locate(const struct memscope_history *h, const struc
         return ms_error_set(err, rc, "the store has no mark named '%s'", at->mark);
     if (rc != 0)
         return ms_error_set(err, rc, "the point lies outside the recorded history");
-    out->events = n;
+    out->events = n + h->ck.folded_events;
     out->time_ns = t;
     return 0;
 }

@@ -294,6 +294,12 @@ class History:
         if rc == -errno.ENOENT and kind == AT_MARK:
             raise EngineError("the store has no mark named '%s'." % mark, rc)
         if rc == -errno.ERANGE:
+            info = self.info()
+            if info.horizon_ns and (kind == AT_PEAK or (kind == AT_TIME and value < info.horizon_ns)
+                                    or (kind == AT_EVENT and value < info.folded_events)):
+                raise EngineError("that point lies before the checkpoint horizon at %.6f s: older events were "
+                                  "folded into the checkpoint to keep the store within its budget."
+                                  % (info.horizon_ns / 1e9), rc)
             raise EngineError("that point lies past the end of the recorded history.", rc)
         if rc != 0:
             raise EngineError("the memscope engine could not build the snapshot: %s."
