@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--help]
+Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--fold-budget SIZE] [--help]
 
 Builds (scripts/build.sh), then runs the allocation workload
 tests/fixtures/bench_alloc.c (mixed sizes, calloc, realloc, free) with one and
@@ -14,6 +14,9 @@ with two threads, OPS calls per thread, under memscope (MEMSCOPE_BUDGET=4G):
   store   recording into the in-memory store only
   trace   the same with MEMSCOPE_TRACE=FILE (the background writer streams
           every event to FILE, zstd-compressed)
+  fold    the store bounded to SIZE (--fold-budget, default 16M, far less
+          than the run's events take): the oldest events are folded into the
+          checkpoint by the runtime's folding thread and their chunks reused
 N runs of each, interleaved; medians are printed. Then, on the trace of the
 largest run: its bytes per event, and the time `memscope report TRACE
 --summary` takes (open + decode + merge + replay), as events per second.
@@ -22,10 +25,14 @@ largest run: its bytes per event, and the time `memscope report TRACE
   --ops N           calls per thread (default 4000000)
   --stacks METHOD   MEMSCOPE_STACK_METHOD for every run (default: none, so the
                     figures show the trace's own cost; 'unwind' is the runtime's default)
+  --fold-budget SIZE  MEMSCOPE_BUDGET of the fold configuration (default 16M)
 
 Targets (PASS/MISS): with a trace the workload takes <= 2x the store-only
 wall time (the whole process's time is printed beside: at exit the writer
-writes what it had not caught up with); <= 12 bytes per event; report replays >= 20M events/s.
+writes what it had not caught up with); <= 12 bytes per event; report replays >= 20M events/s;
+folding keeps the workload <= 1.3x the unbounded store's wall time. The
+longest an allocation waited for a fold (root.fold_wait_max_ns: a thread
+finding neither a free chunk nor budget) is printed, worst and median.
 Allocation threads never wait for the writer (it only reads published
 records), so the trace adds no allocation stall; its cost is the writer's
 CPU time competing on a 2-core machine, shown as process CPU.
@@ -35,12 +42,14 @@ USAGE
 reps=5
 ops=4000000
 stacks=none
+fold_budget=16M
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --reps) reps=$2; shift 2 ;;
     --ops) ops=$2; shift 2 ;;
     --stacks) stacks=$2; shift 2 ;;
+    --fold-budget) fold_budget=$2; shift 2 ;;
     *) echo "bench-history: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,11 +68,12 @@ trap 'rm -rf "$scratch"' EXIT
 results=$scratch/results
 : >"$results"
 
-# run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms" to results.
+# run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms fold_wait_ns" to results.
 run() {
   local config=$1 threads=$2 out start end
   local -a env=(LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G MEMSCOPE_STACK_METHOD="$stacks")
   if [ "$config" = trace ]; then env+=(MEMSCOPE_TRACE="$scratch/t$threads.trace"); fi
+  if [ "$config" = fold ]; then env+=(MEMSCOPE_BUDGET="$fold_budget"); fi
   start=$(date +%s%N)
   out=$(/usr/bin/time -f "cpu %U %S" env "${env[@]}" "$workload" mixed "$threads" "$ops" 2>&1)
   end=$(date +%s%N)
@@ -72,7 +82,7 @@ run() {
   cpu=$(grep '^cpu ' <<<"$out" | awk '{printf "%d", ($2 + $3) * 1000}')
   awk -v c="$config" -v t="$threads" -v p=$(( (end - start) / 1000000 )) -v pc="$cpu" '{
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      print c, t, v["events"], v["wall_ns"], v["cpu_ns"], p, pc
+      print c, t, v["events"], v["wall_ns"], v["cpu_ns"], p, pc, v["fold_wait_ns"] + 0
     }' <<<"$line" >>"$results"
 }
 
@@ -80,6 +90,7 @@ for _ in $(seq "$reps"); do
   for threads in 1 2; do
     run store "$threads"
     run trace "$threads"
+    run fold "$threads"
   done
 done
 
@@ -90,7 +101,7 @@ printf 'bench-history: %s runs each, %s calls per thread, stacks %s\n' "$reps" "
 printf '%-8s %-7s %12s %10s %12s %14s\n' config threads events "wall ms" "process ms" "process cpu ms"
 status=0
 for threads in 1 2; do
-  for config in store trace; do
+  for config in store trace fold; do
     printf '%-8s %-7s %12.0f %10.1f %12.0f %14.0f\n' "$config" "$threads" "$(field $config $threads 3)" \
       "$(awk -v x="$(field $config $threads 4)" 'BEGIN {print x / 1e6}')" "$(field $config $threads 6)" \
       "$(field $config $threads 7)"
@@ -102,6 +113,14 @@ for threads in 1 2; do
   pratio=$(awk -v a="$(field trace $threads 6)" -v b="$(field store $threads 6)" 'BEGIN {printf "%.2f", a / b}')
   printf '  %s thread(s): trace / store whole-process time %sx (includes the writer catching up at exit)\n' \
     "$threads" "$pratio"
+  fratio=$(awk -v a="$(field fold $threads 4)" -v b="$(field store $threads 4)" 'BEGIN {printf "%.2f", a / b}')
+  verdict=PASS
+  awk -v r="$fratio" 'BEGIN {exit !(r <= 1.3)}' || { verdict=MISS; status=1; }
+  printf '  %s thread(s): fold (budget %s) / store wall time %sx (target <= 1.3x) %s\n' "$threads" "$fold_budget" \
+    "$fratio" "$verdict"
+  worst=$(awk -v t="$threads" '$1 == "fold" && $2 == t && $8 > m {m = $8} END {printf "%.1f", m / 1e6}' "$results")
+  printf '  %s thread(s): longest allocation stall waiting for a fold: worst %s ms, median %.1f ms\n' "$threads" \
+    "$worst" "$(awk -v x="$(field fold $threads 8)" 'BEGIN {print x / 1e6}')"
 done
 
 trace=$scratch/t2.trace
@@ -126,5 +145,4 @@ verdict=PASS
 awk -v r="$rate" 'BEGIN {exit !(r >= 20)}' || { verdict=MISS; status=1; }
 printf 'memscope report: %s events in %.1f ms (median of %s): %sM events/s (target >= 20M) %s\n' "$events" \
   "$(awk -v n="$ns" 'BEGIN {print n / 1e6}')" "$reps" "$rate" "$verdict"
-echo "folding (bounded history) is not implemented yet: no folding stall to report"
 exit $status
