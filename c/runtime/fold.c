@@ -45,6 +45,7 @@
 #define MS_FOLD_WAIT_NS 20000u          /* a waiting thread's poll */
 #define MS_FOLD_WAIT_MAX_NS (5ull * 1000 * 1000 * 1000) /* a thread waits at most this long, then drops */
 #define MS_FOLD_TAG 0xfffu              /* free-list ABA tag in the low bits of a chunk address (page aligned) */
+#define MS_FOLD_FUTILE 50u               /* folds that free nothing before a waiting thread gives up and drops */
 
 static struct {
     pthread_t thread;      /* the folder */
@@ -59,6 +60,7 @@ static struct {
     uint64_t folds;        /* folds made */
     uint64_t failed;       /* folds that could not be made (no room for the checkpoint) */
     uint64_t futile;       /* (atomic) folds asked for by a waiting thread that freed no chunk */
+    uint32_t starved;      /* (atomic) the last fold freed nothing: threads drop rather than wait, until one does */
 } fs;
 
 static uint64_t now_ns(void)
@@ -173,7 +175,8 @@ static void old_cut(const struct memscope_checkpoint *ck, uint32_t serial, uint3
     }
 }
 
-/* Folds about `target` bytes of the oldest chunks. Returns chunks freed, or -1. */
+/* Folds about `target` bytes of the oldest chunks. Returns chunks freed, -2 when the
+ * checkpoint would not fit in the budget, or -1. */
 static int fold_once(uint64_t target)
 {
     struct memscope_store_root *r = &memscope_store_root;
@@ -281,6 +284,7 @@ static int fold_once(uint64_t target)
         }
         if (room < ck_mapped) {
             fs.failed++; /* the live set needs more than the budget leaves */
+            rc = -2;
             goto out;
         }
     }
@@ -382,8 +386,12 @@ static void *folder_main(void *arg)
                 uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
                 int freed = fold_once(target);
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
-                if (freed > 0)
+                if (freed > 0) {
+                    __atomic_store_n(&fs.starved, 0, __ATOMIC_RELEASE);
                     continue;
+                }
+                if (freed == -2) /* no room for the checkpoint: threads drop rather than wait */
+                    __atomic_store_n(&fs.starved, 1, __ATOMIC_RELEASE);
                 if (waiting) /* nothing finished to fold: waiters give up (and drop) */
                     __atomic_fetch_add(&fs.futile, 1, __ATOMIC_RELEASE);
             } else {
@@ -448,11 +456,13 @@ struct memscope_chunk *ms_fold_wait(void)
             return NULL; /* no folder (a trace is written, or it could not start) */
         nap(MS_FOLD_WAIT_NS);
     }
+    if (__atomic_load_n(&fs.starved, __ATOMIC_ACQUIRE))
+        return NULL; /* the folder keeps trying on its own (the store is past 5/8 of its budget) */
     start = now_ns();
     uint64_t futile = __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(&fs.waiting, 1, __ATOMIC_SEQ_CST);
     while (!(c = ms_fold_pop()) && now_ns() - start < MS_FOLD_WAIT_MAX_NS &&
-           __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE) - futile < 2)
+           __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE) - futile < MS_FOLD_FUTILE)
         nap(MS_FOLD_WAIT_NS);
     __atomic_fetch_sub(&fs.waiting, 1, __ATOMIC_SEQ_CST);
     waited = now_ns() - start;
