@@ -45,7 +45,8 @@
 #define MS_FOLD_WAIT_NS 20000u          /* a waiting thread's poll */
 #define MS_FOLD_WAIT_MAX_NS (5ull * 1000 * 1000 * 1000) /* a thread waits at most this long, then drops */
 #define MS_FOLD_TAG 0xfffu              /* free-list ABA tag in the low bits of a chunk address (page aligned) */
-#define MS_FOLD_FUTILE 50u               /* folds that free nothing before a waiting thread gives up and drops */
+#define MS_FOLD_FUTILE 50u               /* folds that free nothing before a waiting thread gives up and drops, */
+#define MS_FOLD_FUTILE_NS (200u * 1000 * 1000) /* and as long a wait (a preempted thread may hold the chunk to fold) */
 
 static struct {
     pthread_t thread;      /* the folder */
@@ -112,7 +113,7 @@ struct fold_chunk {
     struct memscope_chunk *c; /* the chunk */
     uint64_t last;            /* time of its last published record */
     uint32_t thread, seq;     /* its thread serial and seq */
-    int finished;             /* its thread published in the next chunk: its count is final */
+    int finished;             /* its thread linked its next chunk: its count is final */
 };
 
 static int fc_cmp_thread(const void *a, const void *b)
@@ -216,7 +217,7 @@ static int fold_once(uint64_t target)
     qsort(fc, n, sizeof(*fc), fc_cmp_thread);
     for (i = 0; i + 1 < n; i++)
         if (fc[i].thread == fc[i + 1].thread && fc[i + 1].seq == fc[i].seq + 1)
-            fc[i].finished = __atomic_load_n(&fc[i + 1].c->count, __ATOMIC_ACQUIRE) > 0;
+            fc[i].finished = 1; /* store.c stores a chunk's final count before linking the next */
     /* The horizon: the last time of the oldest finished chunks worth target bytes. */
     {
         struct fold_chunk *by = malloc((n ? n : 1) * sizeof(*by));
@@ -390,8 +391,6 @@ static void *folder_main(void *arg)
                     __atomic_store_n(&fs.starved, 0, __ATOMIC_RELEASE);
                     continue;
                 }
-                if (freed == -2) /* no room for the checkpoint: threads drop rather than wait */
-                    __atomic_store_n(&fs.starved, 1, __ATOMIC_RELEASE);
                 if (waiting) /* nothing finished to fold: waiters give up (and drop) */
                     __atomic_fetch_add(&fs.futile, 1, __ATOMIC_RELEASE);
             } else {
@@ -461,9 +460,20 @@ struct memscope_chunk *ms_fold_wait(void)
     start = now_ns();
     uint64_t futile = __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE);
     __atomic_fetch_add(&fs.waiting, 1, __ATOMIC_SEQ_CST);
-    while (!(c = ms_fold_pop()) && now_ns() - start < MS_FOLD_WAIT_MAX_NS &&
-           __atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE) - futile < MS_FOLD_FUTILE)
+    while (!(c = ms_fold_pop())) {
+        uint64_t waited_now = now_ns() - start;
+        if (waited_now >= MS_FOLD_WAIT_MAX_NS)
+            break;
+        /* Folds that free nothing for a while (no finished chunk: a budget too
+         * small for the threads' current chunks): drop, and let the next
+         * threads drop at once until a fold frees something. */
+        if (__atomic_load_n(&fs.futile, __ATOMIC_ACQUIRE) - futile >= MS_FOLD_FUTILE &&
+            waited_now >= MS_FOLD_FUTILE_NS) {
+            __atomic_store_n(&fs.starved, 1, __ATOMIC_RELEASE);
+            break;
+        }
         nap(MS_FOLD_WAIT_NS);
+    }
     __atomic_fetch_sub(&fs.waiting, 1, __ATOMIC_SEQ_CST);
     waited = now_ns() - start;
     uint64_t max = __atomic_load_n(&memscope_store_root.fold_wait_max_ns, __ATOMIC_RELAXED);

@@ -282,6 +282,14 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
     }
     if (reuse) {
         block_signals(&mask);
+        /* Handlers that ran since the publish above may have filled spare
+         * slots: the old chunk's final count, stored before the next chunk is
+         * linked (signals are blocked, so nothing more lands in it). A reader
+         * that sees the next chunk sees the final count (fold.c relies on it). */
+        if (old) {
+            uint64_t n = t->reserved < old_capacity ? t->reserved : old_capacity;
+            __atomic_store_n(&old->count, n, __ATOMIC_RELEASE);
+        }
         c = link_chunk(t, reuse, reuse->map_size, 1);
     } else {
         void *map = map_populated(map_size);
@@ -290,12 +298,15 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
             goto no_chunk;
         }
         block_signals(&mask);
+        /* Handlers that ran since the publish above may have filled spare
+         * slots: the old chunk's final count, stored before the next chunk is
+         * linked (signals are blocked, so nothing more lands in it). A reader
+         * that sees the next chunk sees the final count (fold.c relies on it). */
+        if (old) {
+            uint64_t n = t->reserved < old_capacity ? t->reserved : old_capacity;
+            __atomic_store_n(&old->count, n, __ATOMIC_RELEASE);
+        }
         c = link_chunk(t, map, map_size, 0);
-    }
-    /* Handlers that ran since the publish above may have filled spare slots. */
-    if (old) {
-        uint64_t n = t->reserved < old_capacity ? t->reserved : old_capacity;
-        __atomic_store_n(&old->count, n, __ATOMIC_RELEASE);
     }
     t->chunk = c;
     t->records = (struct memscope_record *)(c + 1);
