@@ -138,11 +138,12 @@ class TempDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def main(cases, parser):
-    """Runs the case named on the command line; exit 0, 1 (failure) or 77 (skip)."""
+def main(cases, parser, paths_class=None):
+    """Runs the case named on the command line with paths_class(args) (default
+    Paths) as its paths; exit 0, 1 (failure) or 77 (skip)."""
     parser.add_argument("case", choices=sorted(cases))
     args = parser.parse_args()
-    paths = Paths(args)
+    paths = (paths_class or Paths)(args)
     try:
         cases[args.case](paths)
     except Failure as exc:

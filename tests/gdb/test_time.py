@@ -374,19 +374,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("plugin", "library", "engine", "curve"):
         parser.add_argument("--" + name, required=True)
-    parser.add_argument("case", choices=sorted(CASES))
-    args = parser.parse_args()
-    paths = Paths(args)
-    try:
-        CASES[args.case](paths)
-    except gdbtest.Failure as exc:
-        print("FAIL %s: %s" % (args.case, exc))
-        return 1
-    except gdbtest.Skip as exc:
-        print("SKIP %s: %s" % (args.case, exc))
-        return gdbtest.SKIP
-    print("PASS %s" % args.case)
-    return 0
+    return gdbtest.main(CASES, parser, Paths)
 
 
 if __name__ == "__main__":
