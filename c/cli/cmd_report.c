@@ -96,7 +96,6 @@ int ms_cmd_report(int argc, char **argv)
 
     ms_views_init(&v, "report", "trace");
     v.plus_times = 1;
-    v.quiet_render_errors = 1;
     while ((c = ms_views_next(&v, argc, argv, long_options, &usage)) != -1) {
         switch (c) {
         case OPT_INFO:

@@ -336,8 +336,7 @@ static int emit(const struct ms_views *v, int rc, FILE *f, const char *name, cha
                 const char *what)
 {
     if (rc < 0) {
-        if (!v->quiet_render_errors)
-            ms_error("cannot render the %s: %s", what, memscope_strerror(rc));
+        ms_error("cannot render the %s: %s", what, memscope_strerror(rc));
         memscope_text_free(text);
         return rc;
     }

@@ -73,7 +73,6 @@ struct ms_views {
     const char *source;       /* what the history was read from, for messages ("store", "trace") */
     int gdb_points;           /* --at also takes GDB's POINT spellings (end, peak, mark:, event:, time:) */
     int plus_times;           /* a TIME may start with '+' (report has always taken it) */
-    int quiet_render_errors;  /* a failed rendering returns without a message (report has always done so) */
 
     /* Filled by ms_views_next. */
     enum ms_view view;        /* what to show */
