@@ -131,16 +131,32 @@ MS_API int memscope_history_locate(const struct memscope_history *h, const struc
                                 "event %" PRIu64 " lies after the recorded history: it holds %" PRIu64 " events",
                                 at->value, h->nevents + h->ck.folded_events);
         break;
-    case MEMSCOPE_AT_MARK:
+    case MEMSCOPE_AT_MARK: {
+        int64_t k;
         if (!at->mark)
             return ms_error_set(err, -EINVAL, "invalid argument: a mark point needs a name");
+        k = ms_checkpoint_find_mark(h, at->mark);
+        if (k >= 0) {
+            const struct ms_ck_mark *m = &h->ck.marks[k];
+            ms_format_time_us(m->time_ns, ta, sizeof(ta));
+            ms_format_time_us(h->ck.horizon_ns, tb, sizeof(tb));
+            return ms_error_set(err, -ERANGE,
+                                "mark '%s' (at %s, event %" PRIu64 ") lies before the checkpoint horizon at %s: "
+                                "its events were folded into the checkpoint to keep the store within its budget",
+                                at->mark, ta, m->events, tb);
+        }
         break;
+    }
     case MEMSCOPE_AT_END:
         break;
     default:
         return ms_error_set(err, -EINVAL, "invalid argument: unknown point kind %d", (int)at->kind);
     }
     rc = ms_history_find_point(h, at, &n, &t);
+    if (rc == -ENOENT && h->ck.marks_dropped)
+        return ms_error_set(err, rc, "the store has no mark named '%s' (%" PRIu64 " older marks were folded past "
+                            "the %u the checkpoint keeps, and are not known by name)", at->mark,
+                            h->ck.marks_dropped, MEMSCOPE_CHECKPOINT_MAX_MARKS);
     if (rc == -ENOENT)
         return ms_error_set(err, rc, "the store has no mark named '%s'", at->mark);
     if (rc != 0)

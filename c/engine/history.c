@@ -74,7 +74,7 @@ MS_API int memscope_history_info(const struct memscope_history *history, struct 
     out->dropped_events = history->dropped_events;
     out->chunk_bytes = history->chunk_bytes;
     out->budget_bytes = history->budget_bytes;
-    out->marks = history->nmarks;
+    out->marks = history->nmarks + history->ck.nmarks + history->ck.marks_dropped; /* folded ones too */
     out->pid = history->pid;
     out->threads = history->nthreads;
     out->abi_version = history->abi_version;

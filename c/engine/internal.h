@@ -126,6 +126,14 @@ struct ms_live {
     uint32_t stack;   /* call stack id, 0: none */
 };
 
+/* A mark folded into the checkpoint, in host form. */
+struct ms_ck_mark {
+    uint64_t time_ns;    /* when it was recorded */
+    uint64_t events;     /* its event number (folded events counted) */
+    uint64_t live_bytes; /* live bytes right after it */
+    uint32_t text;       /* history text index of its name (MS_TEXT_UNREADABLE: none) */
+};
+
 /* The store's checkpoint read into host form (reader.c): the replay's starting state. */
 struct ms_checkpoint {
     int present;                          /* a checkpoint was read */
@@ -141,6 +149,9 @@ struct ms_checkpoint {
     struct ms_live *stash_block;          /* per dense thread: its block (address 0: it was not live) */
     uint32_t *cut_seq;                    /* per dense thread: folded_seq */
     uint64_t *cut_records;                /* per dense thread: folded_records */
+    struct ms_ck_mark *marks;             /* the folded marks, oldest first */
+    uint64_t nmarks;                      /* entries */
+    uint64_t marks_dropped;               /* folded marks the checkpoint did not keep */
 };
 
 struct memscope_history {
@@ -208,6 +219,9 @@ int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_r
 
 /* Generic stable merge sort without libc's qsort (which may call malloc). */
 int ms_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *, void *), void *ctx);
+
+/* The first folded mark named name (index in h->ck.marks), or -1. */
+int64_t ms_checkpoint_find_mark(const struct memscope_history *h, const char *name);
 
 /* Non-zero when h is an open history. */
 int ms_history_valid(const struct memscope_history *h);

@@ -508,6 +508,7 @@ struct raw_checkpoint {
     struct memscope_checkpoint hdr;           /* the header as read */
     struct memscope_checkpoint_thread *th;    /* thread_count entries */
     struct memscope_checkpoint_block *blocks; /* block_count entries */
+    struct memscope_checkpoint_mark *marks;   /* mark_count entries */
 };
 
 static uint32_t dense_of(const struct memscope_history *h, uint32_t serial)
@@ -650,6 +651,13 @@ static int resolve_texts(const struct memscope_source *src, const struct memscop
         else
             h->ck.stash_block[dn].label = (uint32_t)t + 1;
     }
+    for (i = 0; rc == 0 && ck && h->ck.present && i < ck->hdr.mark_count && i < h->ck.nmarks; i++) {
+        int64_t t = resolve_text(src, h, &known, &pool_cap, &texts_cap, &budget, ck->marks[i].text, 1);
+        if (t < 0)
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading marks");
+        else
+            h->ck.marks[i].text = (uint32_t)t;
+    }
     map_free(&known);
     return rc;
 }
@@ -662,6 +670,7 @@ static void raw_checkpoint_free(struct raw_checkpoint *ck)
 {
     ms_engine_free(ck->th);
     ms_engine_big_free(ck->blocks);
+    ms_engine_free(ck->marks);
     memset(ck, 0, sizeof(*ck));
 }
 
@@ -696,10 +705,12 @@ static int read_checkpoint(const struct memscope_source *src, uint64_t addr, str
         return ms_error_set(err, -EFAULT, "checkpoint at 0x%" PRIx64 ": header cannot be read", addr);
     if (c->magic != MEMSCOPE_CHECKPOINT_MAGIC)
         return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": bad magic 0x%016" PRIx64, addr, c->magic);
-    if (c->header_size != sizeof(*c) || c->thread_size != sizeof(*ck->th) || c->block_size != sizeof(*ck->blocks))
-        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": entry sizes %u/%u/%u, expected %zu/%zu/%zu",
-                            addr, c->header_size, c->thread_size, c->block_size, sizeof(*c), sizeof(*ck->th),
-                            sizeof(*ck->blocks));
+    if (c->header_size != sizeof(*c) || c->thread_size != sizeof(*ck->th) || c->block_size != sizeof(*ck->blocks) ||
+        c->mark_size != sizeof(*ck->marks))
+        return ms_error_set(err, -EBADMSG,
+                            "checkpoint at 0x%" PRIx64 ": entry sizes %u/%u/%u/%u, expected %zu/%zu/%zu/%zu", addr,
+                            c->header_size, c->thread_size, c->block_size, c->mark_size, sizeof(*c), sizeof(*ck->th),
+                            sizeof(*ck->blocks), sizeof(*ck->marks));
     if (__builtin_add_overflow(addr, c->map_size, &end) || c->map_size < sizeof(*c) || c->map_size > MS_MAX_CHUNK_MAP)
         return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": map_size %" PRIu64 " is not sane", addr,
                             c->map_size);
@@ -712,15 +723,24 @@ static int read_checkpoint(const struct memscope_source *src, uint64_t addr, str
         end - c->blocks < c->block_count * sizeof(*ck->blocks))
         return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": %" PRIu64 " block entries at 0x%" PRIx64
                             " do not lie inside its %" PRIu64 " bytes", addr, c->block_count, c->blocks, c->map_size);
+    if (c->mark_count > MEMSCOPE_CHECKPOINT_MAX_MARKS ||
+        (c->mark_count && (c->marks < addr + sizeof(*c) || c->marks > end ||
+                           end - c->marks < c->mark_count * sizeof(*ck->marks))))
+        return ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": %" PRIu64 " mark entries at 0x%" PRIx64
+                            " do not lie inside its %" PRIu64 " bytes (at most %u)", addr, c->mark_count, c->marks,
+                            c->map_size, MEMSCOPE_CHECKPOINT_MAX_MARKS);
     ck->th = ms_engine_calloc(c->thread_count ? c->thread_count : 1, sizeof(*ck->th));
     ck->blocks = ms_engine_big_alloc((c->block_count ? c->block_count : 1) * sizeof(*ck->blocks), 0);
-    if (!ck->th || !ck->blocks) {
+    ck->marks = ms_engine_calloc(c->mark_count ? c->mark_count : 1, sizeof(*ck->marks));
+    if (!ck->th || !ck->blocks || !ck->marks) {
         raw_checkpoint_free(ck);
         return ms_error_set(err, -ENOMEM, "out of memory reading the checkpoint");
     }
     rc = src_read(src, c->threads, ck->th, c->thread_count * sizeof(*ck->th));
     if (rc == 0)
         rc = src_read(src, c->blocks, ck->blocks, c->block_count * sizeof(*ck->blocks));
+    if (rc == 0 && c->mark_count)
+        rc = src_read(src, c->marks, ck->marks, c->mark_count * sizeof(*ck->marks));
     if (rc != 0) {
         raw_checkpoint_free(ck);
         return ms_error_set(err, -EFAULT, "checkpoint at 0x%" PRIx64 ": its entries cannot be read", addr);
@@ -771,6 +791,17 @@ static int read_checkpoint(const struct memscope_source *src, uint64_t addr, str
                           addr, c->peak_memory, c->current_memory);
         goto bad;
     }
+    for (i = 0; i < c->mark_count; i++) {
+        const struct memscope_checkpoint_mark *m = &ck->marks[i];
+        const struct memscope_checkpoint_mark *p = i > 0 ? &ck->marks[i - 1] : NULL;
+        if (m->time > c->horizon || m->events == 0 || m->events > c->folded_events ||
+            m->live_bytes > c->peak_memory || (p && (m->time < p->time || m->events <= p->events))) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": mark %" PRIu64 " (time %" PRIu64
+                              ", event %" PRIu64 ", %" PRIu64 " bytes live) is out of order or past the horizon,"
+                              " the folded events or the peak", addr, i, m->time, m->events, m->live_bytes);
+            goto bad;
+        }
+    }
     return 0;
 bad:
     raw_checkpoint_free(ck);
@@ -786,6 +817,7 @@ void ms_checkpoint_free(struct ms_checkpoint *ck)
     ms_engine_free(ck->stash_block);
     ms_engine_free(ck->cut_seq);
     ms_engine_free(ck->cut_records);
+    ms_engine_free(ck->marks);
     memset(ck, 0, sizeof(*ck));
 }
 
@@ -820,8 +852,18 @@ static int convert_checkpoint(const struct raw_checkpoint *raw, struct memscope_
     ck->stash_block = ms_engine_calloc(nt, sizeof(*ck->stash_block));
     ck->cut_seq = ms_engine_calloc(nt, sizeof(*ck->cut_seq));
     ck->cut_records = ms_engine_calloc(nt, sizeof(*ck->cut_records));
-    if (!ck->blocks || !ck->th || !ck->in || !ck->stash || !ck->stash_block || !ck->cut_seq || !ck->cut_records)
+    ck->marks = ms_engine_calloc(c->mark_count ? c->mark_count : 1, sizeof(*ck->marks));
+    if (!ck->blocks || !ck->th || !ck->in || !ck->stash || !ck->stash_block || !ck->cut_seq || !ck->cut_records ||
+        !ck->marks)
         return ms_error_set(err, -ENOMEM, "out of memory reading the checkpoint");
+    for (i = 0; i < c->mark_count; i++) {
+        ck->marks[i].time_ns = clock_ns(clk, raw->marks[i].time);
+        ck->marks[i].events = raw->marks[i].events;
+        ck->marks[i].live_bytes = raw->marks[i].live_bytes;
+        ck->marks[i].text = MS_TEXT_UNREADABLE; /* resolved with the texts */
+    }
+    ck->nmarks = c->mark_count;
+    ck->marks_dropped = c->marks_dropped;
     for (i = 0; i < c->thread_count; i++) {
         const struct memscope_checkpoint_thread *t = &raw->th[i];
         uint32_t d = dense_of(h, t->thread);

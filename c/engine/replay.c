@@ -702,6 +702,18 @@ static int replay_init(struct replay *r, const struct memscope_history *h, uint6
     return 0;
 }
 
+int64_t ms_checkpoint_find_mark(const struct memscope_history *h, const char *name)
+{
+    uint64_t i;
+
+    for (i = 0; i < h->ck.nmarks; i++) {
+        uint32_t t = h->ck.marks[i].text;
+        if (t != MS_TEXT_UNREADABLE && t < h->ntexts && strcmp(h->pool + h->texts[t].name, name) == 0)
+            return (int64_t)i;
+    }
+    return -1;
+}
+
 int ms_history_valid(const struct memscope_history *h)
 {
     return h && h->magic == MS_HISTORY_MAGIC;
@@ -752,6 +764,8 @@ int ms_history_find_point(const struct memscope_history *h, const struct memscop
     case MEMSCOPE_AT_MARK:
         if (!at->mark)
             return -EINVAL;
+        if (ms_checkpoint_find_mark(h, at->mark) >= 0)
+            return -ERANGE; /* the first mark of that name was folded: it lies before the horizon */
         for (i = 0; i < h->nevents; i++) {
             const struct ms_event *e = &h->events[i];
             if (MS_EV_KIND(e->info) == MEMSCOPE_REC_MARK && e->size != MS_TEXT_UNREADABLE &&
@@ -836,6 +850,32 @@ MS_API int memscope_history_snapshot(const struct memscope_history *history, con
     return rc;
 }
 
+/* The marks a fold keeps: the previous checkpoint's, then those replayed, up to the cap. */
+struct mark_keeper {
+    const struct memscope_history *h;
+    struct memscope_checkpoint_mark *out; /* MEMSCOPE_CHECKPOINT_MAX_MARKS entries */
+    uint64_t n;                           /* kept */
+    uint64_t dropped;                     /* past the cap */
+};
+
+static void keep_mark(void *arg, uint64_t index, const struct ms_event *e, const struct memscope_stats *st)
+{
+    struct mark_keeper *k = arg;
+    const struct memscope_history *h = k->h;
+
+    if (MS_EV_KIND(e->info) != MEMSCOPE_REC_MARK)
+        return;
+    if (k->n == MEMSCOPE_CHECKPOINT_MAX_MARKS) {
+        k->dropped++;
+        return;
+    }
+    k->out[k->n].time = e->time;
+    k->out[k->n].text = e->size < h->ntexts ? h->texts[e->size].addr : 0;
+    k->out[k->n].events = h->ck.folded_events + index + 1;
+    k->out[k->n].live_bytes = st->current_memory;
+    k->n++;
+}
+
 /*
  * The checkpoint a fold leaves (internal.h). The history was read with the
  * fold's options: raw record times, only the records before the cuts, and
@@ -849,18 +889,36 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     struct memscope_checkpoint *c;
     struct memscope_checkpoint_thread *ct;
     struct memscope_checkpoint_block *cb;
+    struct memscope_checkpoint_mark *cm;
+    struct mark_keeper marks = {h, NULL, 0, h->ck.marks_dropped};
     size_t bytes, i, nt = 0, k = 0;
     uint32_t j = 0;
     int rc = replay_init(&r, h, h->nevents);
 
     if (rc != 0)
         return rc;
+    marks.out = ms_engine_alloc(MEMSCOPE_CHECKPOINT_MAX_MARKS * sizeof(*marks.out));
+    if (!marks.out) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < h->ck.nmarks && marks.n < MEMSCOPE_CHECKPOINT_MAX_MARKS; i++, marks.n++) {
+        const struct ms_ck_mark *m = &h->ck.marks[i];
+        marks.out[marks.n].time = m->time_ns;
+        marks.out[marks.n].text = m->text < h->ntexts ? h->texts[m->text].addr : 0;
+        marks.out[marks.n].events = m->events;
+        marks.out[marks.n].live_bytes = m->live_bytes;
+    }
+    if (h->nmarks) { /* only then: a call per event costs the fold a little */
+        r.each = keep_mark;
+        r.each_arg = &marks;
+    }
     rc = run(&r, h->nevents);
     if (rc != 0)
         goto out;
     for (i = 0; i < h->nthreads; i++)
         nt += r.seen[i];
-    bytes = sizeof(*c) + nt * sizeof(*ct) + r.live.used * sizeof(*cb);
+    bytes = sizeof(*c) + nt * sizeof(*ct) + r.live.used * sizeof(*cb) + marks.n * sizeof(*cm);
     c = map(ctx, bytes);
     if (!c) {
         rc = -ENOMEM;
@@ -868,12 +926,15 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     }
     ct = (struct memscope_checkpoint_thread *)(c + 1);
     cb = (struct memscope_checkpoint_block *)(ct + nt);
+    cm = (struct memscope_checkpoint_mark *)(cb + r.live.used);
     c->header_size = sizeof(*c);
     c->thread_size = sizeof(*ct);
     c->block_size = sizeof(*cb);
+    c->mark_size = sizeof(*cm);
     c->map_size = bytes;
     c->generation = (h->ck.present ? h->ck.generation : 0) + 1;
-    c->horizon = horizon;
+    /* Never below the previous horizon: every record folded so far is timed at or before it. */
+    c->horizon = h->ck.present && h->ck.horizon_ns > horizon ? h->ck.horizon_ns : horizon;
     c->folded_events = h->ck.folded_events + h->nevents;
     c->total_allocations = r.st.total_allocations;
     c->total_deallocations = r.st.total_deallocations;
@@ -889,6 +950,11 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     c->threads = (uint64_t)(uintptr_t)ct;
     c->block_count = r.live.used;
     c->blocks = (uint64_t)(uintptr_t)cb;
+    c->mark_count = marks.n;
+    c->marks = marks.n ? (uint64_t)(uintptr_t)cm : 0;
+    c->marks_dropped = marks.dropped;
+    if (marks.n)
+        memcpy(cm, marks.out, marks.n * sizeof(*cm));
     for (i = 0; i < h->nthreads; i++) {
         const struct memscope_thread_stats *o = &r.th[i];
         struct memscope_checkpoint_thread *t;
@@ -945,6 +1011,7 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     *out = c;
     *size = bytes;
 out:
+    ms_engine_free(marks.out);
     replay_free(&r);
     return rc;
 }

@@ -334,6 +334,8 @@ static int fold_once(uint64_t target)
         memcpy(ck, tmp, ck_size);
         ck->threads = ck->threads - base + to;
         ck->blocks = ck->blocks - base + to;
+        if (ck->marks)
+            ck->marks = ck->marks - base + to;
         __atomic_store_n(&r->checkpoint, (uint64_t)(uintptr_t)ck, __ATOMIC_RELEASE);
     }
     while (unlinked) {

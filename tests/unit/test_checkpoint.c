@@ -3,6 +3,8 @@
  * memscope_checkpoint) as the engine reads it: a good one replays to what
  * the unbounded store gives, points before its horizon are refused with
  * -ERANGE, and each kind of damage is refused with a message naming it.
+ * Folded marks: kept by the checkpoint (ms_fold_build, capped), found by
+ * name and refused as lying before the horizon, listed by the timeline.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -56,7 +58,7 @@ static struct fake_store *folded(struct ck_parts *p)
     p->b = (void *)(m + sizeof(*p->c) + sizeof(*p->t));
     *p->c = (struct memscope_checkpoint){
         .magic = MEMSCOPE_CHECKPOINT_MAGIC, .header_size = sizeof(*p->c), .thread_size = sizeof(*p->t),
-        .block_size = sizeof(*p->b), .map_size = size, .generation = 1, .horizon = 20, .folded_events = 2,
+        .block_size = sizeof(*p->b), .mark_size = sizeof(struct memscope_checkpoint_mark), .map_size = size, .generation = 1, .horizon = 20, .folded_events = 2,
         .total_allocations = 2, .total_allocated = 150, .current_memory = 150, .peak_memory = 150, .peak_time = 20,
         .thread_count = 1, .threads = CK_ADDR + sizeof(*p->c), .block_count = 2,
         .blocks = CK_ADDR + sizeof(*p->c) + sizeof(*p->t)};
@@ -244,6 +246,290 @@ static void test_checkpoint_fold_in_progress(void **state)
     fs_delete(s);
 }
 
+/*
+ * Thread 1: alloc A (100) t=10, mark "early" t=15, alloc B (50) t=20, free A t=30, mark "late" t=38,
+ * alloc C (7) t=40. Folded: its first three records (horizon 20), with the mark "early".
+ */
+struct mk_parts {
+    struct memscope_checkpoint *c;
+    struct memscope_checkpoint_thread *t;
+    struct memscope_checkpoint_block *b;
+    struct memscope_checkpoint_mark *m;
+};
+
+static struct fake_store *folded_marks(struct mk_parts *p)
+{
+    struct fake_store *s = fs_new();
+    size_t size = sizeof(*p->c) + sizeof(*p->t) + 2 * sizeof(*p->b) + sizeof(*p->m);
+    uint8_t *mem;
+    uint64_t early;
+
+    fs_alloc(s, 1, 10, 0x1000, 100);
+    fs_mark(s, 1, 15, "early");
+    early = s->th[0].ev[1].size;
+    fs_alloc(s, 1, 20, 0x2000, 50);
+    fs_free(s, 1, 30, 0x1000);
+    fs_mark(s, 1, 38, "late");
+    fs_alloc(s, 1, 40, 0x3000, 7);
+    fs_build(s, 8);
+    mem = fake_mem_add(&s->mem, CK_ADDR, size);
+    p->c = (void *)mem;
+    p->t = (void *)(mem + sizeof(*p->c));
+    p->b = (void *)(p->t + 1);
+    p->m = (void *)(p->b + 2);
+    *p->c = (struct memscope_checkpoint){
+        .magic = MEMSCOPE_CHECKPOINT_MAGIC, .header_size = sizeof(*p->c), .thread_size = sizeof(*p->t),
+        .block_size = sizeof(*p->b), .mark_size = sizeof(*p->m), .map_size = size, .generation = 1, .horizon = 20,
+        .folded_events = 3, .total_allocations = 2, .total_allocated = 150, .current_memory = 150,
+        .peak_memory = 150, .peak_time = 20, .thread_count = 1, .threads = CK_ADDR + sizeof(*p->c), .block_count = 2,
+        .blocks = CK_ADDR + sizeof(*p->c) + sizeof(*p->t), .mark_count = 1,
+        .marks = CK_ADDR + sizeof(*p->c) + sizeof(*p->t) + 2 * sizeof(*p->b)};
+    *p->t = (struct memscope_checkpoint_thread){.thread = 1, .tid = 1001, .folded_seq = 0, .folded_records = 3,
+                                                .allocations = 2, .allocated_bytes = 150, .current_memory = 150,
+                                                .live_blocks = 2, .peak_memory = 150, .peak_time = 20};
+    p->b[0] = (struct memscope_checkpoint_block){.address = 0x1000, .size = 100, .time = 10, .thread = 1};
+    p->b[1] = (struct memscope_checkpoint_block){.address = 0x2000, .size = 50, .time = 20, .thread = 1};
+    p->m[0] = (struct memscope_checkpoint_mark){.time = 15, .text = early, .events = 2, .live_bytes = 100};
+    s->root->checkpoint = CK_ADDR;
+    return s;
+}
+
+static void expect_text(const char *text, const char *needle)
+{
+    if (!strstr(text, needle))
+        fail_msg("\"%s\" lacks \"%s\"", text, needle);
+}
+
+static void test_checkpoint_folded_mark_before_horizon(void **state)
+{
+    struct mk_parts p;
+    struct fake_store *s = folded_marks(&p);
+    struct memscope_history *h = NULL;
+    struct memscope_history_info info;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_point_info pi;
+    struct memscope_error err;
+    struct memscope_point at = {MEMSCOPE_AT_MARK, 0, "early"};
+    struct memscope_stats st;
+
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_info(h, &info), 0);
+    assert_int_equal(info.marks, 2); /* the folded one counts */
+    assert_int_equal(memscope_history_snapshot(h, &at, &snap), -ERANGE);
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), -ERANGE);
+    expect_text(err.message, "mark 'early' (at 0.000000 s, event 2) lies before the checkpoint horizon at 0.000000 s");
+    at.mark = "nope";
+    assert_int_equal(memscope_history_snapshot(h, &at, &snap), -ENOENT);
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), -ENOENT);
+    expect_text(err.message, "no mark named 'nope'");
+    at.mark = "late";
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), 0);
+    assert_int_equal(pi.events, 5);
+    assert_int_equal(memscope_history_snapshot(h, &at, &snap), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    assert_int_equal(st.current_memory, 50);
+    assert_int_equal(st.events, 5);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_checkpoint_folded_mark_on_timeline(void **state)
+{
+    struct mk_parts p;
+    struct fake_store *s = folded_marks(&p);
+    struct memscope_history *h = NULL;
+    struct memscope_timeline *tl = NULL;
+    struct memscope_timeline_info ti;
+    struct memscope_timeline_mark mk;
+    struct memscope_error err;
+    char *text = NULL;
+    size_t len;
+
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_timeline(h, 4, &tl), 0);
+    assert_int_equal(memscope_timeline_info(tl, &ti), 0);
+    assert_int_equal(ti.marks, 2);
+    assert_int_equal(memscope_timeline_mark(tl, 0, &mk), 0);
+    assert_string_equal(mk.name, "early");
+    assert_int_equal(mk.folded, 1);
+    assert_int_equal(mk.time_ns, 15);
+    assert_int_equal(mk.events, 2);
+    assert_int_equal(mk.live_bytes, 100);
+    assert_int_equal(memscope_timeline_mark(tl, 1, &mk), 0);
+    assert_string_equal(mk.name, "late");
+    assert_int_equal(mk.folded, 0);
+    assert_int_equal(mk.events, 5);
+    assert_int_equal(mk.live_bytes, 50);
+    assert_int_equal(memscope_timeline_render_json(tl, &text, &len), 0);
+    expect_text(text, "{\"name\":\"early\",\"time_ns\":15,\"events\":2,\"live_bytes\":100,\"bucket\":0,\"folded\":true}");
+    expect_text(text, "{\"name\":\"late\",\"time_ns\":38,\"events\":5,\"live_bytes\":50,\"bucket\":");
+    memscope_text_free(text);
+    assert_int_equal(memscope_timeline_render_text(tl, NULL, &text, &len), 0);
+    expect_text(text, "  <  mark 'early' at 0.000000 s, event 2, 100 B live (folded into the checkpoint: before the horizon)");
+    expect_text(text, "  a  mark 'late' at 0.000000 s, event 5");
+    memscope_text_free(text);
+    memscope_timeline_free(tl);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_checkpoint_bad_marks(void **state)
+{
+    struct mk_parts p;
+    struct fake_store *s = folded_marks(&p);
+
+    p.c->mark_size = 8;
+    expect_open(s, -EBADMSG, "entry sizes");
+    p.c->mark_size = sizeof(*p.m);
+    p.c->mark_count = MEMSCOPE_CHECKPOINT_MAX_MARKS + 1;
+    expect_open(s, -EBADMSG, "mark entries");
+    p.c->mark_count = 2; /* past the mapping */
+    expect_open(s, -EBADMSG, "mark entries");
+    p.c->mark_count = 1;
+    p.c->marks = CK_ADDR + 8; /* inside the header */
+    expect_open(s, -EBADMSG, "mark entries");
+    p.c->marks = CK_ADDR + sizeof(*p.c) + sizeof(*p.t) + 2 * sizeof(*p.b);
+    p.m->time = 21; /* after the horizon */
+    expect_open(s, -EBADMSG, "mark 0 (time 21, event 2, 100 bytes live) is out of order or past the horizon");
+    p.m->time = 15;
+    p.m->events = 4; /* past the folded events */
+    expect_open(s, -EBADMSG, "mark 0");
+    p.m->events = 0;
+    expect_open(s, -EBADMSG, "mark 0");
+    p.m->events = 2;
+    p.m->live_bytes = 151; /* above the peak */
+    expect_open(s, -EBADMSG, "mark 0");
+    p.m->live_bytes = 100;
+    p.m->text = FAKE_TEXT_ADDR + 4; /* misaligned: the mark is kept, its name unreadable */
+    {
+        struct memscope_history *h = NULL;
+        struct memscope_error err;
+        struct memscope_point at = {MEMSCOPE_AT_MARK, 0, "early"};
+        struct memscope_snapshot *snap = NULL;
+        assert_int_equal(fs_open(s, &h, &err), 0);
+        assert_int_equal(memscope_history_snapshot(h, &at, &snap), -ENOENT);
+        memscope_history_close(h);
+    }
+    fs_delete(s);
+}
+
+/* ms_fold_build's checkpoint, moved into the fake memory at addr as fold.c moves it into the store. */
+static void *heap_map(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    return calloc(1, bytes);
+}
+
+static struct memscope_checkpoint *fold_into(struct fake_store *s, const struct ms_fold_cut *cuts, uint32_t ncuts,
+                                             uint64_t horizon, uint64_t addr)
+{
+    struct memscope_source src = fake_mem_source(&s->mem);
+    struct memscope_checkpoint *tmp = NULL, *ck;
+    struct memscope_error err;
+    size_t size = 0;
+    uint64_t base, to = addr;
+
+    assert_int_equal(ms_fold_build(&src, FAKE_ROOT_ADDR, cuts, ncuts, horizon, heap_map, NULL, &tmp, &size, &err), 0);
+    ck = fake_mem_add(&s->mem, addr, size);
+    memcpy(ck, tmp, size);
+    base = (uint64_t)(uintptr_t)tmp;
+    ck->threads = ck->threads - base + to;
+    ck->blocks = ck->blocks - base + to;
+    if (ck->marks)
+        ck->marks = ck->marks - base + to;
+    free(tmp);
+    s->root->checkpoint = addr;
+    return ck;
+}
+
+static void test_checkpoint_fold_keeps_marks(void **state)
+{
+    struct fake_store *s = fs_new();
+    const unsigned nmarks = MEMSCOPE_CHECKPOINT_MAX_MARKS + 76;
+    struct memscope_history *h = NULL;
+    struct memscope_checkpoint *ck;
+    struct memscope_history_info info;
+    struct memscope_point_info pi;
+    struct memscope_timeline *tl = NULL;
+    struct memscope_timeline_info ti;
+    struct memscope_timeline_mark mk;
+    struct memscope_error err;
+    struct memscope_point at = {MEMSCOPE_AT_MARK, 0, NULL};
+    char name[32];
+    unsigned i;
+
+    /* Thread 1: alloc A (100) t=1, marks m0.. at t=10.., then alloc B (7), mark "last". */
+    fs_alloc(s, 1, 1, 0x1000, 100);
+    for (i = 0; i < nmarks; i++) {
+        snprintf(name, sizeof(name), "m%u", i);
+        fs_mark(s, 1, 10 + i, name);
+    }
+    fs_alloc(s, 1, 10 + nmarks, 0x2000, 7);
+    fs_mark(s, 1, 11 + nmarks, "last");
+    fs_build(s, 2048);
+    /* First fold: A and m0..m9; the second: up to m(nmarks-1), carrying the first's marks over. */
+    {
+        struct ms_fold_cut cut = {1, 0, 11};
+        ck = fold_into(s, &cut, 1, 19, CK_ADDR);
+        assert_int_equal(ck->mark_count, 10);
+        assert_int_equal(ck->marks_dropped, 0);
+    }
+    {
+        struct ms_fold_cut cut = {1, 0, 1 + nmarks};
+        ck = fold_into(s, &cut, 1, 9 + nmarks, CK_ADDR + 0x100000);
+        assert_int_equal(ck->generation, 2);
+        assert_int_equal(ck->mark_count, MEMSCOPE_CHECKPOINT_MAX_MARKS);
+        assert_int_equal(ck->marks_dropped, 76);
+        assert_int_equal(ck->folded_events, 1 + nmarks);
+    }
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_info(h, &info), 0);
+    assert_int_equal(info.marks, nmarks + 1);
+    assert_int_equal(info.events, 2);
+    at.mark = "m3";
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), -ERANGE);
+    expect_text(err.message, "mark 'm3' (at 0.000000 s, event 5) lies before the checkpoint horizon");
+    snprintf(name, sizeof(name), "m%u", MEMSCOPE_CHECKPOINT_MAX_MARKS - 1); /* the last one kept */
+    at.mark = name;
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), -ERANGE);
+    snprintf(name, sizeof(name), "m%u", MEMSCOPE_CHECKPOINT_MAX_MARKS); /* the first one dropped */
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), -ENOENT);
+    expect_text(err.message, "76 older marks were folded past the 1024 the checkpoint keeps");
+    at.mark = "last";
+    assert_int_equal(memscope_history_locate(h, &at, &pi, &err), 0);
+    assert_int_equal(pi.events, nmarks + 3);
+    assert_int_equal(memscope_history_timeline(h, 2, &tl), 0);
+    assert_int_equal(memscope_timeline_info(tl, &ti), 0);
+    assert_int_equal(ti.marks, MEMSCOPE_CHECKPOINT_MAX_MARKS + 1);
+    assert_int_equal(memscope_timeline_mark(tl, 9, &mk), 0);
+    assert_string_equal(mk.name, "m9");
+    assert_int_equal(mk.folded, 1);
+    assert_int_equal(mk.events, 11);
+    assert_int_equal(mk.live_bytes, 100);
+    assert_int_equal(memscope_timeline_mark(tl, MEMSCOPE_CHECKPOINT_MAX_MARKS, &mk), 0);
+    assert_string_equal(mk.name, "last");
+    assert_int_equal(mk.folded, 0);
+    assert_int_equal(mk.live_bytes, 107);
+    memscope_timeline_free(tl);
+    memscope_history_close(h);
+    fs_delete(s);
+}
+
+static void test_checkpoint_horizon_never_recedes(void **state)
+{
+    struct fake_store *s = events();
+    struct ms_fold_cut cut = {1, 0, 2};
+    struct memscope_checkpoint *ck = fold_into(s, &cut, 1, 20, CK_ADDR);
+
+    assert_int_equal(ck->horizon, 20);
+    cut.records = 3; /* a later fold handed a lower horizon keeps the higher one */
+    ck = fold_into(s, &cut, 1, 5, CK_ADDR + 0x100000);
+    assert_int_equal(ck->horizon, 20);
+    assert_int_equal(ck->folded_events, 3);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +543,11 @@ int main(void)
         cmocka_unit_test(test_checkpoint_bad_threads),
         cmocka_unit_test(test_checkpoint_cut_past_chunk),
         cmocka_unit_test(test_checkpoint_fold_in_progress),
+        cmocka_unit_test(test_checkpoint_folded_mark_before_horizon),
+        cmocka_unit_test(test_checkpoint_folded_mark_on_timeline),
+        cmocka_unit_test(test_checkpoint_bad_marks),
+        cmocka_unit_test(test_checkpoint_fold_keeps_marks),
+        cmocka_unit_test(test_checkpoint_horizon_never_recedes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
  *     .chunks  -> newest chunk -> .next -> older chunk -> ... -> 0
  *     .texts   -> newest text block -> .next -> ... -> 0
  *     .stacks  -> the stack table (one mapping: header, hash slots, entries, frames)
- *     .checkpoint -> the folded checkpoint (header, threads, live blocks), 0 while nothing was folded
+ *     .checkpoint -> the folded checkpoint (header, threads, live blocks, marks), 0 while nothing was folded
  *
  * Each chunk belongs to one thread and holds that thread's records in the
  * order it wrote them; a thread's chunks are chained by .thread_prev. Records
@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#define MEMSCOPE_STORE_ABI_VERSION 4u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table); 4: root.checkpoint is live, reserved[0..2) became fold_seq and fold_wait_max_ns (bounded history) */
+#define MEMSCOPE_STORE_ABI_VERSION 5u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table); 4: root.checkpoint is live, reserved[0..2) became fold_seq and fold_wait_max_ns (bounded history); 5: the checkpoint keeps the folded marks (reserved0 became mark_size, reserved[0..3) mark_count, marks and marks_dropped) */
 
 /* The exported name of the root object (readers look it up by symbol first). */
 #define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
@@ -159,6 +159,7 @@ struct memscope_record {
  * counted in the budget:
  *
  *   [header][threads: thread_count x struct memscope_checkpoint_thread][blocks: block_count x struct memscope_checkpoint_block]
+ *   [marks: mark_count x struct memscope_checkpoint_mark]
  *
  * The fold cut is a per-thread prefix: for each thread, its records up to
  * (folded_seq, folded_records) are in the checkpoint, the rest are not. The
@@ -177,6 +178,12 @@ struct memscope_record {
  * folded_seq from record folded_records on. Threads absent from the
  * checkpoint have nothing folded. Time travel before `horizon` is refused.
  *
+ * Marks: the MARK records folded so far are kept as marks entries (time
+ * order, the oldest first), so a folded mark is still known: a reader
+ * lists it and refuses to travel to it (it lies before the horizon) rather
+ * than calling it unknown. At most MEMSCOPE_CHECKPOINT_MAX_MARKS are kept
+ * (the oldest); the marks folded past that are counted in marks_dropped.
+ *
  * Publication: the folder writes a whole new checkpoint in a mapping of its
  * own, then makes root.fold_seq odd, stores root.checkpoint, unlinks the
  * wholly folded chunks (keeping them mapped, for reuse as new chunks) and
@@ -187,15 +194,20 @@ struct memscope_record {
  * entry addresses (struct memscope_text with 2 strings). Readers check
  * magic, sizes, that both arrays lie inside [checkpoint, checkpoint +
  * map_size), that threads are in ascending serial order, that every block's
- * thread is listed, and that the blocks add up to the current_memory and
- * live_blocks figures; anything else is damage and the store is refused.
+ * thread is listed, that the blocks add up to the current_memory and
+ * live_blocks figures, and that marks are at most MEMSCOPE_CHECKPOINT_MAX_MARKS,
+ * in time order, none after the horizon, their event numbers rising and
+ * within folded_events, their live bytes within peak_memory; anything else
+ * is damage and the store is refused.
  */
+#define MEMSCOPE_CHECKPOINT_MAX_MARKS 1024u /* most marks a checkpoint keeps; the rest are counted in marks_dropped */
+
 struct memscope_checkpoint {
     uint64_t magic;                   /* MEMSCOPE_CHECKPOINT_MAGIC; written before the checkpoint is published */
     uint32_t header_size;             /* sizeof(struct memscope_checkpoint) */
     uint32_t thread_size;             /* sizeof(struct memscope_checkpoint_thread) */
     uint32_t block_size;              /* sizeof(struct memscope_checkpoint_block) */
-    uint32_t reserved0;               /* zero */
+    uint32_t mark_size;               /* sizeof(struct memscope_checkpoint_mark) */
     uint64_t map_size;                /* bytes mapped for this checkpoint, header included */
     uint64_t generation;              /* folds made so far (1 for the first checkpoint) */
     uint64_t horizon;                 /* record time H of the last fold: every folded record is timed <= H */
@@ -214,7 +226,10 @@ struct memscope_checkpoint {
     uint64_t threads;                 /* address of the thread entries, ascending serial */
     uint64_t block_count;             /* entries at blocks: the blocks live at the cut */
     uint64_t blocks;                  /* address of the block entries (any order, addresses unique) */
-    uint64_t reserved[4];             /* zero */
+    uint64_t mark_count;              /* entries at marks, 0..MEMSCOPE_CHECKPOINT_MAX_MARKS */
+    uint64_t marks;                   /* address of the mark entries (the folded marks, oldest first; 0 when mark_count is 0) */
+    uint64_t marks_dropped;           /* folded marks not kept: past MEMSCOPE_CHECKPOINT_MAX_MARKS */
+    uint64_t reserved[1];             /* zero */
 };
 
 /* memscope_checkpoint_thread.flags */
@@ -251,6 +266,14 @@ struct memscope_checkpoint_block {
     uint64_t label;   /* text entry address of its label (2 strings), 0 none */
     uint32_t thread;  /* serial of the allocating thread (listed in the thread entries) */
     uint32_t stack;   /* call stack id, 0 none */
+};
+
+/* A folded mark (a MEMSCOPE_REC_MARK record folded into the checkpoint). */
+struct memscope_checkpoint_mark {
+    uint64_t time;       /* record time of the mark (<= horizon) */
+    uint64_t text;       /* text entry address of its name (1 string), 0 when it could not be read */
+    uint64_t events;     /* its event number: events up to and including it, all folds together (<= folded_events) */
+    uint64_t live_bytes; /* live bytes right after it */
 };
 
 /*
