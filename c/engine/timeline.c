@@ -3,7 +3,8 @@
  * buckets of equal time, each keeping its maximum (so the peak is never lost
  * between samples), minimum and end level; the exact peak and the marks
  * located; drawn as a terminal chart with the table of figures behind it,
- * or written as JSON (schema memscope-timeline/1).
+ * or written as JSON (schema memscope-timeline/1). Marks folded into the
+ * checkpoint are listed first, flagged: they lie before the chart's span.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,7 +19,8 @@
 
 struct tl_mark {
     uint32_t name;       /* offset in the timeline's pool of the name, or UINT32_MAX (unreadable) */
-    uint32_t added;      /* given by the caller (memscope_history_timeline_marks), not in the store */
+    uint16_t added;      /* given by the caller (memscope_history_timeline_marks), not in the store */
+    uint16_t folded;     /* kept by the checkpoint: before the horizon, outside the buckets */
     uint64_t time_ns;
     uint64_t events;
     uint64_t live_bytes;
@@ -62,9 +64,10 @@ static void add_mark(struct sampler *s, const char *name, uint64_t time, uint64_
         m->name = (uint32_t)s->pool_len;
         s->pool_len += l;
     }
-    m->added = (uint32_t)added;
+    m->added = (uint16_t)added;
+    m->folded = 0;
     m->time_ns = time;
-    m->events = events;
+    m->events = events + s->h->ck.folded_events; /* event numbers count the folded events */
     m->live_bytes = s->level;
     m->bucket = bucket;
 }
@@ -189,6 +192,9 @@ MS_API int memscope_history_timeline_marks(const struct memscope_history *h, uns
         if (MS_EV_KIND(h->events[i].info) == MEMSCOPE_REC_MARK && h->events[i].size != MS_TEXT_UNREADABLE &&
             h->events[i].size < h->ntexts)
             pool += strlen(h->pool + h->texts[h->events[i].size].name) + 1;
+    for (i = 0; i < h->ck.nmarks; i++)
+        if (h->ck.marks[i].text != MS_TEXT_UNREADABLE && h->ck.marks[i].text < h->ntexts)
+            pool += strlen(h->pool + h->texts[h->ck.marks[i].text].name) + 1;
     for (i = 0; i < nextra; i++)
         pool += strlen(extra[i].name) + 1;
     order = ms_engine_alloc((nextra ? nextra : 1) * sizeof(*order));
@@ -213,7 +219,8 @@ MS_API int memscope_history_timeline_marks(const struct memscope_history *h, uns
     tl->info.first_time_ns = h->events[0].time;
     tl->info.last_time_ns = h->events[h->nevents - 1].time;
     tl->buckets = ms_engine_big_alloc(buckets * sizeof(*tl->buckets), 1);
-    tl->marks = ms_engine_calloc(h->nmarks + nextra ? h->nmarks + nextra : 1, sizeof(*tl->marks));
+    tl->marks = ms_engine_calloc(h->nmarks + h->ck.nmarks + nextra ? h->nmarks + h->ck.nmarks + nextra : 1,
+                                 sizeof(*tl->marks));
     tl->pool = ms_engine_alloc(pool);
     if (!tl->buckets || !tl->marks || !tl->pool) {
         ms_engine_free(order);
@@ -228,7 +235,18 @@ MS_API int memscope_history_timeline_marks(const struct memscope_history *h, uns
     s.extra = extra;
     s.extra_order = order;
     s.nextra = nextra;
+    s.level = h->ck.st.current_memory; /* a checkpoint's figures are where the replay starts */
+    s.allocs = h->ck.st.total_allocations;
+    s.frees = h->ck.st.total_deallocations;
     open_bucket(&s, 0);
+    for (i = 0; i < h->ck.nmarks; i++) { /* the folded marks: their figures are the checkpoint's */
+        const struct ms_ck_mark *m = &h->ck.marks[i];
+        int readable = m->text != MS_TEXT_UNREADABLE && m->text < h->ntexts;
+        add_mark(&s, readable ? h->pool + h->texts[m->text].name : NULL, m->time_ns, 0, 0, 0);
+        tl->marks[s.nmarks - 1].events = m->events;
+        tl->marks[s.nmarks - 1].live_bytes = m->live_bytes;
+        tl->marks[s.nmarks - 1].folded = 1;
+    }
     place_extra(&s, s.first, 0); /* marks before the first event: nothing live yet */
     rc = ms_replay_each(h, h->nevents, sample, &s, &st);
     ms_engine_free(order);
@@ -249,7 +267,7 @@ MS_API int memscope_history_timeline_marks(const struct memscope_history *h, uns
     tl->info.marks = s.nmarks;
     tl->info.peak_bytes = st.peak_memory;
     tl->info.peak_time_ns = st.peak_time_ns;
-    tl->info.peak_events = s.peak_events;
+    tl->info.peak_events = s.peak_events ? s.peak_events + h->ck.folded_events : 0;
     tl->info.peak_bucket = s.peak_events ? bucket_of(&s, h->events[s.peak_events - 1].time) : 0;
     tl->info.end_bytes = st.current_memory;
     *out = tl;
@@ -300,6 +318,7 @@ MS_API int memscope_timeline_mark(const struct memscope_timeline *tl, size_t ind
     out->live_bytes = m->live_bytes;
     out->bucket = m->bucket;
     out->added = m->added;
+    out->folded = m->folded;
     return 0;
 }
 
@@ -332,7 +351,7 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     const struct memscope_timeline_info *in;
     struct memscope_render_options ro;
     unsigned height, rows, r;
-    uint64_t nb, i, per;
+    uint64_t nb, i, k, per, folded = 0;
     char *line = NULL;
     char sz[64], t1[32], t2[32], axis[32];
     size_t lw = 12;
@@ -344,6 +363,8 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     *out = NULL;
     in = &tl->info;
     nb = in->buckets;
+    for (i = 0; i < in->marks; i++)
+        folded += tl->marks[i].folded;
     height = o->height ? o->height : 12;
     rows = o->table_rows ? o->table_rows : 12;
     memset(&ro, 0, sizeof(ro));
@@ -378,12 +399,15 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     }
     memset(line, '-', nb);
     ms_buf_printf(&b, "%*s +%s\n", (int)lw - 1, "0 B", line);
-    /* Marks under the axis. */
-    if (in->marks) {
+    /* Marks under the axis (folded ones lie before it: listed only). */
+    if (in->marks > folded) {
         memset(line, ' ', nb);
-        for (i = 0; i < in->marks; i++) {
+        for (i = 0, k = 0; i < in->marks; i++) {
             char *c = &line[tl->marks[i].bucket];
-            *c = *c == ' ' ? mark_letter(i) : '*';
+            if (tl->marks[i].folded)
+                continue;
+            *c = *c == ' ' ? mark_letter(k) : '*';
+            k++;
         }
         ms_buf_printf(&b, "%*s %s\n", (int)lw, "marks", line);
     }
@@ -394,12 +418,14 @@ MS_API int memscope_timeline_render_text(const struct memscope_timeline *tl,
     else
         ms_buf_puts(&b, " ");
     ms_buf_printf(&b, "%s\n", t2);
-    for (i = 0; i < in->marks; i++) {
-        tl_time(tl, tl->marks[i].time_ns, t1, sizeof(t1));
-        ms_size_text(&ro, tl->marks[i].live_bytes, sz, sizeof(sz));
-        ms_buf_printf(&b, "  %c  mark '%s'%s at %s, event %" PRIu64 ", %s live\n", mark_letter(i),
-                      mark_name(tl, &tl->marks[i]), tl->marks[i].added ? " (kept by the debugger)" : "", t1,
-                      tl->marks[i].events, sz);
+    for (i = 0, k = 0; i < in->marks; i++) {
+        const struct tl_mark *m = &tl->marks[i];
+        tl_time(tl, m->time_ns, t1, sizeof(t1));
+        ms_size_text(&ro, m->live_bytes, sz, sizeof(sz));
+        ms_buf_printf(&b, "  %c  mark '%s'%s at %s, event %" PRIu64 ", %s live%s\n", m->folded ? '<' : mark_letter(k),
+                      mark_name(tl, m), m->added ? " (kept by the debugger)" : "", t1, m->events, sz,
+                      m->folded ? " (folded into the checkpoint: before the horizon)" : "");
+        k += !m->folded;
     }
     tl_time(tl, in->peak_time_ns, t1, sizeof(t1));
     ms_size_text(&ro, in->peak_bytes, sz, sizeof(sz));
@@ -482,8 +508,9 @@ MS_API int memscope_timeline_render_json(const struct memscope_timeline *tl, cha
         ms_json_string(&b, mark_name(tl, m));
         ms_buf_printf(&b,
                       ",\"time_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"live_bytes\":%" PRIu64 ",\"bucket\":%" PRIu64
-                      "%s}",
-                      m->time_ns, m->events, m->live_bytes, m->bucket, m->added ? ",\"added\":true" : "");
+                      "%s%s}",
+                      m->time_ns, m->events, m->live_bytes, m->bucket, m->added ? ",\"added\":true" : "",
+                      m->folded ? ",\"folded\":true" : "");
     }
     ms_buf_puts(&b, "]}\n");
     return ms_buf_finish(&b, out, len);

@@ -7,6 +7,7 @@ and work on cores as well as on live processes.
 """
 
 import ctypes
+import errno
 import os
 
 import gdb
@@ -57,8 +58,10 @@ Example: memscope-mark before-load"""
         try:
             timepoints.locate(history, (eng.AT_MARK, 0, name))
             raise gdb.GdbError("%s: the program already recorded a mark named '%s'." % (self.command, name))
-        except eng.EngineError:
-            pass
+        except eng.EngineError as exc:
+            if exc.code == -errno.ERANGE:  # the program's mark was folded into the checkpoint: still its name
+                raise gdb.GdbError("%s: the program already recorded a mark named '%s' (before the checkpoint "
+                                   "horizon)." % (self.command, name)) from None
         info = history.info()
         timepoints.add_gdb_mark(inferior, name, info.last_time_ns, info.events)
         gdb.write("memscope: mark '%s' at %.6f s (event %d; kept by GDB).\n"

@@ -295,6 +295,10 @@ class History:
             raise EngineError("the store has no mark named '%s'." % mark, rc)
         if rc == -errno.ERANGE:
             info = self.info()
+            if kind == AT_MARK:  # the engine found it among the marks folded into the checkpoint
+                raise EngineError("mark '%s' lies before the checkpoint horizon at %.6f s: its events were folded "
+                                  "into the checkpoint to keep the store within its budget."
+                                  % (mark, info.horizon_ns / 1e9), rc)
             if info.horizon_ns and (kind == AT_PEAK or (kind == AT_TIME and value < info.horizon_ns)
                                     or (kind == AT_EVENT and value < info.folded_events)):
                 raise EngineError("that point lies before the checkpoint horizon at %.6f s: older events were "

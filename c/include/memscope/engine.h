@@ -64,7 +64,7 @@ struct memscope_history_info {
     uint64_t dropped_events;  /* events the runtime could not record */
     uint64_t chunk_bytes;     /* store memory mapped for events */
     uint64_t budget_bytes;    /* the store's budget */
-    uint64_t marks;           /* named marks recorded */
+    uint64_t marks;           /* named marks recorded, those folded into the checkpoint included */
     uint32_t pid;             /* process id the store belongs to */
     uint32_t threads;         /* threads that recorded events */
     uint32_t abi_version;     /* store ABI version */
@@ -277,6 +277,8 @@ struct memscope_timeline_mark {
     uint64_t live_bytes; /* live bytes at that instant */
     uint64_t bucket;     /* the bucket holding it */
     int added;           /* non-zero: given to memscope_history_timeline_marks, not recorded in the store */
+    int folded;          /* non-zero: folded into the checkpoint (before the horizon; bucket is 0, events and
+                            live_bytes are the checkpoint's); such marks come first */
 };
 
 /* Replays the whole history once into `buckets` buckets (1..100000). -EINVAL, -ENOMEM, -ENODATA (no events). */
