@@ -19,10 +19,11 @@
  * readers read through process_vm_readv (api.c), which fails cleanly on
  * such memory, and a failed read after fold_seq moved is read again.
  *
- * Not done with a trace file: the writer (trace.c) reads chunks after their
- * threads have moved on, so a chunk could be reused before it is written.
- * While a trace is written, nothing is folded (events past the budget are
- * dropped and counted, as before).
+ * With a trace file: the writer (trace.c) reads chunks after their threads
+ * have moved on, so each fold first has it write every published record
+ * (under its lock, ms_trace_fold_begin) and reuses only chunks the writer
+ * is done with (ms_trace_may_reuse); a chunk folded but not yet reusable
+ * stays linked, skipped by readers, until a later fold.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +160,12 @@ static uint32_t cut_of(const struct ms_fold_cut *cuts, uint32_t ncuts, const str
     return lo < ncuts && cuts[lo].thread == c->thread ? cuts[lo].seq : 0;
 }
 
+/* Chunk c is wholly folded by this fold's cuts and may be unlinked and reused. */
+static int reusable(const struct ms_fold_cut *cuts, uint32_t ncuts, const struct memscope_chunk *c)
+{
+    return c->seq < cut_of(cuts, ncuts, c) && ms_trace_may_reuse(c);
+}
+
 /* The previous cut of thread serial, from the checkpoint. */
 static void old_cut(const struct memscope_checkpoint *ck, uint32_t serial, uint32_t *seq, uint64_t *records)
 {
@@ -278,7 +285,7 @@ static int fold_once(uint64_t target)
         room += used < budget ? budget - used : 0;
         for (uint64_t a = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE); a;) {
             struct memscope_chunk *c = (void *)(uintptr_t)a;
-            if (prev && cut_of(cuts, ncuts, c) > c->seq)
+            if (prev && reusable(cuts, ncuts, c))
                 room += c->map_size;
             prev = c;
             a = c->next;
@@ -300,7 +307,7 @@ static int fold_once(uint64_t target)
             struct memscope_chunk *c = (void *)(uintptr_t)a;
             uint64_t next = c->next;
             /* The head stays (threads link new chunks there); it goes at a later fold. */
-            if (prev && c->seq < cut_of(cuts, ncuts, c)) {
+            if (prev && reusable(cuts, ncuts, c)) {
                 __atomic_store_n(&prev->next, next, __ATOMIC_RELEASE);
                 __atomic_fetch_sub(&r->chunk_count, 1, __ATOMIC_RELAXED);
                 c->thread_prev = (uint64_t)(uintptr_t)unlinked; /* a local list until the checkpoint has room */
@@ -387,7 +394,9 @@ static void *folder_main(void *arg)
             __atomic_store_n(&fs.busy, 1, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&fs.hold, __ATOMIC_SEQ_CST) == 0) {
                 uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
+                int traced = ms_trace_fold_begin();
                 int freed = fold_once(target);
+                ms_trace_fold_end(traced);
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
                 if (freed > 0) {
                     __atomic_store_n(&fs.starved, 0, __ATOMIC_RELEASE);
@@ -404,8 +413,6 @@ static void *folder_main(void *arg)
     return NULL;
 }
 
-extern int ms_trace_running(void);
-
 /*
  * Starts the folder once the store is past half its budget (or a thread
  * finds no room). Called by the outermost append of a thread at a chunk
@@ -418,8 +425,6 @@ void ms_fold_poke(int need)
     if (__atomic_load_n(&fs.pid, __ATOMIC_ACQUIRE) != 0 && fs.pid == (pid_t)syscall(SYS_getpid))
         return;
     if (!need && in_use() <= __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED) / 2)
-        return;
-    if (ms_trace_running())
         return;
     if (__atomic_exchange_n(&fs.starting, 1, __ATOMIC_ACQUIRE))
         return;
@@ -454,7 +459,7 @@ struct memscope_chunk *ms_fold_wait(void)
         if (__atomic_load_n(&fs.pid, __ATOMIC_ACQUIRE) == (pid_t)syscall(SYS_getpid))
             break;
         if (!__atomic_load_n(&fs.starting, __ATOMIC_ACQUIRE))
-            return NULL; /* no folder (a trace is written, or it could not start) */
+            return NULL; /* no folder (it could not start) */
         nap(MS_FOLD_WAIT_NS);
     }
     if (__atomic_load_n(&fs.starved, __ATOMIC_ACQUIRE))

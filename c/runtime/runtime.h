@@ -187,6 +187,9 @@ void ms_fold_hold(void);
 void ms_fold_release(void);
 uint64_t ms_budget_in_use(void); /* store.c: bytes of the budget taken (free chunks included) */
 int ms_trace_running(void);      /* trace.c: a trace is being written by this process */
+int ms_trace_fold_begin(void);   /* trace.c: a fold starts: the trace catches up (1: its lock is held) */
+void ms_trace_fold_end(int locked);
+int ms_trace_may_reuse(const struct memscope_chunk *c); /* trace.c: c is on disk and forgotten (or no trace) */
 
 /* ---- stacks.c ---- */
 

@@ -69,7 +69,12 @@ struct tracked {
 struct per_thread {
     uint64_t written;   /* records of this thread written so far */
     uint64_t last_time; /* time of the last one */
+    uint32_t done_seq;  /* its chunks with a lower seq are wholly written and forgotten (fold.c may reuse them) */
 };
+
+/* Held by a pass and by a fold (ms_trace_fold_begin/end): a fold never
+ * reuses a chunk the writer has not wholly written, nor one it still knows. */
+static pthread_mutex_t tw_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
     int active;                    /* the writer exists (in this process) */
@@ -324,8 +329,9 @@ static void put_records(struct memscope_chunk *c, uint64_t from, uint64_t to)
     }
 }
 
-/* One pass over the store; final: write everything, the process is ending. */
-static void pass(int final)
+/* One pass over the store (tw_lock held); flush: write everything published
+ * (a fold is about to reuse chunks); final: that, and the process is ending. */
+static void pass(int flush, int final)
 {
     struct memscope_store_root *r = &memscope_store_root;
     uint64_t head = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE), before = tw.events_written;
@@ -348,9 +354,11 @@ static void pass(int final)
             t->seen = 0;
         }
         for (i = tw.ntracked; i < tw.ntracked + nnew; i++) {
-            uint64_t prev = tw.tracked[i].chunk->thread_prev;
+            const struct memscope_chunk *c = tw.tracked[i].chunk;
+            uint64_t prev = c->thread_prev;
             for (size_t j = 0; j < i && prev; j++)
-                if ((uint64_t)(uintptr_t)tw.tracked[j].chunk == prev)
+                if ((uint64_t)(uintptr_t)tw.tracked[j].chunk == prev && tw.tracked[j].chunk->thread == c->thread &&
+                    tw.tracked[j].chunk->seq + 1 == c->seq)
                     tw.tracked[j].next = tw.tracked[i].chunk;
         }
         tw.ntracked += nnew;
@@ -367,12 +375,15 @@ static void pass(int final)
         /* Write when a block's worth waits, when the chunk is finished, or when its thread has
          * been quiet for a whole pass (so an idle or blocked thread's last events reach the
          * file within two polls, ready for a SIGKILL). */
-        if (count > t->written && (done || final || count - t->written >= MS_TRACE_MIN_BLOCK || count == t->seen)) {
+        if (count > t->written && (done || flush || final || count - t->written >= MS_TRACE_MIN_BLOCK || count == t->seen)) {
             put_records(t->chunk, t->written, count);
             t->written = count;
         }
         t->seen = count;
         if (done && t->written == count) {
+            /* Wholly written; a thread's chunks finish in seq order. */
+            if (grow((void **)&tw.threads, &tw.threads_cap, (size_t)t->chunk->thread + 1, sizeof(*tw.threads)) == 0)
+                tw.threads[t->chunk->thread].done_seq = t->chunk->seq + 1;
             memmove(t, t + 1, (tw.ntracked - i - 1) * sizeof(*t));
             tw.ntracked--;
             continue;
@@ -393,19 +404,63 @@ static void *writer_main(void *arg)
     while (!__atomic_load_n(&tw.stop, __ATOMIC_ACQUIRE) && !tw.failed) {
         struct timespec ts = {0, MS_TRACE_POLL_NS};
         nanosleep(&ts, NULL);
-        pass(0);
+        pthread_mutex_lock(&tw_lock);
+        pass(0, 0);
+        pthread_mutex_unlock(&tw_lock);
     }
     return NULL;
 }
 
 int ms_trace_running(void)
 {
-    return tw.active && tw.pid == (pid_t)syscall(SYS_getpid);
+    return __atomic_load_n(&tw.active, __ATOMIC_ACQUIRE) && tw.pid == (pid_t)syscall(SYS_getpid);
+}
+
+/*
+ * The folder (fold.c) brackets each fold with these. While a trace is
+ * written, begin takes the writer's lock and writes every published record,
+ * so the chunks the fold may reuse are on disk; ms_trace_may_reuse then
+ * names those the writer is done with. Returns 1 when it took the lock.
+ */
+int ms_trace_fold_begin(void)
+{
+    if (!ms_trace_running())
+        return 0;
+    pthread_mutex_lock(&tw_lock);
+    if (!tw.active) { /* the trace ended meanwhile (the library destructor) */
+        pthread_mutex_unlock(&tw_lock);
+        return 0;
+    }
+    if (!tw.failed)
+        pass(1, 0);
+    return 1;
+}
+
+void ms_trace_fold_end(int locked)
+{
+    if (locked)
+        pthread_mutex_unlock(&tw_lock);
+}
+
+/*
+ * Whether a fold may unlink chunk c and reuse it (tw_lock held, or no trace):
+ * the writer has written it wholly and forgotten it, and it is not the chunk
+ * where the writer's walk of new chunks stops (pass() walks from the head to
+ * last_head, so that one must stay linked). A failed trace keeps nothing.
+ */
+int ms_trace_may_reuse(const struct memscope_chunk *c)
+{
+    if (!tw.active || tw.failed || tw.pid != (pid_t)syscall(SYS_getpid))
+        return 1;
+    if ((uint64_t)(uintptr_t)c == tw.last_head)
+        return 0;
+    return c->thread < tw.threads_cap && c->seq < tw.threads[c->thread].done_seq;
 }
 
 static void after_fork_child(void)
 {
     tw.active = 0; /* the writer thread is the parent's */
+    pthread_mutex_init(&tw_lock, NULL); /* the parent's folder may have held it */
 }
 
 __attribute__((constructor(103))) static void ms_trace_start(void)
@@ -460,9 +515,11 @@ __attribute__((destructor(102))) static void ms_trace_finish(void)
     ms_self.guard++;
     __atomic_store_n(&tw.stop, 1, __ATOMIC_RELEASE);
     pthread_join(tw.thread, NULL);
-    tw.active = 0;
+    pthread_mutex_lock(&tw_lock); /* a fold in progress ends first */
     if (!tw.failed)
-        pass(1);
+        pass(1, 1);
+    __atomic_store_n(&tw.active, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&tw_lock);
     close(tw.fd);
     ms_self.guard--;
 }
