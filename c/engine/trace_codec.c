@@ -254,6 +254,101 @@ short_payload:
     return -EBADMSG;
 }
 
+/*
+ * The validity test of ms_trace_decode_events without its stores, for a
+ * reader that checks every block first and decodes it later, when the merge
+ * needs its records (trace_read.c). The first three columns are only
+ * counted: eight bytes at a time, the terminating bytes (high bit clear)
+ * are counted and the runs of continuation bytes between them measured (a
+ * varint over 10 bytes is damage); the stack column's values are bounded,
+ * so it is read as the decoder reads it.
+ */
+/* Bits set in m, which has bits only at 7, 15, ..., 63 (no popcnt instruction needed). */
+static inline unsigned high_bits(uint64_t m)
+{
+    return (unsigned)(((m >> 7) * UINT64_C(0x0101010101010101)) >> 56);
+}
+
+int ms_trace_check_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr, const char **why)
+{
+    const uint64_t high = UINT64_C(0x8080808080808080);
+    const uint8_t *p = in, *end = in + len;
+    uint64_t need, seen = 0, v;
+    unsigned run = 0, bad = 0;
+    uint32_t n, i;
+
+    if (len < sizeof(*hdr)) {
+        *why = "payload shorter than its events header";
+        return -EBADMSG;
+    }
+    memcpy(hdr, in, sizeof(*hdr));
+    n = hdr->count;
+    if (n == 0 || n > MEMSCOPE_TRACE_MAX_EVENTS) {
+        *why = "record count out of range";
+        return -EBADMSG;
+    }
+    if (hdr->thread == 0 || hdr->thread > 0xffffffu) {
+        *why = "thread serial out of range";
+        return -EBADMSG;
+    }
+    p += sizeof(*hdr);
+    if ((size_t)(end - p) < n) {
+        *why = "payload too short for its record kinds";
+        return -EBADMSG;
+    }
+    for (i = 0; i < n; i++)
+        bad |= (unsigned)(uint8_t)(p[i] - MEMSCOPE_REC_ALLOC) > (unsigned)(MEMSCOPE_REC_MARK - MEMSCOPE_REC_ALLOC);
+    if (bad) {
+        *why = "unknown record kind";
+        return -EBADMSG;
+    }
+    p += n;
+    /* Times, addresses, sizes: 3n varints of at most 10 bytes each. */
+    need = (uint64_t)3 * n;
+    while (end - p >= 8) {
+        uint64_t w, m;
+        memcpy(&w, p, 8);
+        m = ~w & high; /* terminating bytes */
+        unsigned c = high_bits(m);
+        if (seen + c >= need)
+            break; /* the last of them lies in this word: finish byte by byte */
+        if (m == 0) {
+            run += 8;
+        } else {
+            run += (unsigned)__builtin_ctzll(m) >> 3;
+            if (run >= 10)
+                goto short_payload;
+            run = 7 - ((63 - (unsigned)__builtin_clzll(m)) >> 3);
+        }
+        if (run >= 10)
+            goto short_payload;
+        seen += c;
+        p += 8;
+    }
+    while (seen < need) {
+        if (p == end)
+            goto short_payload;
+        if (*p++ & 0x80) {
+            if (++run >= 10)
+                goto short_payload;
+        } else {
+            seen++;
+            run = 0;
+        }
+    }
+    for (i = 0; i < n; i++)
+        if (get_varint(&p, end, &v) != 0 || v > UINT32_MAX)
+            goto short_payload;
+    if (p != end) {
+        *why = "bytes left over after the records";
+        return -EBADMSG;
+    }
+    return 0;
+short_payload:
+    *why = "a column is cut short or holds a bad number";
+    return -EBADMSG;
+}
+
 /* ---- whole blocks ---- */
 
 size_t ms_trace_block_bound(size_t raw_len)

@@ -43,6 +43,14 @@ size_t ms_trace_encode_events(struct memscope_trace_events *hdr, const struct me
 int ms_trace_decode_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr,
                            struct memscope_record *out, size_t out_cap, const char **why);
 
+/*
+ * Checks an EVENTS payload as ms_trace_decode_events does, writing no
+ * records: 0 exactly when decoding it (with room for
+ * MEMSCOPE_TRACE_MAX_EVENTS records) succeeds, else -EBADMSG with the
+ * decoder's reason in *why. Fills *hdr.
+ */
+int ms_trace_check_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr, const char **why);
+
 /* Most bytes a whole block (header, payload, padding) takes for raw_len raw bytes. */
 size_t ms_trace_block_bound(size_t raw_len);
 

@@ -5,17 +5,24 @@
  * is checked (magic, its CRC, sizes against the file and the format's
  * limits, sequence), its payload's CRC is checked, then the payload is
  * decompressed (zstd, into a scratch buffer bounded by raw_size) and
- * decoded. EVENTS records go, in the order each thread wrote them, into one
- * array per thread; TEXTS entries into a text list; the last STATE block
+ * checked. An EVENTS block is checked as its decoder would (every column
+ * parsed, nothing stored) and listed, in the order its thread wrote it,
+ * under its thread; TEXTS entries go into a text list; the last STATE block
  * gives the counters and the clock calibration.
  *
  * Then the store those blocks describe is rebuilt as a memory source: a
  * synthetic root and one chunk header per thread (at addresses above any
- * user-space address) whose records are the thread arrays themselves, and
- * the text entries at their original addresses. memscope_history_open reads
- * that source like any other store, so every check, the clock conversion,
- * the merge and the text resolution are the reader's own (reader.c); nothing
- * is replayed differently for a trace.
+ * user-space address), and the text entries at their original addresses. A
+ * chunk's records are not in memory: a read of them decompresses and
+ * decodes the block that holds them into a buffer of its thread's (kept
+ * until the next block is read). The reader reads each thread's records in
+ * order, a window at a time, straight into its merge, so the records are
+ * decoded once, into memory that stays in cache, and the only array of
+ * every event is the history's own (fresh memory, the kernel's zeroing of
+ * it, is most of what reading a large trace costs). memscope_history_open
+ * reads that source like any other store, so every check, the clock
+ * conversion, the merge and the text resolution are the reader's own
+ * (reader.c); nothing is replayed differently for a trace.
  *
  * Damage: a file that is not a trace, or whose header fails its CRC, or an
  * unknown version, fails the open. A block whose payload fails its CRC or
@@ -47,13 +54,27 @@
 #define SYN_CHUNKS UINT64_C(0x4000000000100000) /* synthetic chunks from here */
 #define TEXT_LIMIT UINT64_C(0x3fff000000000000) /* text addresses must lie below this */
 #define MAX_CHUNK_RECORDS (UINT64_C(1) << 25)    /* records per synthetic chunk (1 GiB) */
+#define DECODED_LIMIT (UINT64_C(64) << 20)      /* bytes of decoded blocks kept across threads */
+
+/* An EVENTS block that passed its checks: where it is, where its records go. */
+struct trace_events_ref {
+    const uint8_t *payload; /* as stored, in the file's mapping */
+    uint32_t stored_size;   /* payload bytes */
+    uint32_t raw_size;      /* bytes once decompressed */
+    uint16_t codec;         /* MEMSCOPE_TRACE_CODEC_* */
+    uint32_t count;         /* records */
+    uint64_t first;         /* index of its first record among its thread's records read */
+};
 
 struct trace_thread {
-    uint32_t serial;              /* thread serial */
-    uint32_t tid;                 /* OS thread id */
-    struct memscope_record *recs; /* its records, in the order it wrote them */
-    uint64_t n;                   /* records */
-    uint64_t cap;                 /* room in recs */
+    uint32_t serial;                 /* thread serial */
+    uint32_t tid;                    /* OS thread id */
+    uint64_t n;                      /* records (in its blocks) */
+    struct trace_events_ref *blocks; /* its EVENTS blocks, in the order it wrote them */
+    uint64_t nblocks, blocks_cap;    /* blocks listed; room */
+    struct memscope_record *decoded; /* the records of blocks[decoded_block] */
+    uint64_t decoded_cap;            /* room in decoded (records) */
+    uint64_t decoded_block;          /* the block held in decoded; UINT64_MAX: none */
 };
 
 struct trace_text {
@@ -66,7 +87,9 @@ struct trace_text {
 struct seg {
     uint64_t addr;
     uint64_t len;
-    const void *data;
+    const void *data;            /* the bytes, or NULL: records of thread, decoded when read */
+    struct trace_thread *thread; /* whose records (data NULL) */
+    uint64_t first;              /* index of the thread's record at addr (data NULL) */
 };
 
 struct trace_load {
@@ -92,6 +115,10 @@ struct trace_load {
     struct memscope_trace_stacks stacks_hdr; /* last STACKS header */
     int have_stacks;
     uint8_t *stack_table; /* the synthetic table */
+    ZSTD_DCtx *dctx;        /* decompression, reused for every block */
+    uint8_t *scratch;       /* a decompressed payload; room for the largest block met */
+    size_t scratch_cap;     /* bytes at scratch */
+    uint64_t decoded_bytes; /* held in the threads' decoded buffers */
 };
 
 static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -123,43 +150,18 @@ static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, ui
     memset(t, 0, sizeof(*t));
     t->serial = serial;
     t->tid = tid;
+    t->decoded_block = UINT64_MAX;
     return t;
 }
 
 /*
- * Makes room for `more` records in t. 0 or -ENOMEM. The arrays are mappings
- * grown with mremap (no copy) and asked for huge pages: most of reading a
- * large trace is the kernel providing fresh memory for the records.
+ * Checks one EVENTS payload (raw, decompressed) and lists its block under
+ * its thread (payload: the block as stored, in the mapping, decoded again
+ * when its records are read). Returns 0, 1 (skipped: *why says why), 2
+ * (kept, but records before it are missing: *why says so) or -ENOMEM.
  */
-static int thread_reserve(struct trace_thread *t, uint64_t more)
-{
-    const uint64_t step = (2u << 20) / sizeof(struct memscope_record); /* 2 MiB */
-    void *p;
-
-    if (t->n + more <= t->cap)
-        return 0;
-    uint64_t ncap = t->cap ? t->cap : step;
-    while (ncap < t->n + more)
-        ncap *= 2;
-    if (t->recs)
-        p = mremap(t->recs, t->cap * sizeof(*t->recs), ncap * sizeof(*t->recs), MREMAP_MAYMOVE);
-    else
-        p = mmap(NULL, ncap * sizeof(*t->recs), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return -ENOMEM;
-#ifdef MADV_HUGEPAGE
-    madvise(p, ncap * sizeof(*t->recs), MADV_HUGEPAGE);
-#endif
-    t->recs = p;
-    t->cap = ncap;
-    return 0;
-}
-
-/*
- * Decodes one EVENTS payload into its thread. Returns 0, 1 (skipped: *why
- * says why), or -ENOMEM.
- */
-static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, const char **why)
+static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, const struct memscope_trace_block *b,
+                       const uint8_t *payload, const char **why)
 {
     struct memscope_trace_events hdr;
     struct trace_thread *t;
@@ -169,16 +171,23 @@ static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, con
         return 1;
     }
     memcpy(&hdr, raw, sizeof(hdr));
-    /* Each record takes at least 5 bytes (its kind and four one-byte varints): nothing is
-     * reserved for more records than the payload can hold. */
+    /* Each record takes at least 5 bytes (its kind and four one-byte varints). */
     if (hdr.count == 0 || hdr.count > MEMSCOPE_TRACE_MAX_EVENTS || hdr.thread == 0 || hdr.thread > 0xffffffu ||
         (len - sizeof(hdr)) / 5 < hdr.count) {
         *why = "events header out of range";
         return 1;
     }
     t = thread_get(L, hdr.thread, hdr.tid);
-    if (!t || thread_reserve(t, hdr.count) != 0)
+    if (!t)
         return -ENOMEM;
+    if (t->nblocks == t->blocks_cap) {
+        uint64_t ncap = t->blocks_cap ? t->blocks_cap * 2 : 16;
+        struct trace_events_ref *nb = ms_engine_realloc(t->blocks, ncap * sizeof(*nb));
+        if (!nb)
+            return -ENOMEM;
+        t->blocks = nb;
+        t->blocks_cap = ncap;
+    }
     if (hdr.first_index != t->n) {
         *why = hdr.first_index < t->n ? "its records repeat records already read for its thread"
                                       : "records of its thread before it are missing";
@@ -186,10 +195,130 @@ static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, con
             return 1;
         /* A gap (a block lost before this one): keep going, the history is incomplete. */
     }
-    if (ms_trace_decode_events(raw, len, &hdr, t->recs + t->n, hdr.count, why) != 0)
+    if (ms_trace_check_events(raw, len, &hdr, why) != 0)
         return 1;
+    t->blocks[t->nblocks++] = (struct trace_events_ref){payload, b->stored_size, b->raw_size, b->codec, hdr.count, t->n};
     t->n += hdr.count;
     return hdr.first_index != t->n - hdr.count ? 2 : 0;
+}
+
+/* A block's payload decompressed into the scratch buffer (or as stored); NULL when it does not decompress
+ * (*nomem set when for want of memory). */
+static const uint8_t *block_raw(struct trace_load *L, uint16_t codec, const uint8_t *payload, uint32_t stored_size,
+                                uint32_t raw_size, int *nomem)
+{
+    *nomem = 0;
+    if (codec == MEMSCOPE_TRACE_CODEC_NONE)
+        return stored_size == raw_size ? payload : NULL;
+    if (codec != MEMSCOPE_TRACE_CODEC_ZSTD)
+        return NULL;
+    if (raw_size > L->scratch_cap) { /* grown to the largest block met, at most MEMSCOPE_TRACE_MAX_RAW */
+        size_t cap = raw_size < (1u << 20) ? (1u << 20) : raw_size;
+        ms_engine_free(L->scratch);
+        L->scratch_cap = 0;
+        L->scratch = ms_engine_alloc(cap);
+        if (!L->scratch) {
+            *nomem = 1;
+            return NULL;
+        }
+        L->scratch_cap = cap;
+    }
+    size_t z = ZSTD_decompressDCtx(L->dctx, L->scratch, raw_size, payload, stored_size);
+    if (ZSTD_isError(z) || z != raw_size)
+        return NULL;
+    return L->scratch;
+}
+
+/*
+ * Decodes t's block bi into t->decoded (the block held is kept). The
+ * threads' decoded buffers together stay under DECODED_LIMIT where they
+ * can: past it, the other threads' are let go (their blocks are decoded
+ * again when read again). 0, -ENOMEM, or -EFAULT when the block no longer
+ * decodes (it did when the file was walked: the file changed since).
+ */
+static int thread_decode(struct trace_load *L, struct trace_thread *t, uint64_t bi)
+{
+    const struct trace_events_ref *ref = &t->blocks[bi];
+    struct memscope_trace_events hdr;
+    const uint8_t *raw;
+    const char *why;
+    int nomem;
+
+    if (t->decoded_block == bi)
+        return 0;
+    t->decoded_block = UINT64_MAX;
+    if (ref->count > t->decoded_cap) {
+        uint64_t need = (uint64_t)ref->count * sizeof(struct memscope_record);
+        L->decoded_bytes -= t->decoded_cap * sizeof(struct memscope_record);
+        ms_engine_free(t->decoded);
+        t->decoded = NULL;
+        t->decoded_cap = 0;
+        if (L->decoded_bytes + need > DECODED_LIMIT)
+            for (uint32_t i = 0; i < L->nthreads; i++) {
+                struct trace_thread *o = &L->threads[i];
+                if (!o->decoded)
+                    continue;
+                L->decoded_bytes -= o->decoded_cap * sizeof(struct memscope_record);
+                ms_engine_free(o->decoded);
+                o->decoded = NULL;
+                o->decoded_cap = 0;
+                o->decoded_block = UINT64_MAX;
+            }
+        t->decoded = ms_engine_alloc(need);
+        if (!t->decoded)
+            return -ENOMEM;
+        t->decoded_cap = ref->count;
+        L->decoded_bytes += need;
+    }
+    raw = block_raw(L, ref->codec, ref->payload, ref->stored_size, ref->raw_size, &nomem);
+    if (!raw)
+        return nomem ? -ENOMEM : -EFAULT;
+    if (ms_trace_decode_events(raw, ref->raw_size, &hdr, t->decoded, ref->count, &why) != 0 ||
+        hdr.count != ref->count || hdr.thread != t->serial)
+        return -EFAULT;
+    t->decoded_block = bi;
+    return 0;
+}
+
+/* Copies len bytes of t's records, from byte off of their sequence, into buf, decoding blocks as needed.
+ * 0 or a negative errno. */
+static int thread_read(struct trace_load *L, struct trace_thread *t, uint64_t off, uint8_t *buf, size_t len)
+{
+    const uint64_t rs = sizeof(struct memscope_record);
+
+    while (len > 0) {
+        uint64_t rec = off / rs, bi = t->decoded_block;
+        if (bi == UINT64_MAX || rec < t->blocks[bi].first || rec - t->blocks[bi].first >= t->blocks[bi].count) {
+            /* Usually the next block; else the last block starting at or before rec. */
+            if (bi != UINT64_MAX && bi + 1 < t->nblocks && t->blocks[bi + 1].first <= rec &&
+                rec - t->blocks[bi + 1].first < t->blocks[bi + 1].count) {
+                bi++;
+            } else {
+                uint64_t lo = 0, hi = t->nblocks;
+                while (lo < hi) {
+                    uint64_t mid = lo + (hi - lo) / 2;
+                    if (t->blocks[mid].first <= rec)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (lo == 0 || rec - t->blocks[lo - 1].first >= t->blocks[lo - 1].count)
+                    return -EFAULT;
+                bi = lo - 1;
+            }
+            int rc = thread_decode(L, t, bi);
+            if (rc != 0)
+                return rc;
+        }
+        const struct trace_events_ref *ref = &t->blocks[bi];
+        uint64_t in_block = off - ref->first * rs, avail = (uint64_t)ref->count * rs - in_block;
+        size_t n = len < avail ? len : (size_t)avail;
+        memcpy(buf, (const uint8_t *)t->decoded + in_block, n);
+        buf += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 /* Takes the TEXTS payload raw (owned from here) into the text list. 0, 1 (bad), -ENOMEM. */
@@ -357,7 +486,7 @@ static int text_cmp(const void *a, const void *b, void *ctx)
 /* The synthetic memory: a read must lie within one segment. */
 static int syn_read(void *ctx, uint64_t addr, void *buf, size_t len)
 {
-    const struct trace_load *L = ctx;
+    struct trace_load *L = ctx;
     size_t lo = 0, hi = L->nsegs;
 
     while (lo < hi) {
@@ -372,6 +501,8 @@ static int syn_read(void *ctx, uint64_t addr, void *buf, size_t len)
     const struct seg *s = &L->segs[lo - 1];
     if (addr - s->addr > s->len || len > s->len - (addr - s->addr))
         return -EFAULT;
+    if (!s->data)
+        return thread_read(L, s->thread, s->first * sizeof(struct memscope_record) + (addr - s->addr), buf, len);
     memcpy(buf, (const uint8_t *)s->data + (addr - s->addr), len);
     return 0;
 }
@@ -406,8 +537,8 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
             c->seq = (uint32_t)seq;
             c->tid = t->tid;
             c->pid = fh->pid;
-            L->segs[nseg++] = (struct seg){addr, sizeof(*c), c};
-            L->segs[nseg++] = (struct seg){addr + sizeof(*c), cnt * sizeof(struct memscope_record), t->recs + first};
+            L->segs[nseg++] = (struct seg){addr, sizeof(*c), c, NULL, 0};
+            L->segs[nseg++] = (struct seg){addr + sizeof(*c), cnt * sizeof(struct memscope_record), NULL, t, first};
             head = addr;
             chunk_bytes += c->map_size;
             addr += (c->map_size + 4095) & ~UINT64_C(4095);
@@ -424,7 +555,7 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
                     warn(info, "text entry at 0x%" PRIx64 " overlaps another; dropped", L->texts[i].address);
                 continue;
             }
-            L->segs[nseg++] = (struct seg){L->texts[i].address, L->texts[i].len, L->texts[i].data};
+            L->segs[nseg++] = (struct seg){L->texts[i].address, L->texts[i].len, L->texts[i].data, NULL, 0};
             end = L->texts[i].address + L->texts[i].len;
             text_bytes += L->texts[i].len;
         }
@@ -456,10 +587,10 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
         uint64_t size;
         if (build_stack_table(L, &size) != 0)
             return ms_error_set(err, -ENOMEM, "out of memory");
-        L->segs[nseg++] = (struct seg){SYN_STACKS, size, L->stack_table};
+        L->segs[nseg++] = (struct seg){SYN_STACKS, size, L->stack_table, NULL, 0};
         r->stacks = SYN_STACKS;
     }
-    L->segs[nseg++] = (struct seg){SYN_ROOT, sizeof(*r), r};
+    L->segs[nseg++] = (struct seg){SYN_ROOT, sizeof(*r), r, NULL, 0};
     L->nsegs = nseg;
     if (ms_sort(L->segs, nseg, sizeof(*L->segs), seg_cmp, NULL) != 0)
         return ms_error_set(err, -ENOMEM, "out of memory");
@@ -470,9 +601,10 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
 
 static void load_free(struct trace_load *L)
 {
-    for (uint32_t i = 0; i < L->nthreads; i++)
-        if (L->threads[i].recs)
-            munmap(L->threads[i].recs, L->threads[i].cap * sizeof(*L->threads[i].recs));
+    for (uint32_t i = 0; i < L->nthreads; i++) {
+        ms_engine_free(L->threads[i].blocks);
+        ms_engine_free(L->threads[i].decoded);
+    }
     ms_engine_free(L->threads);
     for (size_t i = 0; i < L->npools; i++)
         ms_engine_free(L->text_pools[i]);
@@ -483,6 +615,8 @@ static void load_free(struct trace_load *L)
     ms_engine_free(L->stack_entries);
     ms_engine_free(L->frames);
     ms_engine_free(L->stack_table);
+    ms_engine_free(L->scratch);
+    ZSTD_freeDCtx(L->dctx);
 }
 
 MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
@@ -492,9 +626,8 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
     struct trace_load L;
     struct memscope_trace_header fh;
     struct stat st;
-    uint8_t *map = NULL, *scratch = NULL;
-    size_t map_len = 0, off, scratch_cap = 0;
-    ZSTD_DCtx *dctx = NULL;
+    uint8_t *map = NULL;
+    size_t map_len = 0, off;
     uint64_t seq = 0;
     int fd = -1, rc = 0;
     const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
@@ -549,8 +682,8 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
         goto out;
     }
-    dctx = ZSTD_createDCtx();
-    if (!dctx) {
+    L.dctx = ZSTD_createDCtx();
+    if (!L.dctx) {
         rc = ms_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
@@ -616,31 +749,23 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
             why = "payload checksum mismatch";
             goto skip;
         }
-        if (b.codec == MEMSCOPE_TRACE_CODEC_ZSTD) {
-            if (b.raw_size > scratch_cap) { /* grown to the largest block met, at most MEMSCOPE_TRACE_MAX_RAW */
-                ms_engine_free(scratch);
-                scratch_cap = b.raw_size < (1u << 20) ? (1u << 20) : b.raw_size;
-                scratch = ms_engine_alloc(scratch_cap);
-                if (!scratch) {
-                    rc = ms_error_set(err, -ENOMEM, "out of memory");
-                    goto out;
-                }
-            }
-            size_t z = ZSTD_decompressDCtx(dctx, scratch, b.raw_size, payload, b.stored_size);
-            if (ZSTD_isError(z) || z != b.raw_size) {
-                why = "payload does not decompress";
-                goto skip;
-            }
-            raw = scratch;
-        } else if (b.codec == MEMSCOPE_TRACE_CODEC_NONE && b.stored_size == b.raw_size) {
-            raw = payload;
-        } else {
+        if (b.codec != MEMSCOPE_TRACE_CODEC_ZSTD &&
+            (b.codec != MEMSCOPE_TRACE_CODEC_NONE || b.stored_size != b.raw_size)) {
             why = "unknown codec";
+            goto skip;
+        }
+        raw = block_raw(&L, b.codec, payload, b.stored_size, b.raw_size, &r);
+        if (!raw && r) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        if (!raw) {
+            why = "payload does not decompress";
             goto skip;
         }
         switch (b.type) {
         case MEMSCOPE_TRACE_EVENTS:
-            r = load_events(&L, raw, b.raw_size, &why);
+            r = load_events(&L, raw, b.raw_size, &b, payload, &why);
             if (r < 0) {
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
                 goto out;
@@ -711,8 +836,6 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
     if (rc == 0 && L.have_state)
         (*out)->chunk_bytes = L.state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
 out:
-    ZSTD_freeDCtx(dctx);
-    ms_engine_free(scratch);
     load_free(&L);
     if (map)
         munmap(map, map_len);

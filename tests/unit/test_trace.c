@@ -390,6 +390,136 @@ static void test_trace_mutated_payloads(void **state)
     }
 }
 
+/*
+ * The walk checks EVENTS payloads with ms_trace_check_events and decodes
+ * them later: the check must accept exactly what the decoder accepts, for
+ * the same reason. Payloads with long varints and stack ids near 2^32, then
+ * mutated (bit flips, cut short, grown), go through both.
+ */
+static void test_trace_check_matches_decode(void **state)
+{
+    enum { N = 64 };
+    static struct memscope_record recs[N], out[4096];
+    static uint8_t buf[8192], m[8192];
+    struct memscope_trace_events eh = {.thread = 5, .tid = 55, .first_time = 1000};
+    uint64_t x = 777;
+    int accepted = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        for (int i = 0; i < N; i++) {
+            unsigned kind = 1 + (unsigned)(lcg(&x) % MEMSCOPE_REC_MARK);
+            uint64_t r = lcg(&x);
+            recs[i].time = 1000 + (uint64_t)i * (r % 4 == 0 ? (UINT64_C(1) << (r % 60)) : 3);
+            recs[i].address = r % 3 == 0 ? lcg(&x) << 31 : 0x1000 + (uint64_t)i * 16;
+            recs[i].size = r % 5 == 0 ? UINT64_MAX >> (r % 64) : r % 200;
+            recs[i].stack = r % 7 == 0 ? UINT32_MAX - (uint32_t)(r % 3) : (uint32_t)(r % 300);
+            recs[i].info = MEMSCOPE_RECORD_INFO(kind, 5);
+        }
+        size_t len = ms_trace_encode_events(&eh, recs, 1 + lcg(&x) % N, buf);
+        memcpy(m, buf, len);
+        int mode = round % 5;
+        if (mode == 1 || mode == 2) /* flip bits, mostly in the columns */
+            for (int k = 0, n = 1 + (int)(lcg(&x) % 4); k < n; k++)
+                m[sizeof(eh) + lcg(&x) % (len - sizeof(eh))] ^= (uint8_t)(1u << (lcg(&x) % 8));
+        else if (mode == 3) /* cut short */
+            len = lcg(&x) % len;
+        else if (mode == 4) { /* grown by continuation bytes or terminators */
+            size_t more = 1 + lcg(&x) % 24;
+            memset(m + len, lcg(&x) % 2 ? 0x80 : 0x01, more);
+            if (lcg(&x) % 2) { /* or a varint made longer in the middle */
+                size_t at = sizeof(eh) + lcg(&x) % (len - sizeof(eh));
+                memmove(m + at + more, m + at, len - at);
+                memset(m + at, 0xff, more);
+            }
+            len += more;
+        }
+        struct memscope_trace_events h1, h2;
+        const char *why1 = NULL, *why2 = NULL;
+        int rc1 = ms_trace_check_events(m, len, &h1, &why1);
+        int rc2 = ms_trace_decode_events(m, len, &h2, out, 4096, &why2);
+        if (len >= sizeof(eh) && h2.count > 4096)
+            assert_int_not_equal(rc1, 0); /* more records than bytes: both refuse, for different reasons */
+        else {
+            assert_int_equal(rc1, rc2);
+            if (rc1 != 0)
+                assert_string_equal(why1, why2);
+        }
+        accepted += rc1 == 0;
+    }
+    assert_true(accepted > 4000); /* the unmutated rounds and some mutations pass */
+}
+
+/* Writes a trace (stored uncompressed) of nthreads threads, each allocating
+ * n blocks in one EVENTS block and freeing all but one in a second, the
+ * threads' times interleaved. */
+static void write_threads_trace(const char *file, uint32_t nthreads, uint32_t n)
+{
+    struct memscope_record *recs = calloc(n, sizeof(*recs));
+    size_t cap = ms_trace_events_bound(n);
+    uint8_t *raw = malloc(cap), *blk = malloc(ms_trace_block_bound(cap));
+    struct memscope_trace_header fh;
+    uint64_t seq = 0;
+    FILE *f = fopen(file, "wb");
+
+    assert_non_null(recs);
+    assert_non_null(raw);
+    assert_non_null(blk);
+    assert_non_null(f);
+    ms_trace_header_init(&fh, 0, 9, 0, 0, n);
+    fwrite(&fh, sizeof(fh), 1, f);
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t t = 1; t <= nthreads; t++) {
+            struct memscope_trace_events eh = {.thread = t, .tid = 100 + t, .first_index = pass ? n : 0,
+                                               .first_time = pass ? recs[n - 1].time : 0};
+            uint32_t count = pass ? n - 1 : n;
+            for (uint32_t i = 0; i < count; i++) {
+                recs[i].time = ((uint64_t)pass * n + i) * nthreads + t;
+                recs[i].address = ((uint64_t)t << 32) + (uint64_t)i * 64;
+                recs[i].size = pass ? 0 : 48;
+                recs[i].stack = 0;
+                recs[i].info = MEMSCOPE_RECORD_INFO(pass ? MEMSCOPE_REC_FREE : MEMSCOPE_REC_ALLOC, t);
+            }
+            if (pass == 0)
+                recs[n - 1].time = ((uint64_t)n - 1) * nthreads + t; /* first_time of the next block */
+            size_t len = ms_trace_encode_events(&eh, recs, count, raw);
+            size_t bl = ms_trace_block_build(MEMSCOPE_TRACE_EVENTS, seq++, raw, len, NULL, 0, blk);
+            assert_int_equal(fwrite(blk, 1, bl, f), bl);
+        }
+    fclose(f);
+    free(recs);
+    free(raw);
+    free(blk);
+}
+
+/* More threads than the reader keeps decoded blocks for at once (blocks are
+ * decoded again as the merge comes back to them): every event is there, in
+ * order, and the snapshot is right. */
+static void test_trace_many_threads_decoded_again(void **state)
+{
+    const uint32_t nthreads = 40, n = 65536;
+    struct memscope_history *h = NULL;
+    struct memscope_history_info hi;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_stats st;
+    struct memscope_trace_info info;
+    struct memscope_error err;
+
+    write_threads_trace(path, nthreads, n);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), 0);
+    assert_int_equal(info.blocks, 2 * nthreads);
+    memscope_history_info(h, &hi);
+    assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
+    assert_int_equal(hi.threads, nthreads);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    assert_int_equal(st.active_allocations, nthreads);
+    assert_int_equal(st.current_memory, (uint64_t)nthreads * 48);
+    assert_int_equal(st.peak_memory, (uint64_t)nthreads * n * 48);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+}
+
 /* A block that went missing between two of its thread's blocks is reported; the rest is read. */
 static void test_trace_missing_block(void **state)
 {
@@ -437,6 +567,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trace_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_mutated_payloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_missing_block, setup, teardown),
+        cmocka_unit_test(test_trace_check_matches_decode),
+        cmocka_unit_test_setup_teardown(test_trace_many_threads_decoded_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
