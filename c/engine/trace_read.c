@@ -5,10 +5,15 @@
  * is checked (magic, its CRC, sizes against the file and the format's
  * limits, sequence), its payload's CRC is checked, then the payload is
  * decompressed (zstd, into a scratch buffer bounded by raw_size) and
- * checked. An EVENTS block is checked as its decoder would (every column
- * parsed, nothing stored) and listed, in the order its thread wrote it,
+ * checked. Of an EVENTS block only the header is decompressed and checked
+ * (thread, count, its place in its thread's sequence), and the block listed
  * under its thread; TEXTS entries go into a text list; the last STATE block
- * gives the counters and the clock calibration.
+ * gives the counters and the clock calibration. Should a listed block not
+ * decode when its records are read, or the read fail otherwise, the file
+ * is walked again with every EVENTS payload decompressed and checked as
+ * its decoder would (every column parsed, nothing stored), so damage is
+ * skipped or reported exactly as it is found; a trace that reads is
+ * decompressed once.
  *
  * Then the store those blocks describe is rebuilt as a memory source: a
  * synthetic root and one chunk header per thread (at addresses above any
@@ -44,6 +49,7 @@
 #include <unistd.h>
 
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "internal.h"
 #include "memscope/trace.h"
@@ -119,6 +125,7 @@ struct trace_load {
     uint8_t *scratch;       /* a decompressed payload; room for the largest block met */
     size_t scratch_cap;     /* bytes at scratch */
     uint64_t decoded_bytes; /* held in the threads' decoded buffers */
+    int careful;            /* EVENTS payloads are decompressed and checked whole in the walk */
 };
 
 static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -155,8 +162,9 @@ static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, ui
 }
 
 /*
- * Checks one EVENTS payload (raw, decompressed) and lists its block under
- * its thread (payload: the block as stored, in the mapping, decoded again
+ * Checks one EVENTS payload (raw: decompressed, len bytes; unless
+ * L->careful, only its header is there and checked) and lists its block
+ * under its thread (payload: the block as stored, in the mapping, decoded
  * when its records are read). Returns 0, 1 (skipped: *why says why), 2
  * (kept, but records before it are missing: *why says so) or -ENOMEM.
  */
@@ -195,7 +203,7 @@ static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, con
             return 1;
         /* A gap (a block lost before this one): keep going, the history is incomplete. */
     }
-    if (ms_trace_check_events(raw, len, &hdr, why) != 0)
+    if (L->careful && ms_trace_check_events(raw, len, &hdr, why) != 0)
         return 1;
     t->blocks[t->nblocks++] = (struct trace_events_ref){payload, b->stored_size, b->raw_size, b->codec, hdr.count, t->n};
     t->n += hdr.count;
@@ -229,12 +237,39 @@ static const uint8_t *block_raw(struct trace_load *L, uint16_t codec, const uint
     return L->scratch;
 }
 
+/* The first n bytes of a block's payload, decompressed into out (or as stored); NULL when they do not
+ * decompress (*nomem set when for want of memory). */
+static const uint8_t *block_head(struct trace_load *L, uint16_t codec, const uint8_t *payload, uint32_t stored_size,
+                                 uint32_t raw_size, uint8_t *out, size_t n, int *nomem)
+{
+    ZSTD_outBuffer o = {out, n, 0};
+    ZSTD_inBuffer in = {payload, stored_size, 0};
+
+    *nomem = 0;
+    if (raw_size < n)
+        return NULL;
+    if (codec == MEMSCOPE_TRACE_CODEC_NONE)
+        return stored_size == raw_size ? payload : NULL;
+    if (codec != MEMSCOPE_TRACE_CODEC_ZSTD || ZSTD_isError(ZSTD_DCtx_reset(L->dctx, ZSTD_reset_session_only)))
+        return NULL;
+    while (o.pos < n) { /* zstd decodes a block (at most 128 KiB) at a time */
+        size_t in_before = in.pos, out_before = o.pos, z = ZSTD_decompressStream(L->dctx, &o, &in);
+        if (ZSTD_isError(z)) {
+            *nomem = ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation;
+            return NULL;
+        }
+        if ((z == 0 && o.pos < n) || (in.pos == in_before && o.pos == out_before))
+            return NULL;
+    }
+    return out;
+}
+
 /*
  * Decodes t's block bi into t->decoded (the block held is kept). The
  * threads' decoded buffers together stay under DECODED_LIMIT where they
  * can: past it, the other threads' are let go (their blocks are decoded
  * again when read again). 0, -ENOMEM, or -EFAULT when the block no longer
- * decodes (it did when the file was walked: the file changed since).
+ * decodes (the walk took it on its header, or the file changed since).
  */
 static int thread_decode(struct trace_load *L, struct trace_thread *t, uint64_t bi)
 {
@@ -271,9 +306,9 @@ static int thread_decode(struct trace_load *L, struct trace_thread *t, uint64_t 
         L->decoded_bytes += need;
     }
     raw = block_raw(L, ref->codec, ref->payload, ref->stored_size, ref->raw_size, &nomem);
-    if (!raw)
-        return nomem ? -ENOMEM : -EFAULT;
-    if (ms_trace_decode_events(raw, ref->raw_size, &hdr, t->decoded, ref->count, &why) != 0 ||
+    if (!raw && nomem)
+        return -ENOMEM;
+    if (!raw || ms_trace_decode_events(raw, ref->raw_size, &hdr, t->decoded, ref->count, &why) != 0 ||
         hdr.count != ref->count || hdr.thread != t->serial)
         return -EFAULT;
     t->decoded_block = bi;
@@ -619,79 +654,30 @@ static void load_free(struct trace_load *L)
     ZSTD_freeDCtx(L->dctx);
 }
 
-MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
-                               struct memscope_trace_info *info_out, struct memscope_error *err)
+/*
+ * Walks the blocks of the mapped trace into L, then reads the store they
+ * describe into *out. L->careful: EVENTS payloads are decompressed and
+ * checked whole here; else only their header is, and the rest when their
+ * records are read (one that does not decode then fails the read).
+ */
+static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const struct memscope_trace_header *fh,
+                const char *path, int strict, struct memscope_history **out, struct memscope_trace_info *info,
+                struct memscope_error *err)
 {
-    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local;
-    struct trace_load L;
-    struct memscope_trace_header fh;
-    struct stat st;
-    uint8_t *map = NULL;
-    size_t map_len = 0, off;
     uint64_t seq = 0;
-    int fd = -1, rc = 0;
-    const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
+    size_t off;
+    int rc = 0;
 
-    memset(&L, 0, sizeof(L));
-    memset(info, 0, sizeof(*info));
-    if (err)
-        err->message[0] = '\0';
-    if (!path || !out)
-        return ms_error_set(err, -EINVAL, "invalid argument: a path and an out pointer are required");
-    *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        return ms_error_set(err, rc, "cannot open %s: %s", path, strerror(-rc));
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        ms_error_set(err, rc, "cannot read %s: %s", path, strerror(-rc));
-        goto out;
-    }
-    map_len = (size_t)st.st_size;
-    info->file_bytes = map_len;
-    if (map_len < sizeof(fh)) {
-        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (%zu bytes, shorter than a trace header)", path,
-                          map_len);
-        goto out;
-    }
-    map = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        map = NULL;
-        rc = -errno;
-        ms_error_set(err, rc, "cannot map %s: %s", path, strerror(-rc));
-        goto out;
-    }
-    memcpy(&fh, map, sizeof(fh));
-    if (memcmp(fh.magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE) != 0) {
-        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (magic does not match)", path);
-        goto out;
-    }
-    if (fh.header_crc != ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc))) {
-        rc = ms_error_set(err, -EBADMSG, "%s: the trace header is damaged (checksum mismatch)", path);
-        goto out;
-    }
-    info->version = fh.version;
-    if (fh.version != MEMSCOPE_TRACE_VERSION) {
-        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows version %u", path,
-                          fh.version, MEMSCOPE_TRACE_VERSION);
-        goto out;
-    }
-    if (fh.header_size != sizeof(fh)) {
-        rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
-        goto out;
-    }
-    L.dctx = ZSTD_createDCtx();
-    if (!L.dctx) {
+    L->dctx = ZSTD_createDCtx();
+    if (!L->dctx) {
         rc = ms_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
-
-    for (off = sizeof(fh); off < map_len;) {
+    for (off = sizeof(*fh); off < map_len;) {
         struct memscope_trace_block b;
         const uint8_t *payload;
         const uint8_t *raw;
+        uint8_t head[sizeof(struct memscope_trace_events)];
         uint8_t *owned = NULL;
         const char *why = NULL;
         size_t padded;
@@ -754,7 +740,10 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
             why = "unknown codec";
             goto skip;
         }
-        raw = block_raw(&L, b.codec, payload, b.stored_size, b.raw_size, &r);
+        if (b.type == MEMSCOPE_TRACE_EVENTS && !L->careful) /* the rest when its records are read */
+            raw = block_head(L, b.codec, payload, b.stored_size, b.raw_size, head, sizeof(head), &r);
+        else
+            raw = block_raw(L, b.codec, payload, b.stored_size, b.raw_size, &r);
         if (!raw && r) {
             rc = ms_error_set(err, -ENOMEM, "out of memory");
             goto out;
@@ -765,7 +754,7 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         }
         switch (b.type) {
         case MEMSCOPE_TRACE_EVENTS:
-            r = load_events(&L, raw, b.raw_size, &b, payload, &why);
+            r = load_events(L, raw, b.raw_size, &b, payload, &why);
             if (r < 0) {
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
                 goto out;
@@ -787,7 +776,7 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
                 goto out;
             }
             memcpy(owned, raw, b.raw_size);
-            r = load_texts(&L, owned, b.raw_size, &why);
+            r = load_texts(L, owned, b.raw_size, &why);
             if (r < 0) {
                 ms_engine_free(owned);
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
@@ -797,7 +786,7 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
                 goto skip;
             break;
         case MEMSCOPE_TRACE_STACKS:
-            r = load_stacks(&L, raw, b.raw_size, &why);
+            r = load_stacks(L, raw, b.raw_size, &why);
             if (r < 0) {
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
                 goto out;
@@ -806,13 +795,13 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
                 goto skip;
             break;
         case MEMSCOPE_TRACE_STATE:
-            if (b.raw_size != sizeof(L.state)) {
+            if (b.raw_size != sizeof(L->state)) {
                 why = "state payload has the wrong size";
                 goto skip;
             }
-            memcpy(&L.state, raw, sizeof(L.state));
-            L.have_state = 1;
-            info->complete = (L.state.flags & MEMSCOPE_TRACE_STATE_FINAL) != 0;
+            memcpy(&L->state, raw, sizeof(L->state));
+            L->have_state = 1;
+            info->complete = (L->state.flags & MEMSCOPE_TRACE_STATE_FINAL) != 0;
             break;
         default:
             warn(info, "block %" PRIu64 " has unknown type %u; skipped", b.sequence, b.type);
@@ -830,11 +819,92 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         warn(info, "block %" PRIu64 " (type %u) is damaged (%s); skipped", b.sequence, b.type, why);
         info->blocks_skipped++;
     }
-    for (uint32_t i = 0; i < L.nthreads; i++)
-        info->events += L.threads[i].n;
-    rc = build_history(&L, &fh, out, info, err); /* on failure the reader's sentence names the part */
-    if (rc == 0 && L.have_state)
-        (*out)->chunk_bytes = L.state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
+    for (uint32_t i = 0; i < L->nthreads; i++)
+        info->events += L->threads[i].n;
+    rc = build_history(L, fh, out, info, err); /* on failure the reader's sentence names the part */
+    if (rc == 0 && L->have_state)
+        (*out)->chunk_bytes = L->state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
+out:
+    return rc;
+}
+
+MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
+                               struct memscope_trace_info *info_out, struct memscope_error *err)
+{
+    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local, info0;
+    struct trace_load L;
+    struct memscope_trace_header fh;
+    struct stat st;
+    uint8_t *map = NULL;
+    size_t map_len = 0;
+    int fd = -1, rc = 0;
+    const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
+
+    memset(&L, 0, sizeof(L));
+    memset(info, 0, sizeof(*info));
+    if (err)
+        err->message[0] = '\0';
+    if (!path || !out)
+        return ms_error_set(err, -EINVAL, "invalid argument: a path and an out pointer are required");
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        return ms_error_set(err, rc, "cannot open %s: %s", path, strerror(-rc));
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        ms_error_set(err, rc, "cannot read %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    map_len = (size_t)st.st_size;
+    info->file_bytes = map_len;
+    if (map_len < sizeof(fh)) {
+        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (%zu bytes, shorter than a trace header)", path,
+                          map_len);
+        goto out;
+    }
+    map = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        map = NULL;
+        rc = -errno;
+        ms_error_set(err, rc, "cannot map %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    memcpy(&fh, map, sizeof(fh));
+    if (memcmp(fh.magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE) != 0) {
+        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (magic does not match)", path);
+        goto out;
+    }
+    if (fh.header_crc != ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc))) {
+        rc = ms_error_set(err, -EBADMSG, "%s: the trace header is damaged (checksum mismatch)", path);
+        goto out;
+    }
+    info->version = fh.version;
+    if (fh.version != MEMSCOPE_TRACE_VERSION) {
+        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows version %u", path,
+                          fh.version, MEMSCOPE_TRACE_VERSION);
+        goto out;
+    }
+    if (fh.header_size != sizeof(fh)) {
+        rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
+        goto out;
+    }
+    info0 = *info;
+    rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
+    if (rc != 0 && rc != -ENOMEM) {
+        /* Perhaps a block taken on its header does not decode (and the walk went on from there,
+         * or the reader refused the records): walk again, checking every payload whole, so that
+         * such a block is skipped as damage (or refused with --strict) like any other, and damage
+         * is told as it is found. A trace that reads takes one walk. */
+        load_free(&L);
+        memset(&L, 0, sizeof(L));
+        L.careful = 1;
+        *info = info0;
+        if (err)
+            err->message[0] = '\0';
+        rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
+    }
 out:
     load_free(&L);
     if (map)

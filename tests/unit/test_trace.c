@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "fake_store.h"
 #include "memscope/trace.h"
@@ -520,6 +521,76 @@ static void test_trace_many_threads_decoded_again(void **state)
     memscope_history_close(h);
 }
 
+/*
+ * A block whose checksums are right but whose columns do not decode (a bad
+ * record kind, written so by a broken writer): the walk takes EVENTS blocks
+ * on their headers, so it is found only when its records are read; the
+ * trace is then walked again and the block skipped with the decoder's
+ * reason, as any damaged block is (--strict refuses). Stored and
+ * zstd-compressed.
+ */
+static void test_trace_undecodable_block_skipped(void **state)
+{
+    struct memscope_record recs[4];
+    uint8_t raw[512], blk[1024];
+    void *cctx = ZSTD_createCCtx();
+
+    for (int i = 0; i < 4; i++) {
+        recs[i].time = 10 + (uint64_t)i;
+        recs[i].address = 0x100 + (uint64_t)i * 16;
+        recs[i].size = 8;
+        recs[i].stack = 0;
+        recs[i].info = MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_ALLOC, 2);
+    }
+    for (int compressed = 0; compressed < 2; compressed++) {
+        struct memscope_trace_header fh;
+        struct memscope_trace_info info;
+        struct memscope_history *h = NULL;
+        struct memscope_history_info hi;
+        struct memscope_error err;
+        FILE *f = fopen(path, "wb");
+        size_t len, n;
+
+        assert_non_null(f);
+        ms_trace_header_init(&fh, 0, 7, 0, 0, 2);
+        fwrite(&fh, sizeof(fh), 1, f);
+        for (uint64_t b = 0; b < 3; b++) {
+            struct memscope_trace_events eh = {.thread = 2, .tid = 22, .first_index = b == 2 ? 2 : 0,
+                                               .first_time = b == 2 ? 11 : 0};
+            len = ms_trace_encode_events(&eh, recs + (b == 2 ? 2 : 0), 2, raw);
+            if (b == 1) {
+                eh.first_index = 2; /* would continue block 0; its second kind is bad */
+                memcpy(raw, &eh, sizeof(eh));
+                raw[sizeof(eh) + 1] = 99;
+            }
+            if (b == 2)
+                continue; /* written below, once block 1 is */
+            n = ms_trace_block_build(MEMSCOPE_TRACE_EVENTS, b, raw, len, compressed ? cctx : NULL, 1, blk);
+            assert_true(n > 0);
+            fwrite(blk, 1, n, f);
+        }
+        {
+            struct memscope_trace_events eh = {.thread = 2, .tid = 22, .first_index = 2, .first_time = 11};
+            len = ms_trace_encode_events(&eh, recs + 2, 2, raw);
+            n = ms_trace_block_build(MEMSCOPE_TRACE_EVENTS, 2, raw, len, compressed ? cctx : NULL, 1, blk);
+            fwrite(blk, 1, n, f);
+        }
+        fclose(f);
+        assert_int_equal(memscope_trace_open(path, 0, &h, &info, &err), 0);
+        assert_non_null(strstr(info.warning, "block 1 (type 1) is damaged (unknown record kind); skipped"));
+        assert_int_equal(info.blocks_skipped, 1);
+        assert_int_equal(info.blocks, 2);
+        assert_int_equal(info.events, 4);
+        memscope_history_info(h, &hi);
+        assert_int_equal(hi.events, 4);
+        memscope_history_close(h);
+        h = NULL;
+        assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), -EBADMSG);
+        assert_non_null(strstr(err.message, "unknown record kind"));
+    }
+    ZSTD_freeCCtx(cctx);
+}
+
 /* A block that went missing between two of its thread's blocks is reported; the rest is read. */
 static void test_trace_missing_block(void **state)
 {
@@ -569,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trace_missing_block, setup, teardown),
         cmocka_unit_test(test_trace_check_matches_decode),
         cmocka_unit_test_setup_teardown(test_trace_many_threads_decoded_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_undecodable_block_skipped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
