@@ -6,7 +6,8 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--fold-budget SIZE] [--help]
+Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--fold-budget SIZE]
+                                [--report-only TRACE] [--help]
 
 Builds (scripts/build.sh), then runs the allocation workload
 tests/fixtures/bench_alloc.c (mixed sizes, calloc, realloc, free) with one and
@@ -20,18 +21,22 @@ with two threads, OPS calls per thread, under memscope (MEMSCOPE_BUDGET=4G):
   both    bounded to SIZE and writing the trace: each fold first has the
           writer catch up, and reuses only chunks already on disk
 N runs of each, interleaved; medians are printed. Then, on the trace of the
-largest run: its bytes per event, and the time `memscope report TRACE
---summary` takes (open + decode + merge + replay), as events per second.
+largest run: its bytes per event, and how long `memscope report TRACE` takes
+(open + decode + merge + replay + render) for the default view (the snapshot
+at the end), --summary, --at-peak and --timeline: N runs of each, interleaved,
+medians of wall and CPU time (user + system), as events per second.
 
   --reps N          runs of each configuration (default 5)
   --ops N           calls per thread (default 4000000)
   --stacks METHOD   MEMSCOPE_STACK_METHOD for every run (default: none, so the
                     figures show the trace's own cost; 'unwind' is the runtime's default)
   --fold-budget SIZE  MEMSCOPE_BUDGET of the fold configuration (default 16M)
+  --report-only TRACE  only the report part, on TRACE (no workload runs)
 
 Targets (PASS/MISS): with a trace the workload takes <= 2x the store-only
 wall time (the whole process's time is printed beside: at exit the writer
-writes what it had not caught up with); <= 12 bytes per event; report replays >= 20M events/s;
+writes what it had not caught up with); <= 12 bytes per event; report replays >= 20M events/s
+(wall time, every view);
 folding keeps the workload <= 1.3x the unbounded store's wall time, and
 folding with a trace <= 2x. The
 longest an allocation waited for a fold (root.fold_wait_max_ns: a thread
@@ -46,6 +51,7 @@ reps=5
 ops=4000000
 stacks=none
 fold_budget=16M
+report_only=
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -53,6 +59,7 @@ while [ $# -gt 0 ]; do
     --ops) ops=$2; shift 2 ;;
     --stacks) stacks=$2; shift 2 ;;
     --fold-budget) fold_budget=$2; shift 2 ;;
+    --report-only) report_only=$2; shift 2 ;;
     *) echo "bench-history: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +76,53 @@ done
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/memscope-bench-history.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 results=$scratch/results
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+status=0
+# On $trace: its bytes per event, then the report views timed (sets status=1 on a miss).
+trace_figures() {
+  info=$("$memscope" report "$trace" --info)
+  events=$(sed -n 's/^events \([0-9]*\),.*/\1/p' <<<"$info")
+  bytes=$(stat -c %s "$trace")
+  bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.2f", b / e}')
+  verdict=PASS
+  awk -v r="$bpe" 'BEGIN {exit !(r <= 12)}' || { verdict=MISS; status=1; }
+  printf 'trace size: %s bytes for %s events: %s bytes/event (target <= 12) %s\n' "$bytes" "$events" "$bpe" "$verdict"
+
+  # report VIEW...: one timed run of `memscope report TRACE VIEW...`; appends "view wall_ns cpu_ms" to rtimes.
+  report() {
+    local view=${1:-default} start end cpu
+    start=$(date +%s%N)
+    cpu=$(/usr/bin/time -f "cpu %U %S" "$memscope" report "$trace" "$@" 2>&1 >/dev/null | grep '^cpu ' |
+      awk '{printf "%d", ($2 + $3) * 1000}')
+    end=$(date +%s%N)
+    echo "$view $(( end - start )) $cpu" >>"$rtimes"
+  }
+  rtimes=$scratch/rtimes
+  : >"$rtimes"
+  for _ in $(seq "$reps"); do
+    report
+    report --summary
+    report --at-peak
+    report --timeline
+  done
+  printf 'memscope report on %s events (%s runs of each view, interleaved; medians):\n' "$events" "$reps"
+  for view in default --summary --at-peak --timeline; do
+    ns=$(awk -v v="$view" '$1 == v {print $2}' "$rtimes" | median)
+    cpu=$(awk -v v="$view" '$1 == v {print $3}' "$rtimes" | median)
+    rate=$(awk -v e="$events" -v n="$ns" 'BEGIN {printf "%.1f", e / (n / 1e9) / 1e6}')
+    crate=$(awk -v e="$events" -v c="$cpu" 'BEGIN {printf "%.1f", (c > 0) ? e / (c / 1e3) / 1e6 : 0}')
+    verdict=PASS
+    awk -v r="$rate" 'BEGIN {exit !(r >= 20)}' || { verdict=MISS; status=1; }
+    printf '  %-10s %7.1f ms wall: %5sM events/s (target >= 20M) %s; CPU %s ms: %sM events/s\n' "$view" \
+      "$(awk -v n="$ns" 'BEGIN {print n / 1e6}')" "$rate" "$verdict" "$cpu" "$crate"
+  done
+}
+
+if [ -n "$report_only" ]; then
+  trace=$report_only
+  trace_figures
+  exit $status
+fi
 : >"$results"
 
 # run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms fold_wait_ns" to results.
@@ -99,12 +153,10 @@ for _ in $(seq "$reps"); do
   done
 done
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 field() { awk -v c="$1" -v t="$2" -v f="$3" '$1 == c && $2 == t {print $f}' "$results" | median; }
 
 printf 'bench-history: %s runs each, %s calls per thread, stacks %s\n' "$reps" "$ops" "$stacks"
 printf '%-8s %-7s %12s %10s %12s %14s\n' config threads events "wall ms" "process ms" "process cpu ms"
-status=0
 for threads in 1 2; do
   for config in store trace fold both; do
     printf '%-8s %-7s %12.0f %10.1f %12.0f %14.0f\n' "$config" "$threads" "$(field $config $threads 3)" \
@@ -136,25 +188,5 @@ for threads in 1 2; do
 done
 
 trace=$scratch/t2.trace
-info=$("$memscope" report "$trace" --info)
-events=$(sed -n 's/^events \([0-9]*\),.*/\1/p' <<<"$info")
-bytes=$(stat -c %s "$trace")
-bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN {printf "%.2f", b / e}')
-verdict=PASS
-awk -v r="$bpe" 'BEGIN {exit !(r <= 12)}' || { verdict=MISS; status=1; }
-printf 'trace size: %s bytes for %s events: %s bytes/event (target <= 12) %s\n' "$bytes" "$events" "$bpe" "$verdict"
-
-times=()
-for _ in $(seq "$reps"); do
-  start=$(date +%s%N)
-  "$memscope" report "$trace" --summary >/dev/null
-  end=$(date +%s%N)
-  times+=($(( end - start )))
-done
-ns=$(printf '%s\n' "${times[@]}" | median)
-rate=$(awk -v e="$events" -v n="$ns" 'BEGIN {printf "%.1f", e / (n / 1e9) / 1e6}')
-verdict=PASS
-awk -v r="$rate" 'BEGIN {exit !(r >= 20)}' || { verdict=MISS; status=1; }
-printf 'memscope report: %s events in %.1f ms (median of %s): %sM events/s (target >= 20M) %s\n' "$events" \
-  "$(awk -v n="$ns" 'BEGIN {print n / 1e6}')" "$reps" "$rate" "$verdict"
+trace_figures
 exit $status
