@@ -8,7 +8,9 @@
  * checked. Of an EVENTS block only the header is decompressed and checked
  * (thread, count, its place in its thread's sequence), and the block listed
  * under its thread; TEXTS entries go into a text list; the last STATE block
- * gives the counters and the clock calibration. Should a listed block not
+ * gives the counters and the clock calibration; a folded history's
+ * CHECKPOINT and CHECKPOINT_BLOCKS become the rebuilt store's checkpoint
+ * (trace_checkpoint.c), which the store reader checks and applies. Should a listed block not
  * decode when its records are read, or the read fail otherwise, the file
  * is walked again with every EVENTS payload decompressed and checked as
  * its decoder would (every column parsed, nothing stored), so damage is
@@ -53,10 +55,12 @@
 
 #include "internal.h"
 #include "memscope/trace.h"
+#include "trace_checkpoint.h"
 #include "trace_codec.h"
 
 #define SYN_ROOT UINT64_C(0x4000000000000000)   /* synthetic root address */
 #define SYN_STACKS UINT64_C(0x3fff800000000000) /* synthetic stack table */
+#define SYN_CHECKPOINT UINT64_C(0x3fffc00000000000) /* synthetic checkpoint */
 #define SYN_CHUNKS UINT64_C(0x4000000000100000) /* synthetic chunks from here */
 #define TEXT_LIMIT UINT64_C(0x3fff000000000000) /* text addresses must lie below this */
 #define MAX_CHUNK_RECORDS (UINT64_C(1) << 25)    /* records per synthetic chunk (1 GiB) */
@@ -126,6 +130,7 @@ struct trace_load {
     size_t scratch_cap;     /* bytes at scratch */
     uint64_t decoded_bytes; /* held in the threads' decoded buffers */
     int careful;            /* EVENTS payloads are decompressed and checked whole in the walk */
+    struct ms_trace_ck ck;  /* a folded history's checkpoint (trace_checkpoint.h) */
 };
 
 static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -554,7 +559,7 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
     for (i = 0; i < L->nthreads; i++)
         nchunks += (L->threads[i].n + MAX_CHUNK_RECORDS - 1) / MAX_CHUNK_RECORDS;
     L->chunk_hdrs = ms_engine_calloc(nchunks ? nchunks : 1, sizeof(*L->chunk_hdrs));
-    L->segs = ms_engine_calloc(2 + 2 * nchunks + L->ntexts, sizeof(*L->segs));
+    L->segs = ms_engine_calloc(3 + 2 * nchunks + L->ntexts, sizeof(*L->segs));
     if (!L->chunk_hdrs || !L->segs)
         return ms_error_set(err, -ENOMEM, "out of memory");
     for (i = 0; i < L->nthreads; i++) {
@@ -612,6 +617,12 @@ static int build_history(struct trace_load *L, const struct memscope_trace_heade
     for (i = 0; i < L->nthreads; i++)
         if (L->threads[i].serial > r->threads_started)
             r->threads_started = L->threads[i].serial;
+    if (ms_trace_ck_max_serial(&L->ck) > r->threads_started)
+        r->threads_started = ms_trace_ck_max_serial(&L->ck);
+    if (L->ck.image) {
+        L->segs[nseg++] = (struct seg){.addr = SYN_CHECKPOINT, .len = L->ck.image_size, .data = L->ck.image};
+        r->checkpoint = SYN_CHECKPOINT;
+    }
     r->clock_origin_ticks = fh->clock_origin_ticks;
     r->clock_origin_ns = fh->clock_origin_ns;
     if (L->have_state) {
@@ -652,6 +663,7 @@ static void load_free(struct trace_load *L)
     ms_engine_free(L->stack_table);
     ms_engine_free(L->scratch);
     ZSTD_freeDCtx(L->dctx);
+    ms_trace_ck_free(&L->ck);
 }
 
 /*
@@ -794,6 +806,17 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
             if (r == 1)
                 goto skip;
             break;
+        case MEMSCOPE_TRACE_CHECKPOINT:
+        case MEMSCOPE_TRACE_CHECKPOINT_BLOCKS:
+            r = b.type == MEMSCOPE_TRACE_CHECKPOINT ? ms_trace_ck_load(&L->ck, raw, b.raw_size, &why)
+                                                    : ms_trace_ck_load_blocks(&L->ck, raw, b.raw_size, &why);
+            if (r < 0) {
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            if (r == 1)
+                goto skip;
+            break;
         case MEMSCOPE_TRACE_STATE:
             if (b.raw_size != sizeof(L->state)) {
                 why = "state payload has the wrong size";
@@ -811,6 +834,8 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
         info->blocks++;
         continue;
     skip:
+        if (b.type == MEMSCOPE_TRACE_CHECKPOINT || b.type == MEMSCOPE_TRACE_CHECKPOINT_BLOCKS)
+            ms_trace_ck_damaged(&L->ck, b.type, why); /* the checkpoint cannot be read whole */
         if (strict) {
             rc = ms_error_set(err, -EBADMSG, "%s: block %" PRIu64 " (type %u) is damaged: %s", path, b.sequence,
                               b.type, why);
@@ -821,6 +846,24 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
     }
     for (uint32_t i = 0; i < L->nthreads; i++)
         info->events += L->threads[i].n;
+    {
+        const char *why = NULL;
+        int r = ms_trace_ck_image(&L->ck, SYN_CHECKPOINT, &why);
+        if (r < 0) {
+            rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+            goto out;
+        }
+        if (r == 1) { /* the events alone still say what happened after the horizon */
+            if (strict) {
+                rc = ms_error_set(err, -EBADMSG, "%s: the checkpoint of the folded history is unreadable: %s", path,
+                                  why);
+                goto out;
+            }
+            info->warning[0] = '\0'; /* this one matters most: what is read is not the whole heap */
+            warn(info, "the checkpoint of the folded history is unreadable: %s; the events folded before its "
+                 "horizon are missing, figures cover the events after it only", why);
+        }
+    }
     rc = build_history(L, fh, out, info, err); /* on failure the reader's sentence names the part */
     if (rc == 0 && L->have_state)
         (*out)->chunk_bytes = L->state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
@@ -881,9 +924,9 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         goto out;
     }
     info->version = fh.version;
-    if (fh.version != MEMSCOPE_TRACE_VERSION) {
-        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows version %u", path,
-                          fh.version, MEMSCOPE_TRACE_VERSION);
+    if (fh.version < MEMSCOPE_TRACE_VERSION_OLDEST || fh.version > MEMSCOPE_TRACE_VERSION) {
+        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows versions %u to %u", path,
+                          fh.version, MEMSCOPE_TRACE_VERSION_OLDEST, MEMSCOPE_TRACE_VERSION);
         goto out;
     }
     if (fh.header_size != sizeof(fh)) {

@@ -9,7 +9,10 @@
  * the events, and the records name it there. Each thread's events go out in
  * the order it wrote them (a history keeps them so within the merge),
  * MS_WRITE_BLOCK records per EVENTS block. A final STATE block carries the
- * counters.
+ * counters. A folded history (one read from a store past its budget)
+ * holds only the events after its checkpoint: the checkpoint goes first, as
+ * a CHECKPOINT block and its live blocks in CHECKPOINT_BLOCKS blocks, so
+ * the trace replays to what the store does (trace_abi.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +65,127 @@ static int put_block(struct writer *w, uint16_t type, const void *raw, size_t le
         return ms_error_set(err, rc, "cannot write %s: %s", w->path, strerror(-rc));
     w->seq++;
     return 0;
+}
+
+/* The label text address of a history text index + 1 (0: none). */
+static uint64_t label_addr(const struct memscope_history *h, const uint64_t *text_addr, uint32_t label)
+{
+    return label && label - 1 < h->ntexts ? text_addr[label - 1] : 0;
+}
+
+/*
+ * The history's checkpoint as CHECKPOINT and CHECKPOINT_BLOCKS blocks (texts
+ * at text_addr, already written). raw holds raw_cap bytes; w->block is
+ * grown when the CHECKPOINT payload (many threads) needs more.
+ */
+static int write_checkpoint(struct writer *w, const struct memscope_history *h, const uint64_t *text_addr,
+                            uint8_t *raw, size_t raw_cap, struct memscope_error *err)
+{
+    const struct ms_checkpoint *ck = &h->ck;
+    struct memscope_trace_checkpoint c = {0};
+    struct memscope_trace_ck_thread *ct;
+    struct memscope_trace_ck_mark *cm;
+    uint8_t *payload = NULL;
+    uint32_t nt = 0, d;
+    size_t len;
+    uint64_t i;
+    int rc;
+
+    for (d = 0; d < h->nthreads; d++)
+        nt += ck->in[d];
+    c.horizon = ck->horizon_ns;
+    c.folded_events = ck->folded_events;
+    c.generation = ck->generation;
+    c.total_allocations = ck->st.total_allocations;
+    c.total_deallocations = ck->st.total_deallocations;
+    c.total_allocated = ck->st.total_allocated;
+    c.total_deallocated = ck->st.total_deallocated;
+    c.current_memory = ck->st.current_memory;
+    c.peak_memory = ck->st.peak_memory;
+    c.peak_time = ck->st.peak_time_ns;
+    c.unmatched_deallocations = ck->st.unmatched_deallocations;
+    c.reallocations = ck->st.reallocations;
+    c.overlapping_allocations = ck->st.overlapping_allocations;
+    c.block_count = ck->nblocks;
+    c.marks_dropped = ck->marks_dropped;
+    c.thread_count = nt;
+    c.mark_count = (uint32_t)ck->nmarks;
+    len = sizeof(c) + (size_t)nt * sizeof(*ct) + (size_t)ck->nmarks * sizeof(*cm);
+    payload = ms_engine_calloc(1, len);
+    if (!payload)
+        return ms_error_set(err, -ENOMEM, "out of memory");
+    if (len > raw_cap) {
+        uint8_t *nb = ms_engine_realloc(w->block, ms_trace_block_bound(len));
+        if (!nb) {
+            ms_engine_free(payload);
+            return ms_error_set(err, -ENOMEM, "out of memory");
+        }
+        w->block = nb;
+    }
+    memcpy(payload, &c, sizeof(c));
+    ct = (struct memscope_trace_ck_thread *)(payload + sizeof(c));
+    cm = (struct memscope_trace_ck_mark *)(ct + nt);
+    for (d = 0; d < h->nthreads; d++) {
+        const struct memscope_thread_stats *o = &ck->th[d];
+        if (!ck->in[d])
+            continue;
+        ct->thread = h->threads[d].serial;
+        ct->tid = h->threads[d].tid;
+        ct->allocations = o->allocations;
+        ct->deallocations = o->deallocations;
+        ct->allocated_bytes = o->allocated_bytes;
+        ct->released_bytes = o->released_bytes;
+        ct->current_memory = o->current_memory;
+        ct->live_blocks = o->live_blocks;
+        ct->peak_memory = o->peak_memory;
+        ct->peak_time = o->peak_time_ns;
+        if (ck->stash[d]) {
+            const struct ms_live *b = &ck->stash_block[d];
+            ct->flags = MEMSCOPE_CHECKPOINT_STASH;
+            if (b->address) {
+                ct->stash_address = b->address;
+                ct->stash_size = b->size;
+                ct->stash_time = b->time;
+                ct->stash_label = label_addr(h, text_addr, b->label);
+                ct->stash_thread = h->threads[b->thread].serial;
+                ct->stash_stack = b->stack;
+            }
+        }
+        ct++;
+    }
+    for (i = 0; i < ck->nmarks; i++) {
+        cm[i].time = ck->marks[i].time_ns;
+        cm[i].text = ck->marks[i].text < h->ntexts ? text_addr[ck->marks[i].text] : 0;
+        cm[i].events = ck->marks[i].events;
+        cm[i].live_bytes = ck->marks[i].live_bytes;
+    }
+    rc = put_block(w, MEMSCOPE_TRACE_CHECKPOINT, payload, len, err);
+    ms_engine_free(payload);
+    /* The live blocks, in pieces that fit raw. */
+    for (i = 0; rc == 0 && i < ck->nblocks;) {
+        struct memscope_trace_ck_blocks bh = {0};
+        struct memscope_trace_ck_block *tb = (struct memscope_trace_ck_block *)(raw + sizeof(bh));
+        uint64_t room = (raw_cap - sizeof(bh)) / sizeof(*tb), n = ck->nblocks - i;
+        if (room > MEMSCOPE_TRACE_MAX_CK_BLOCKS)
+            room = MEMSCOPE_TRACE_MAX_CK_BLOCKS;
+        if (n > room)
+            n = room;
+        bh.first_block = i;
+        bh.count = (uint32_t)n;
+        memcpy(raw, &bh, sizeof(bh));
+        for (uint64_t k = 0; k < n; k++) {
+            const struct ms_live *b = &ck->blocks[i + k];
+            tb[k].address = b->address;
+            tb[k].size = b->size;
+            tb[k].time = b->time;
+            tb[k].label = label_addr(h, text_addr, b->label);
+            tb[k].thread = h->threads[b->thread].serial;
+            tb[k].stack = b->stack;
+        }
+        rc = put_block(w, MEMSCOPE_TRACE_CHECKPOINT_BLOCKS, raw, sizeof(bh) + n * sizeof(*tb), err);
+        i += n;
+    }
+    return rc;
 }
 
 MS_API int memscope_history_write_trace(const struct memscope_history *h, const char *path,
@@ -181,6 +305,13 @@ MS_API int memscope_history_write_trace(const struct memscope_history *h, const 
         }
         memcpy(raw, &sh, sizeof(sh));
         rc = put_block(&w, MEMSCOPE_TRACE_STACKS, raw, used, err);
+        if (rc != 0)
+            goto out;
+    }
+
+    /* A folded history: its checkpoint, before the events after it. */
+    if (h->ck.present) {
+        rc = write_checkpoint(&w, h, text_addr, raw, raw_cap, err);
         if (rc != 0)
             goto out;
     }

@@ -11,12 +11,17 @@ Cases:
   marks   a folded mark is known (the checkpoint keeps it): --at-mark and
           memscope-diff refuse it with the horizon sentence, the timeline
           lists it (folded), memscope-mark will not reuse its name
+  save    memscope-save of the folded store writes its checkpoint: `memscope
+          report` of the file gives GDB's own JSON (snapshot now and at a
+          retained mark, timeline, diff), refuses a folded mark with GDB's
+          sentence, and lists the folded marks
 """
 
 import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 
 import gdbtest
@@ -101,7 +106,84 @@ def case_marks(paths):
         check_equal(check_marks(dead, "core"), live_seen, "core vs live")
 
 
-CASES = {"marks": case_marks}
+def save_captures(trace):
+    return ["capture save memscope-save " + trace,
+            "capture j-end memscope-snapshot --json -",
+            "capture j-late memscope-snapshot --at-mark f-late --json -",
+            "capture at-early memscope-snapshot --at-mark f-early",
+            "capture at-event memscope-snapshot --at-event 10",
+            "capture tl memscope-timeline --width 60 --json -",
+            "capture diff memscope-diff f-late now --json -"]
+
+
+def report(paths, trace, args, ok=True):
+    proc = subprocess.run([paths.memscope, "report", trace] + args, capture_output=True, text=True, timeout=120)
+    if ok:
+        check(proc.returncode == 0, "memscope report %s %s failed: %s" % (trace, " ".join(args), proc.stderr))
+        check(proc.stderr == "", "memscope report of a saved trace warned: %s" % proc.stderr)
+    else:
+        check(proc.returncode == 1, "memscope report %s %s gave %d: %s"
+              % (trace, " ".join(args), proc.returncode, proc.stderr))
+    return proc
+
+
+def unsymbolized(doc):
+    """A snapshot's JSON without its symbols: the report prints addresses (the modules are gone)."""
+    doc = dict(doc)
+    doc["stacks"] = {k: [f["pc"] for f in v["frames"]] for k, v in doc.get("stacks", {}).items()}
+    return doc
+
+
+def sentence(text):
+    """An error sentence as GDB and the CLI print it, without the prefix and the full stop."""
+    text = text.strip()
+    if text.startswith("memscope: "):
+        text = text[len("memscope: "):]
+    return text.rstrip(".")
+
+
+def check_saved(paths, result, trace, where):
+    """The report of the saved trace against what GDB showed."""
+    result.no_traceback()
+    check("wrote" in result.output("save"), "%s: memscope-save said %r" % (where, result.output("save")))
+    end = json.loads(result.output("j-end"))
+    check(end["summary"]["events"] > 8 * 4859 and end["summary"]["total_allocations"] > 300000,
+          "%s: not a folded store's figures: %r" % (where, end["summary"]))
+    check(any((b.get("label") or {}).get("name") == "kept" for b in end["live_blocks"]),
+          "%s: no labeled block from before the horizon" % where)
+    for name, gdb_json, args in (("end", "j-end", []), ("f-late", "j-late", ["--at-mark", "f-late"])):
+        got = json.loads(report(paths, trace, ["--json", "-"] + args).stdout)
+        check_equal(unsymbolized(got), unsymbolized(json.loads(result.output(gdb_json))),
+                    "%s: report of the saved trace vs GDB's snapshot at %s" % (where, name))
+    for gdb_error, args in (("at-early", ["--at-mark", "f-early"]), ("at-event", ["--at-event", "10"])):
+        proc = report(paths, trace, args, ok=False)
+        check_equal(sentence(proc.stderr), sentence(result.error(gdb_error)),
+                    "%s: report %s vs GDB" % (where, " ".join(args)))
+        check("before the checkpoint horizon" in proc.stderr, "%s: report %s: %s" % (where, " ".join(args), proc.stderr))
+    check_equal(json.loads(report(paths, trace, ["--timeline=60", "--json", "-"]).stdout),
+                json.loads(result.output("tl")), "%s: timeline of the saved trace vs GDB's" % where)
+    check_equal(json.loads(report(paths, trace, ["--diff", "f-late", "end", "--json", "-"]).stdout),
+                json.loads(result.output("diff")), "%s: diff f-late end of the saved trace vs GDB's" % where)
+    info = report(paths, trace, ["--info"]).stdout
+    check(re.search(r"format version 2, .*complete", info) and "marks 4," in info, "%s: --info:\n%s" % (where, info))
+
+
+def case_save(paths):
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "fold.core")
+        live_trace = os.path.join(tmp, "live.trace")
+        live = run_gdb(paths, prelude(paths) + save_captures(live_trace) + ["capture gcore gcore " + core],
+                       program=paths.fold, env=env(paths))
+        check_saved(paths, live, live_trace, "live")
+        if not os.path.exists(core):
+            raise gdbtest.Skip("gcore wrote no core")
+        core_trace = os.path.join(tmp, "core.trace")
+        dead = run_gdb(paths, save_captures(core_trace), program=paths.fold, core=core, env=env(paths))
+        check_saved(paths, dead, core_trace, "core")
+        check_equal(json.loads(dead.output("j-end")), json.loads(live.output("j-end")), "core vs live snapshot")
+
+
+CASES = {"marks": case_marks, "save": case_save}
 
 
 def main():

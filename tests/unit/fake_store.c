@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fake_store.h"
+#include "fold.h"
 
 void *fake_mem_add(struct fake_mem *m, uint64_t addr, size_t len)
 {
@@ -184,6 +185,35 @@ void fs_build(struct fake_store *s, uint64_t capacity)
 struct memscope_chunk *fs_chunk(struct fake_store *s, int index)
 {
     return fake_mem_at(&s->mem, s->chunk_addr[index]);
+}
+
+static void *heap_map(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    return calloc(1, bytes);
+}
+
+struct memscope_checkpoint *fs_fold(struct fake_store *s, const struct ms_fold_cut *cuts, uint32_t ncuts,
+                                    uint64_t horizon, uint64_t addr)
+{
+    struct memscope_source src = fake_mem_source(&s->mem);
+    struct memscope_checkpoint *tmp = NULL, *ck;
+    struct memscope_error err;
+    size_t size = 0;
+    uint64_t base;
+
+    if (ms_fold_build(&src, FAKE_ROOT_ADDR, cuts, ncuts, horizon, heap_map, NULL, &tmp, &size, &err) != 0)
+        return NULL;
+    ck = fake_mem_add(&s->mem, addr, size);
+    memcpy(ck, tmp, size);
+    base = (uint64_t)(uintptr_t)tmp;
+    ck->threads = ck->threads - base + addr;
+    ck->blocks = ck->blocks - base + addr;
+    if (ck->marks)
+        ck->marks = ck->marks - base + addr;
+    free(tmp);
+    s->root->checkpoint = addr;
+    return ck;
 }
 
 int fs_open(struct fake_store *s, struct memscope_history **h, struct memscope_error *err)

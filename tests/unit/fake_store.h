@@ -73,6 +73,12 @@ void fs_mark(struct fake_store *s, uint32_t thread, uint64_t time, const char *n
 /* Lays the chunks out (capacity records each; threads interleaved in the list). */
 void fs_build(struct fake_store *s, uint64_t capacity);
 struct memscope_chunk *fs_chunk(struct fake_store *s, int index); /* 0: newest linked */
+/* Folds with the engine's fold (ms_fold_build: cuts ascending by serial) and
+ * links the checkpoint at addr, moved there as the runtime's fold.c moves it;
+ * returns it (in the fake memory), or NULL when the build failed. */
+struct ms_fold_cut;
+struct memscope_checkpoint *fs_fold(struct fake_store *s, const struct ms_fold_cut *cuts, uint32_t ncuts,
+                                    uint64_t horizon, uint64_t addr);
 /* Opens the history; returns the engine's code. */
 int fs_open(struct fake_store *s, struct memscope_history **h, struct memscope_error *err);
 

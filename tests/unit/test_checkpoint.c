@@ -415,31 +415,12 @@ static void test_checkpoint_bad_marks(void **state)
 }
 
 /* ms_fold_build's checkpoint, moved into the fake memory at addr as fold.c moves it into the store. */
-static void *heap_map(void *ctx, size_t bytes)
-{
-    (void)ctx;
-    return calloc(1, bytes);
-}
-
 static struct memscope_checkpoint *fold_into(struct fake_store *s, const struct ms_fold_cut *cuts, uint32_t ncuts,
                                              uint64_t horizon, uint64_t addr)
 {
-    struct memscope_source src = fake_mem_source(&s->mem);
-    struct memscope_checkpoint *tmp = NULL, *ck;
-    struct memscope_error err;
-    size_t size = 0;
-    uint64_t base, to = addr;
+    struct memscope_checkpoint *ck = fs_fold(s, cuts, ncuts, horizon, addr);
 
-    assert_int_equal(ms_fold_build(&src, FAKE_ROOT_ADDR, cuts, ncuts, horizon, heap_map, NULL, &tmp, &size, &err), 0);
-    ck = fake_mem_add(&s->mem, addr, size);
-    memcpy(ck, tmp, size);
-    base = (uint64_t)(uintptr_t)tmp;
-    ck->threads = ck->threads - base + to;
-    ck->blocks = ck->blocks - base + to;
-    if (ck->marks)
-        ck->marks = ck->marks - base + to;
-    free(tmp);
-    s->root->checkpoint = addr;
+    assert_non_null(ck);
     return ck;
 }
 

@@ -27,10 +27,22 @@
  *
  * The format is independent of the store ABI: a reader rebuilds the store's
  * content (records with their raw clock readings, text entries, clock
- * calibration, counters) from it, whatever store version wrote it.
+ * calibration, counters, the checkpoint of a folded store) from it,
+ * whatever store version wrote it.
+ *
+ * A history that was folded (store_abi.h, struct memscope_checkpoint) holds
+ * only the events after its checkpoint; written as a trace, it carries the
+ * checkpoint too: one CHECKPOINT block and its CHECKPOINT_BLOCKS, before any
+ * EVENTS block. Each thread's EVENTS then start right after the thread's
+ * cut (first_index 0 is its first record not folded).
  *
  * Any change to a layout below changes MEMSCOPE_TRACE_VERSION; a reader that
- * meets a version it does not know refuses the file and says so.
+ * meets a version it does not know refuses the file and says so. A reader
+ * skips (with a warning) a block type it does not know, so a new block type
+ * that changes what the other blocks mean also changes the version: version
+ * 2 added CHECKPOINT and CHECKPOINT_BLOCKS, without which a version 1 reader
+ * would replay a folded history's events from an empty heap. A version 2
+ * reader reads version 1 files (the same layout, no checkpoint).
  */
 #ifndef MEMSCOPE_TRACE_ABI_H
 #define MEMSCOPE_TRACE_ABI_H
@@ -40,7 +52,8 @@
 /* 16 bytes: "memscope-trace" then 0x00 0x01. */
 #define MEMSCOPE_TRACE_MAGIC "memscope-trace\0\x01"
 #define MEMSCOPE_TRACE_MAGIC_SIZE 16
-#define MEMSCOPE_TRACE_VERSION 1u
+#define MEMSCOPE_TRACE_VERSION 2u        /* what writers write; 2: CHECKPOINT and CHECKPOINT_BLOCKS blocks */
+#define MEMSCOPE_TRACE_VERSION_OLDEST 1u /* the oldest version a reader of this header reads */
 
 /* memscope_trace_header.flags */
 #define MEMSCOPE_TRACE_CLOCK_TSC 0x1u /* record times are TSC ticks (convert with the calibration in STATE), else ns */
@@ -73,6 +86,8 @@ enum memscope_trace_block_type {
     MEMSCOPE_TRACE_TEXTS = 2,  /* text entries (label and mark strings): struct memscope_trace_text entries */
     MEMSCOPE_TRACE_STATE = 3,  /* counters and clock calibration: struct memscope_trace_state; the last one wins */
     MEMSCOPE_TRACE_STACKS = 4, /* call stacks: struct memscope_trace_stacks then its entries */
+    MEMSCOPE_TRACE_CHECKPOINT = 5,        /* (version 2) a folded history's checkpoint: struct memscope_trace_checkpoint, threads, marks */
+    MEMSCOPE_TRACE_CHECKPOINT_BLOCKS = 6, /* (version 2) its live blocks: struct memscope_trace_ck_blocks then the entries */
 };
 
 /* Every block starts with this header, 8-byte aligned in the file. */
@@ -149,6 +164,95 @@ struct memscope_trace_stacks {
 struct memscope_trace_stack {
     uint32_t id;    /* stack id as records name it, 1.. */
     uint32_t depth; /* frames that follow, 1..max_depth */
+};
+
+/*
+ * CHECKPOINT payload: this header, then thread_count struct
+ * memscope_trace_ck_thread (ascending serial), then mark_count struct
+ * memscope_trace_ck_mark (oldest first). The checkpoint's live blocks
+ * follow in CHECKPOINT_BLOCKS blocks (pieces of up to
+ * MEMSCOPE_TRACE_MAX_CK_BLOCKS entries, in order: first_block of each is the
+ * count of those before it; together they hold block_count). Fields mean
+ * what those of store_abi.h struct memscope_checkpoint (and its thread,
+ * block and mark entries) mean, with two differences: times are in the
+ * trace's record clock (as EVENTS times: ns since recording began for a
+ * trace GDB saved), labels and mark names are addresses of TEXTS entries;
+ * and there is no per-thread cut (a thread's EVENTS start at its cut).
+ *
+ * At most one CHECKPOINT per file, written after the TEXTS and STACKS its
+ * entries name and before every EVENTS block. A reader that cannot read the
+ * checkpoint whole (a block damaged or missing, pieces out of order, a
+ * second CHECKPOINT) reads the events without it and says so, or refuses
+ * the file with MEMSCOPE_TRACE_STRICT; a checkpoint that reads whole but
+ * does not add up is refused as the store reader refuses a damaged one.
+ */
+#define MEMSCOPE_TRACE_MAX_CK_BLOCKS 1000000u /* most entries in one CHECKPOINT_BLOCKS block (40 MB) */
+
+struct memscope_trace_checkpoint {
+    uint64_t horizon;                 /* record time of the horizon: points before it were folded away */
+    uint64_t folded_events;           /* records folded, all folds together (event numbers count them) */
+    uint64_t generation;              /* folds made */
+    uint64_t total_allocations;       /* figures over the folded records, as store_abi.h struct memscope_checkpoint */
+    uint64_t total_deallocations;
+    uint64_t total_allocated;
+    uint64_t total_deallocated;
+    uint64_t current_memory;          /* live bytes at the cut: the sum of the blocks' sizes */
+    uint64_t peak_memory;
+    uint64_t peak_time;               /* record time of peak_memory (0 when it is 0) */
+    uint64_t unmatched_deallocations;
+    uint64_t reallocations;
+    uint64_t overlapping_allocations;
+    uint64_t block_count;             /* live blocks, in the CHECKPOINT_BLOCKS blocks */
+    uint64_t marks_dropped;           /* folded marks the checkpoint did not keep */
+    uint32_t thread_count;            /* thread entries that follow, at most 0xffffff */
+    uint32_t mark_count;              /* mark entries after them, at most store_abi.h MEMSCOPE_CHECKPOINT_MAX_MARKS */
+};
+
+/* A thread that recorded a folded record: its figures at the cut (store_abi.h struct memscope_checkpoint_thread). */
+struct memscope_trace_ck_thread {
+    uint32_t thread;          /* thread serial, 1..0xffffff */
+    uint32_t tid;             /* OS thread id */
+    uint32_t flags;           /* store_abi.h MEMSCOPE_CHECKPOINT_STASH or 0 */
+    uint32_t stash_thread;    /* STASH: serial of the thread that allocated the released block */
+    uint64_t allocations;
+    uint64_t deallocations;
+    uint64_t allocated_bytes;
+    uint64_t released_bytes;
+    uint64_t current_memory;
+    uint64_t live_blocks;
+    uint64_t peak_memory;
+    uint64_t peak_time;       /* record time */
+    uint64_t stash_address;   /* STASH: the released block (0: it was not live), its bytes, allocation time, label */
+    uint64_t stash_size;
+    uint64_t stash_time;
+    uint64_t stash_label;     /* TEXTS entry address, 0 none */
+    uint32_t stash_stack;     /* STASH: its call stack id, 0 none */
+    uint32_t reserved;        /* zero */
+};
+
+/* A folded mark (store_abi.h struct memscope_checkpoint_mark). */
+struct memscope_trace_ck_mark {
+    uint64_t time;       /* record time */
+    uint64_t text;       /* TEXTS entry address of its name (1 string), 0 unreadable */
+    uint64_t events;     /* its event number, folded events counted */
+    uint64_t live_bytes; /* live bytes right after it */
+};
+
+/* CHECKPOINT_BLOCKS payload: this header, then count entries. */
+struct memscope_trace_ck_blocks {
+    uint64_t first_block; /* entries in the CHECKPOINT_BLOCKS blocks before this one */
+    uint32_t count;       /* entries that follow, 1..MEMSCOPE_TRACE_MAX_CK_BLOCKS */
+    uint32_t reserved;    /* zero */
+};
+
+/* A block live at the cut (store_abi.h struct memscope_checkpoint_block). */
+struct memscope_trace_ck_block {
+    uint64_t address; /* never 0 */
+    uint64_t size;    /* bytes */
+    uint64_t time;    /* record time of its allocation */
+    uint64_t label;   /* TEXTS entry address of its label (2 strings), 0 none */
+    uint32_t thread;  /* allocating thread serial (listed in the thread entries) */
+    uint32_t stack;   /* call stack id, 0 none */
 };
 
 /* STATE payload; flags */

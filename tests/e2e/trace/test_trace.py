@@ -206,7 +206,11 @@ def case_damaged(ms, workload, work):
     struct.pack_into("<I", hdr, 16, 99)
     struct.pack_into("<I", hdr, 60, crc32c(bytes(hdr[:60])))
     check(run([ms, "report", variant("version.trace", bytes(hdr) + data[64:])]), 1, "unknown version",
-          stderr_has=["version 99", "knows version 1"])
+          stderr_has=["version 99", "knows versions 1 to 2"])
+    # Version 1 (before the checkpoint blocks): the same layout, still read.
+    struct.pack_into("<I", hdr, 16, 1)
+    struct.pack_into("<I", hdr, 60, crc32c(bytes(hdr[:60])))
+    check(run([ms, "report", "--summary", variant("version1.trace", bytes(hdr) + data[64:])]), 0, "version 1")
     check(run([ms, "report", variant("empty.trace", b"")]), 1, "empty file", stderr_has=["not a memscope trace"])
     # A payload byte flipped in a block in the middle: skipped with a warning; --strict refuses.
     blocks = block_offsets(data)
