@@ -8,12 +8,15 @@
  * (or used) is the one whose bytes follow, so the image is consistent even if
  * other threads still record while we write. Only the process whose pid was
  * taken at init writes FILE; a forked child writes FILE.PID when
- * MEMSCOPE_EXIT_IMAGE_CHILDREN=1, and nothing otherwise. No malloc, no stdio.
+ * MEMSCOPE_EXIT_IMAGE_CHILDREN=1, and nothing otherwise. Beside the image,
+ * FILE.modules holds the process's file mappings (a MODULES payload,
+ * trace_abi.h) so return addresses can be named. No malloc, no stdio.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -162,6 +165,31 @@ static char *put_decimal(char *out, unsigned long v)
     return out;
 }
 
+/* The process's file mappings (modules.c), for `memscope run` to name return addresses: FILE.modules beside the image. */
+static void write_modules(const char *image)
+{
+    size_t cap = 1u << 20, len = strlen(image), n;
+    char path[sizeof(ms_config.exit_image) + 40];
+    uint8_t *buf;
+    int fd;
+
+    if (len + sizeof(".modules") > sizeof(path))
+        return;
+    buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return;
+    n = ms_modules_collect(buf, cap);
+    memcpy(path, image, len);
+    memcpy(path + len, ".modules", sizeof(".modules"));
+    fd = n ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        struct iovec iov = {buf, n};
+        write_all(fd, &iov, 1);
+        close(fd);
+    }
+    munmap(buf, cap);
+}
+
 void ms_exit_image_at_exit(void)
 {
     static int written;
@@ -186,7 +214,8 @@ void ms_exit_image_at_exit(void)
         __atomic_store_n(&t->chunk->count, t->reserved, __ATOMIC_RELEASE);
     ms_store_flush_dropped(t);
     ms_self.guard++;
-    ms_exit_image_write(path);
+    if (ms_exit_image_write(path) == 0)
+        write_modules(path);
     ms_self.guard--;
 }
 

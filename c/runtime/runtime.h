@@ -186,6 +186,13 @@ struct memscope_chunk *ms_fold_wait(void);
 void ms_fold_hold(void);
 void ms_fold_release(void);
 uint64_t ms_budget_in_use(void); /* store.c: bytes of the budget taken (free chunks included) */
+/* ---- modules.c ---- */
+
+/* The process's file mappings as a MODULES payload (trace_abi.h) in buf; its bytes, 0 if none. No malloc. */
+size_t ms_modules_collect(uint8_t *buf, size_t cap);
+/* Shared objects loaded plus unloaded so far (dl_iterate_phdr): changes when the mappings do. */
+unsigned long long ms_modules_generation(void);
+
 int ms_trace_running(void);      /* trace.c: a trace is being written by this process */
 int ms_trace_fold_begin(void);   /* trace.c: a fold starts: the trace catches up (1: its lock is held) */
 void ms_trace_fold_end(int locked);

@@ -21,7 +21,10 @@
  * a chunk's records once MS_TRACE_MIN_BLOCK of them are waiting, or the
  * chunk is finished, or its thread added nothing for a whole pass (an idle
  * thread's events are on disk within two polls), so blocks stay large
- * enough to compress well while a busy thread runs. Label
+ * enough to compress well while a busy thread runs. The process's file
+ * mappings (modules.c) go out in a MODULES block first and again after a
+ * pass that finds a shared object loaded or unloaded, so a reader can name
+ * return addresses from the files on disk. Label
  * and mark texts named by records go out (once) in a TEXTS block before the
  * EVENTS block that names them. A STATE block after each pass that wrote
  * events keeps the counters and clock calibration current; at exit (the
@@ -100,9 +103,13 @@ static struct {
     uint8_t *stack_bits;           /* stack ids written (bit id-1), for the table at stack_table */
     const struct memscope_stack_table *stack_table;
     uint8_t *stacks;               /* a STACKS payload */
+    uint8_t *modules;              /* a MODULES payload (modules.c) */
+    size_t modules_len;            /* its bytes, 0 when written already */
+    unsigned long long modules_gen; /* objects loaded + unloaded when it was taken */
 } tw;
 
 #define MS_TRACE_STACKS_RAW (256u * 1024u)
+#define MS_TRACE_MODULES_RAW (1024u * 1024u) /* a MODULES payload: ~20,000 mappings of typical paths */
 
 static void *map_anon(size_t size)
 {
@@ -394,6 +401,29 @@ static void pass(int flush, int final)
         put_state(final ? MEMSCOPE_TRACE_STATE_FINAL : 0);
 }
 
+/*
+ * Takes the process's mappings again when a shared object was loaded or
+ * unloaded since they were last taken. Outside tw_lock: dl_iterate_phdr
+ * holds the dynamic linker's lock, and a thread inside dlopen may be
+ * waiting for a fold, which waits for tw_lock.
+ */
+static void take_modules(void)
+{
+    unsigned long long gen = ms_modules_generation();
+
+    if (gen != tw.modules_gen || !tw.modules_gen) {
+        tw.modules_len = ms_modules_collect(tw.modules, MS_TRACE_MODULES_RAW);
+        tw.modules_gen = gen;
+    }
+}
+
+/* Writes the mappings taken last, if not written yet (tw_lock held). */
+static void put_modules(void)
+{
+    if (tw.modules_len && put_block(MEMSCOPE_TRACE_MODULES, tw.modules, tw.modules_len) == 0)
+        tw.modules_len = 0;
+}
+
 static void *writer_main(void *arg)
 {
     sigset_t all;
@@ -404,7 +434,9 @@ static void *writer_main(void *arg)
     while (!__atomic_load_n(&tw.stop, __ATOMIC_ACQUIRE) && !tw.failed) {
         struct timespec ts = {0, MS_TRACE_POLL_NS};
         nanosleep(&ts, NULL);
+        take_modules();
         pthread_mutex_lock(&tw_lock);
+        put_modules();
         pass(0, 0);
         pthread_mutex_unlock(&tw_lock);
     }
@@ -478,8 +510,9 @@ __attribute__((constructor(103))) static void ms_trace_start(void)
     tw.texts = map_anon(MS_TRACE_TEXTS_RAW);
     tw.block = map_anon(tw.block_cap);
     tw.text_set = map_anon(MS_TRACE_TEXT_SLOTS * sizeof(uint64_t));
+    tw.modules = map_anon(MS_TRACE_MODULES_RAW);
     tw.cctx = ZSTD_createCCtx();
-    if (!tw.raw || !tw.texts || !tw.block || !tw.text_set || !tw.cctx)
+    if (!tw.raw || !tw.texts || !tw.block || !tw.text_set || !tw.modules || !tw.cctx)
         goto fail;
     /* O_NONBLOCK: a FIFO nobody reads would otherwise hold the program in its constructor. */
     tw.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
@@ -490,6 +523,8 @@ __attribute__((constructor(103))) static void ms_trace_start(void)
                          r->clock_origin_ticks, r->clock_origin_ns, MS_TRACE_MAX_BLOCK);
     if (write_all(&h, sizeof(h)) != 0)
         goto fail_fd;
+    take_modules();
+    put_modules();
     tw.pid = (pid_t)syscall(SYS_getpid);
     /* An exec'd program (recorded with MEMSCOPE_FOLLOW_EXEC=1) would replace this file with its
      * own trace: empty the variable in place (no allocation), as process.c does with LD_PRELOAD. */

@@ -88,6 +88,7 @@ enum memscope_trace_block_type {
     MEMSCOPE_TRACE_STACKS = 4, /* call stacks: struct memscope_trace_stacks then its entries */
     MEMSCOPE_TRACE_CHECKPOINT = 5,        /* (version 2) a folded history's checkpoint: struct memscope_trace_checkpoint, threads, marks */
     MEMSCOPE_TRACE_CHECKPOINT_BLOCKS = 6, /* (version 2) its live blocks: struct memscope_trace_ck_blocks then the entries */
+    MEMSCOPE_TRACE_MODULES = 7, /* the process's file mappings, for symbolizing: struct memscope_trace_modules then entries */
 };
 
 /* Every block starts with this header, 8-byte aligned in the file. */
@@ -253,6 +254,36 @@ struct memscope_trace_ck_block {
     uint64_t label;   /* TEXTS entry address of its label (2 strings), 0 none */
     uint32_t thread;  /* allocating thread serial (listed in the thread entries) */
     uint32_t stack;   /* call stack id, 0 none */
+ * MODULES payload: this header, then `count` entries, each a struct
+ * memscope_trace_module followed by its path (path_len bytes, no NUL) and
+ * zero padding to a multiple of 8. The entries are the process's file
+ * mappings when the block was written (as /proc/PID/maps lists them, by
+ * address), with the GNU build-id of each ELF file mapped at offset 0 as
+ * the process had it in memory, so a reader can name return addresses
+ * (function, file:line, library) from the files on disk long after the
+ * process is gone, and refuse a file rebuilt since. Written once at the
+ * start and again whenever the process loads or unloads a shared object; a
+ * reader takes every block's entries, a later entry replacing the earlier
+ * ones it overlaps (a library unloaded and another mapped at its address).
+ * `memscope run`'s exit image carries the same payload in a file beside it.
+ */
+#define MEMSCOPE_TRACE_MODULES_TRUNCATED 0x1u /* the writer had no room for every mapping */
+#define MEMSCOPE_TRACE_BUILD_ID_MAX 20u       /* bytes of a build-id kept (a SHA-1 build-id's length) */
+#define MEMSCOPE_TRACE_PATH_MAX 4096u         /* most bytes of a path */
+
+struct memscope_trace_modules {
+    uint32_t count; /* entries that follow */
+    uint32_t flags; /* MEMSCOPE_TRACE_MODULES_TRUNCATED */
+};
+
+struct memscope_trace_module {
+    uint64_t start;        /* first address of the mapping */
+    uint64_t end;          /* past its last address (> start) */
+    uint64_t offset;       /* file offset of start */
+    uint8_t build_id[MEMSCOPE_TRACE_BUILD_ID_MAX]; /* the file's GNU build-id (first build_id_len bytes) */
+    uint8_t build_id_len;  /* 0: unknown (not the ELF header's mapping, or no build-id note) */
+    uint8_t reserved;      /* zero */
+    uint16_t path_len;     /* bytes of path that follow, 1..MEMSCOPE_TRACE_PATH_MAX */
 };
 
 /* STATE payload; flags */
