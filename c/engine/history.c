@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "memscope/trace.h"
 
 #define MS_FOLD_RETRIES 15 /* reads again after a fold raced the read */
 
@@ -18,6 +19,7 @@ static void history_release(struct memscope_history *h)
     ms_engine_free(h->pool);
     ms_stacks_free(&h->stacks);
     ms_checkpoint_free(&h->ck);
+    memscope_modules_free(h->modules);
     h->magic = 0;
     ms_engine_free(h);
 }

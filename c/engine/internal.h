@@ -173,6 +173,7 @@ struct memscope_history {
     uint32_t abi_version;        /* root.abi_version */
     struct ms_stacks stacks;     /* the call stack table */
     struct ms_checkpoint ck;     /* the folded checkpoint (ck.present 0: none) */
+    struct memscope_modules *modules; /* the process's mappings, as a trace recorded them, or NULL */
 };
 
 #define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */

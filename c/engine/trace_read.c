@@ -8,7 +8,8 @@
  * checked. Of an EVENTS block only the header is decompressed and checked
  * (thread, count, its place in its thread's sequence), and the block listed
  * under its thread; TEXTS entries go into a text list; the last STATE block
- * gives the counters and the clock calibration; a folded history's
+ * gives the counters and the clock calibration; MODULES blocks the
+ * process's mappings (modules.c), kept with the history for front ends; a folded history's
  * CHECKPOINT and CHECKPOINT_BLOCKS become the rebuilt store's checkpoint
  * (trace_checkpoint.c), which the store reader checks and applies. Should a listed block not
  * decode when its records are read, or the read fail otherwise, the file
@@ -131,6 +132,7 @@ struct trace_load {
     uint64_t decoded_bytes; /* held in the threads' decoded buffers */
     int careful;            /* EVENTS payloads are decompressed and checked whole in the walk */
     struct ms_trace_ck ck;  /* a folded history's checkpoint (trace_checkpoint.h) */
+    struct memscope_modules *modules; /* MODULES blocks (modules.c), handed to the history */
 };
 
 static void warn(struct memscope_trace_info *info, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -664,6 +666,7 @@ static void load_free(struct trace_load *L)
     ms_engine_free(L->scratch);
     ZSTD_freeDCtx(L->dctx);
     ms_trace_ck_free(&L->ck);
+    memscope_modules_free(L->modules);
 }
 
 /*
@@ -817,6 +820,19 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
             if (r == 1)
                 goto skip;
             break;
+        case MEMSCOPE_TRACE_MODULES: {
+            struct memscope_error merr;
+            r = memscope_modules_add(&L->modules, raw, b.raw_size, &merr);
+            if (r == -ENOMEM) {
+                rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            if (r != 0) {
+                why = "the module list is damaged";
+                goto skip;
+            }
+            break;
+        }
         case MEMSCOPE_TRACE_STATE:
             if (b.raw_size != sizeof(L->state)) {
                 why = "state payload has the wrong size";
@@ -867,6 +883,10 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
     rc = build_history(L, fh, out, info, err); /* on failure the reader's sentence names the part */
     if (rc == 0 && L->have_state)
         (*out)->chunk_bytes = L->state.chunk_bytes; /* the recorded store's, not the rebuilt one's */
+    if (rc == 0) {
+        (*out)->modules = L->modules; /* for front ends that name return addresses */
+        L->modules = NULL;
+    }
 out:
     return rc;
 }

@@ -56,6 +56,35 @@ int memscope_trace_open(const char *path, unsigned flags, struct memscope_histor
 int memscope_history_write_trace(const struct memscope_history *history, const char *path,
                                  struct memscope_error *err);
 
+/* ---- The mappings of a recorded process (modules.c) ---- */
+
+/* One file mapping of a recorded process, as a trace or an exit image recorded it. */
+struct memscope_module {
+    uint64_t start;           /* first address */
+    uint64_t end;             /* past the last */
+    uint64_t offset;          /* file offset of start */
+    const char *path;         /* the path the process mapped */
+    uint8_t build_id[20];     /* the file's GNU build-id as the process had it (first build_id_len bytes) */
+    uint32_t build_id_len;    /* 0: unknown */
+};
+
+struct memscope_modules;
+
+/*
+ * Adds the entries of a MODULES payload (trace_abi.h) to *set, made on
+ * first use (free with memscope_modules_free); they replace the earlier
+ * entries they overlap. Returns 0, -EBADMSG (a damaged payload: err says
+ * why, the set unchanged) or -ENOMEM.
+ */
+int memscope_modules_add(struct memscope_modules **set, const void *payload, size_t len,
+                         struct memscope_error *err);
+/* The entries, by address; NULL and 0 for an empty or NULL set. */
+const struct memscope_module *memscope_modules_list(const struct memscope_modules *set, size_t *n);
+void memscope_modules_free(struct memscope_modules *set);
+
+/* The mappings a trace recorded (its MODULES blocks), or NULL: none (an older writer, memscope-save). */
+const struct memscope_modules *memscope_trace_modules(const struct memscope_history *history);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,172 @@
+/*
+ * test_modules.c - MODULES payloads (c/engine/modules.c): parsing, the set
+ * a trace's blocks build (later mappings replace those they overlap), and
+ * damaged payloads refused with a sentence, the set left as it was.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <errno.h>
+
+#include "memscope/trace.h"
+#include "memscope/trace_abi.h"
+
+struct payload {
+    uint8_t bytes[4096];
+    size_t len;
+};
+
+static void begin(struct payload *p)
+{
+    struct memscope_trace_modules h = {0, 0};
+    memset(p, 0, sizeof(*p));
+    memcpy(p->bytes, &h, sizeof(h));
+    p->len = sizeof(h);
+}
+
+static void add(struct payload *p, uint64_t start, uint64_t end, uint64_t offset, const char *path, uint8_t id_byte)
+{
+    struct memscope_trace_module e;
+    struct memscope_trace_modules h;
+    size_t n = strlen(path);
+
+    memset(&e, 0, sizeof(e));
+    e.start = start;
+    e.end = end;
+    e.offset = offset;
+    e.path_len = (uint16_t)n;
+    if (id_byte) {
+        memset(e.build_id, id_byte, MEMSCOPE_TRACE_BUILD_ID_MAX);
+        e.build_id_len = MEMSCOPE_TRACE_BUILD_ID_MAX;
+    }
+    memcpy(p->bytes + p->len, &e, sizeof(e));
+    p->len += sizeof(e);
+    memcpy(p->bytes + p->len, path, n);
+    p->len += (n + 7) & ~(size_t)7;
+    memcpy(&h, p->bytes, sizeof(h));
+    h.count++;
+    memcpy(p->bytes, &h, sizeof(h));
+}
+
+static void test_parse_sorted(void **state)
+{
+    struct memscope_modules *set = NULL;
+    const struct memscope_module *m;
+    struct payload p;
+    size_t n;
+
+    (void)state;
+    begin(&p);
+    add(&p, 0x7000, 0x8000, 0x1000, "/usr/lib/libb.so", 0);
+    add(&p, 0x1000, 0x2000, 0, "/bin/prog", 0xab);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    m = memscope_modules_list(set, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0].start, 0x1000);
+    assert_string_equal(m[0].path, "/bin/prog");
+    assert_int_equal(m[0].build_id_len, 20);
+    assert_int_equal(m[0].build_id[19], 0xab);
+    assert_int_equal(m[1].offset, 0x1000);
+    assert_string_equal(m[1].path, "/usr/lib/libb.so");
+    assert_int_equal(m[1].build_id_len, 0);
+    memscope_modules_free(set);
+}
+
+/* A library unloaded and another mapped over part of its range: the old entry goes, others stay. */
+static void test_later_replaces_overlap(void **state)
+{
+    struct memscope_modules *set = NULL;
+    const struct memscope_module *m;
+    struct payload p;
+    size_t n;
+
+    (void)state;
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/bin/prog", 0);
+    add(&p, 0x5000, 0x9000, 0, "/lib/old.so", 0);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    begin(&p);
+    add(&p, 0x8000, 0xa000, 0, "/lib/new.so", 0);
+    add(&p, 0xc000, 0xd000, 0, "/lib/other.so", 0);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    m = memscope_modules_list(set, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(m[0].path, "/bin/prog");
+    assert_string_equal(m[1].path, "/lib/new.so");
+    assert_string_equal(m[2].path, "/lib/other.so");
+    memscope_modules_free(set);
+}
+
+static void expect_damage(const struct payload *p, const char *needle)
+{
+    struct memscope_modules *set = NULL;
+    struct memscope_error err;
+    struct payload good;
+    size_t n;
+
+    begin(&good);
+    add(&good, 0x1000, 0x2000, 0, "/bin/prog", 0);
+    assert_int_equal(memscope_modules_add(&set, good.bytes, good.len, NULL), 0);
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(memscope_modules_add(&set, p->bytes, p->len, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, needle));
+    memscope_modules_list(set, &n);
+    assert_int_equal(n, 1); /* unchanged */
+    memscope_modules_free(set);
+}
+
+static void test_damage(void **state)
+{
+    struct payload p;
+    struct memscope_trace_modules h;
+    struct memscope_trace_module e;
+
+    (void)state;
+    begin(&p);
+    p.len = 4;
+    expect_damage(&p, "shorter than its header");
+
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/a", 0);
+    memcpy(&h, p.bytes, sizeof(h));
+    h.count = 1000;
+    memcpy(p.bytes, &h, sizeof(h));
+    expect_damage(&p, "claims 1000 entries");
+
+    begin(&p);
+    add(&p, 0x2000, 0x1000, 0, "/a", 0); /* end before start */
+    expect_damage(&p, "damaged");
+
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/a", 0);
+    memcpy(&e, p.bytes + sizeof(h), sizeof(e));
+    e.path_len = 200; /* past the payload */
+    memcpy(p.bytes + sizeof(h), &e, sizeof(e));
+    expect_damage(&p, "damaged");
+
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/a", 0);
+    memcpy(&e, p.bytes + sizeof(h), sizeof(e));
+    e.build_id_len = 21;
+    memcpy(p.bytes + sizeof(h), &e, sizeof(e));
+    expect_damage(&p, "damaged");
+
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/a", 0);
+    p.len += 8; /* bytes past the entries */
+    expect_damage(&p, "past its entries");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_sorted),
+        cmocka_unit_test(test_later_replaces_overlap),
+        cmocka_unit_test(test_damage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
