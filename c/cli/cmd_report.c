@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core.h"
 #include "memscope/engine.h"
 #include "memscope/trace.h"
 #include "views.h"
@@ -90,6 +91,7 @@ int ms_cmd_report(int argc, char **argv)
     struct memscope_trace_info ti;
     struct memscope_error err;
     struct memscope_history *h = NULL;
+    struct ms_symbolizer *sym = NULL;
     unsigned flags = 0;
     const char *path = NULL;
     int c, rc, usage, status = MS_EXIT_FAILURE;
@@ -130,6 +132,11 @@ int ms_cmd_report(int argc, char **argv)
     if (!ti.complete && v.view != MS_VIEW_OWN)
         ms_error("warning: %s was not finished by its writer (the program was killed or is still running); "
                  "showing what it holds", path);
+    if (ms_symbolizer_for_modules(path, memscope_trace_modules(h), &sym) != 0) {
+        ms_error("out of memory");
+        goto out;
+    }
+    v.render.symbolizer = sym ? ms_symbolizer_engine(sym) : NULL;
     if (ms_views_open_outputs(&v) != 0)
         goto out;
     if (v.view == MS_VIEW_OWN) { /* --info */
@@ -140,8 +147,11 @@ int ms_cmd_report(int argc, char **argv)
     }
     if (rc == 0 && ms_views_close_outputs(&v) == 0)
         status = 0;
+    if (sym && ms_symbolizer_warning(sym))
+        ms_error("warning: %s; frames in it show module+offset", ms_symbolizer_warning(sym));
 out:
     ms_views_close_outputs(&v);
     memscope_history_close(h);
+    ms_symbolizer_free(sym);
     return status;
 }

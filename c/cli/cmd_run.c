@@ -34,10 +34,12 @@ static void print_help(FILE *out)
           "                     block included); with FILE '-', write the JSON to standard\n"
           "                     output instead of the text\n"
           "  --top N            show N rows of live blocks (default 10)\n"
-          "  --group-by KEY     group live blocks by 'thread', 'label' or 'size' (size class)\n"
+          "  --group-by KEY     group live blocks by 'thread', 'label', 'size' (size class),\n"
+          "                     'site' (allocation site: function, file:line, library) or\n"
+          "                     'stack' (whole call stack)\n"
           "  --exact            show exact byte counts beside the human-readable sizes\n"
           "  --budget SIZE      memory the event store may use, e.g. 512M or 4G (default:\n"
-          "                     the runtime's, 256M); beyond it events are dropped and counted\n"
+          "                     the runtime's, 256M); beyond it the oldest events are folded\n"
           "  --trace FILE       also write the whole event history to FILE as it is recorded\n"
           "                     (MEMSCOPE_TRACE; read it with 'memscope report FILE', even\n"
           "                     after PROG was killed)\n"
@@ -119,8 +121,13 @@ static int parse_options(int argc, char **argv, struct run_options *o)
                 o->report.render.group_by = MEMSCOPE_GROUP_LABEL;
             else if (strcmp(optarg, "size") == 0)
                 o->report.render.group_by = MEMSCOPE_GROUP_SIZE_CLASS;
+            else if (strcmp(optarg, "site") == 0)
+                o->report.render.group_by = MEMSCOPE_GROUP_SITE;
+            else if (strcmp(optarg, "stack") == 0)
+                o->report.render.group_by = MEMSCOPE_GROUP_STACK;
             else
-                return -ms_usage_error("run", "--group-by takes 'thread', 'label' or 'size', not '%s'", optarg);
+                return -ms_usage_error("run", "--group-by takes 'thread', 'label', 'size', 'site' or 'stack', not '%s'",
+                                       optarg);
             break;
         case OPT_EXACT:
             o->report.render.exact_bytes = 1;

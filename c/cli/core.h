@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "memscope/engine.h"
+#include "memscope/trace.h"
 
 /* Where to look for the files a core names. */
 struct ms_core_paths {
@@ -33,6 +34,8 @@ struct ms_core_map {
     uint64_t end;        /* past the last */
     uint64_t offset;     /* file offset of start, bytes */
     const char *path;    /* the path the process mapped (in the core's own note copy) */
+    const uint8_t *build_id; /* the file's build-id as a recording kept it (ms_core_open_modules), else NULL */
+    size_t build_id_len;     /* its bytes */
 };
 
 struct ms_core;
@@ -55,6 +58,19 @@ int ms_core_open(const char *path, const struct ms_core_paths *paths, struct ms_
 int ms_core_open_memory(const void *data, size_t size, const char *name, const struct ms_core_paths *paths,
                         struct ms_core **out, struct ms_core_error *err);
 void ms_core_close(struct ms_core *core);
+
+/*
+ * A core with no memory, only the file mappings a recording kept (a trace's
+ * MODULES blocks, an exit image's FILE.modules), so a symbolizer can name
+ * return addresses from the files on disk: a file whose build-id differs
+ * from the one recorded is refused as for a core. name (the recording's
+ * path) is kept for messages. Returns 0 or -ENOMEM.
+ */
+int ms_core_open_modules(const char *name, const struct memscope_module *mods, size_t n,
+                         const struct ms_core_paths *paths, struct ms_core **out, struct ms_core_error *err);
+
+/* "core", or "recording" for ms_core_open_modules: what messages say the files must match. */
+const char *ms_core_kind(const struct ms_core *core);
 
 /* The core's memory as an engine source (valid while the core is open). */
 void ms_core_source(struct ms_core *core, struct memscope_source *src);
@@ -158,6 +174,12 @@ struct ms_symbolizer;
 
 /* A symbolizer for the engine over the core's mappings (ELF symbols, DWARF lines). */
 int ms_symbolizer_new(struct ms_core *core, struct ms_symbolizer **out);
+/*
+ * A symbolizer over the mappings a recording kept (a trace's, an exit
+ * image's), owning a memory-less core (ms_core_open_modules). *out NULL
+ * when set holds none (addresses stay addresses). Returns 0 or -ENOMEM.
+ */
+int ms_symbolizer_for_modules(const char *name, const struct memscope_modules *set, struct ms_symbolizer **out);
 const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s);
 void ms_symbolizer_free(struct ms_symbolizer *s);
 /* Why a file the frames needed could not be read (the first one), or NULL. */

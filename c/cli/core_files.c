@@ -273,7 +273,9 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
     f->path = resolve(p, f->recorded, exe && strcmp(exe->path, f->recorded) == 0, tried, sizeof(tried));
     if (!f->path) {
         f->status = -ENOENT;
-        if (strcmp(tried, f->recorded) == 0)
+        if (strcmp(tried, f->recorded) == 0 && strcmp(ms_core_kind(c), "core") != 0)
+            snprintf(f->error, sizeof(f->error), "%s (mapped by the recorded process) is missing", f->recorded);
+        else if (strcmp(tried, f->recorded) == 0)
             snprintf(f->error, sizeof(f->error), "%s (mapped in the core) is missing: give its directory with "
                      "--lib-path, a root with --sysroot%s", f->recorded,
                      exe && strcmp(exe->path, f->recorded) == 0 ? ", or the program with --exe" : "");
@@ -309,8 +311,8 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
         if (base_map->offset == 0 && ms_core_read_dumped(c, base_map->start, magic, 4) == 0 &&
             memcmp(magic, "\177ELF", 4) == 0) {
             f->status = -EBADMSG;
-            snprintf(f->error, sizeof(f->error), "%s does not match the core: the process mapped %s, an ELF file, "
-                     "and this is not a 64-bit little-endian ELF file", f->path, f->recorded);
+            snprintf(f->error, sizeof(f->error), "%s does not match the %s: the process mapped %s, an ELF file, "
+                     "and this is not a 64-bit little-endian ELF file", f->path, ms_core_kind(c), f->recorded);
             return;
         }
         /* A data file the process mapped: its bytes serve reads, it has no symbols. */
@@ -321,11 +323,17 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
     f->elf = elf_memory((char *)f->data, f->size);
     if (!f->elf || elf_kind(f->elf) != ELF_K_ELF || first_load(f, &first) != 0) {
         f->status = -EBADMSG;
-        snprintf(f->error, sizeof(f->error), "%s does not match the core: not a loadable ELF file", f->path);
+        snprintf(f->error, sizeof(f->error), "%s does not match the %s: not a loadable ELF file", f->path,
+                 ms_core_kind(c));
         return;
     }
     f->bias = base_map->start - base_map->offset - first;
-    nwant = core_build_id(c, f, f->bias, want);
+    if (base_map->build_id_len) { /* a recording kept it */
+        nwant = base_map->build_id_len < BUILD_ID_MAX ? base_map->build_id_len : BUILD_ID_MAX;
+        memcpy(want, base_map->build_id, nwant);
+    } else {
+        nwant = core_build_id(c, f, f->bias, want);
+    }
     nhave = file_build_id(f, have);
     memcpy(f->build_id, have, nhave);
     f->build_id_len = nhave;
@@ -334,8 +342,8 @@ static void open_file(struct ms_core *c, struct ms_elf_file *f, const struct ms_
         hex(want, nwant, a);
         hex(have, nhave, b);
         f->status = -EBADMSG;
-        snprintf(f->error, sizeof(f->error), "%s does not match the core: the process mapped %s with build-id %s, "
-                 "this file has %s", f->path, f->recorded, a, nhave ? b : "none");
+        snprintf(f->error, sizeof(f->error), "%s does not match the %s: the process mapped %s with build-id %s, "
+                 "this file has %s", f->path, ms_core_kind(c), f->recorded, a, nhave ? b : "none");
         return;
     }
     f->status = 0;

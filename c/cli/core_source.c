@@ -72,6 +72,7 @@ struct ms_core {
     size_t nlinks;
     int links_read;             /* links was filled (or could not be) */
     struct ms_progress *progress; /* updated from reads, or NULL */
+    int recording;              /* made by ms_core_open_modules: mappings only, no memory */
 };
 
 static int fail(struct ms_core_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -265,6 +266,48 @@ int ms_core_open_memory(const void *data, size_t size, const char *name, const s
     c->data = (uint8_t *)(uintptr_t)data;
     c->size = size;
     return open_common(c, paths, out, err);
+}
+
+int ms_core_open_modules(const char *name, const struct memscope_module *mods, size_t n,
+                         const struct ms_core_paths *paths, struct ms_core **out, struct ms_core_error *err)
+{
+    struct ms_core *c;
+    size_t bytes = 0, used = 0;
+
+    *out = NULL;
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(mods[i].path) + 1 + mods[i].build_id_len;
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->maps = calloc(n ? n : 1, sizeof(*c->maps))) || !(c->map_strings = malloc(bytes ? bytes : 1))) {
+        ms_core_close(c);
+        return fail(err, -ENOMEM, "out of memory");
+    }
+    c->name = name;
+    c->recording = 1;
+    c->links_read = 1; /* no memory to read the dynamic linker's names from */
+    if (paths)
+        c->paths = *paths;
+    for (size_t i = 0; i < n; i++) { /* mods are by address, as the maps must be */
+        size_t len = strlen(mods[i].path) + 1;
+        c->maps[i].start = mods[i].start;
+        c->maps[i].end = mods[i].end;
+        c->maps[i].offset = mods[i].offset;
+        c->maps[i].path = memcpy(c->map_strings + used, mods[i].path, len);
+        used += len;
+        if (mods[i].build_id_len) {
+            c->maps[i].build_id = memcpy(c->map_strings + used, mods[i].build_id, mods[i].build_id_len);
+            c->maps[i].build_id_len = mods[i].build_id_len;
+            used += mods[i].build_id_len;
+        }
+    }
+    c->nmaps = n;
+    *out = c;
+    return 0;
+}
+
+const char *ms_core_kind(const struct ms_core *c)
+{
+    return c->recording ? "recording" : "core";
 }
 
 int ms_core_open(const char *path, const struct ms_core_paths *paths, struct ms_core **out, struct ms_core_error *err)

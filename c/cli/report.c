@@ -6,10 +6,16 @@
  * engine errors into one-sentence messages.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "core.h"
+#include "memscope/trace.h"
 #include "report.h"
 
 int ms_report_open_json(struct ms_report_options *options, const char *path)
@@ -108,6 +114,34 @@ out:
     return rc;
 }
 
+/*
+ * A symbolizer over the mappings the process wrote beside its exit image
+ * (FILE.modules, exit_image.c), or NULL: none, or unreadable (sites then
+ * show addresses; the figures do not depend on it).
+ */
+static struct ms_symbolizer *image_symbolizer(const char *image)
+{
+    struct memscope_modules *set = NULL;
+    struct ms_symbolizer *sym = NULL;
+    char path[4096];
+    uint8_t *buf = NULL;
+    struct stat st;
+    int fd;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s.modules", image) >= sizeof(path))
+        return NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size <= (64 << 20) && (buf = malloc((size_t)st.st_size)) &&
+        read(fd, buf, (size_t)st.st_size) == st.st_size && memscope_modules_add(&set, buf, (size_t)st.st_size, NULL) == 0)
+        ms_symbolizer_for_modules("the exit image", set, &sym);
+    close(fd);
+    free(buf);
+    memscope_modules_free(set); /* the symbolizer keeps its own copy */
+    return sym;
+}
+
 int ms_report_image(const char *path, const char *what, const struct ms_report_options *options)
 {
     struct memscope_image *image = NULL;
@@ -141,7 +175,16 @@ int ms_report_image(const char *path, const char *what, const struct ms_report_o
             ms_error("cannot read the store in %s: %s", what, why);
         goto out;
     }
-    rc = ms_report_history(history, options);
+    {
+        struct ms_report_options named = *options;
+        struct ms_symbolizer *sym = image_symbolizer(path);
+        if (sym)
+            named.render.symbolizer = ms_symbolizer_engine(sym);
+        rc = ms_report_history(history, &named);
+        if (rc == 0 && sym && ms_symbolizer_warning(sym) && (named.render.group_by == MEMSCOPE_GROUP_SITE || named.render.group_by == MEMSCOPE_GROUP_STACK))
+            ms_error("warning: %s; frames in it show module+offset", ms_symbolizer_warning(sym));
+        ms_symbolizer_free(sym);
+    }
 out:
     memscope_history_close(history);
     memscope_image_close(image);

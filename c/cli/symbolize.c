@@ -81,6 +81,7 @@ struct tables {
 
 struct ms_symbolizer {
     struct ms_core *core;
+    struct ms_core *owned_core; /* made from a recording's mappings (ms_symbolizer_for_modules) */
     struct memscope_symbolizer engine;
     char **names;          /* strings handed out (module+offset) */
     size_t nnames;
@@ -786,5 +787,26 @@ void ms_symbolizer_free(struct ms_symbolizer *s)
     for (i = 0; i < s->nnames; i++)
         free(s->names[i]);
     free(s->names);
+    ms_core_close(s->owned_core); /* after the names: they may point into its files' tables */
     free(s);
+}
+
+int ms_symbolizer_for_modules(const char *name, const struct memscope_modules *set, struct ms_symbolizer **out)
+{
+    const struct memscope_module *mods;
+    struct ms_core *core;
+    size_t n;
+
+    *out = NULL;
+    mods = memscope_modules_list(set, &n);
+    if (n == 0)
+        return 0;
+    if (ms_core_open_modules(name, mods, n, NULL, &core, NULL) != 0)
+        return -ENOMEM;
+    if (ms_symbolizer_new(core, out) != 0) {
+        ms_core_close(core);
+        return -ENOMEM;
+    }
+    (*out)->owned_core = core;
+    return 0;
 }
