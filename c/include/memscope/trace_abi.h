@@ -88,7 +88,7 @@ enum memscope_trace_block_type {
     MEMSCOPE_TRACE_STACKS = 4, /* call stacks: struct memscope_trace_stacks then its entries */
     MEMSCOPE_TRACE_CHECKPOINT = 5,        /* (version 2) a folded history's checkpoint: struct memscope_trace_checkpoint, threads, marks */
     MEMSCOPE_TRACE_CHECKPOINT_BLOCKS = 6, /* (version 2) its live blocks: struct memscope_trace_ck_blocks then the entries */
-    MEMSCOPE_TRACE_MODULES = 7, /* the process's file mappings, for symbolizing: struct memscope_trace_modules then entries */
+    MEMSCOPE_TRACE_MODULES = 7,           /* (version 2) the process's file mappings, for symbolizing: struct memscope_trace_modules then entries */
 };
 
 /* Every block starts with this header, 8-byte aligned in the file. */
@@ -254,6 +254,9 @@ struct memscope_trace_ck_block {
     uint64_t label;   /* TEXTS entry address of its label (2 strings), 0 none */
     uint32_t thread;  /* allocating thread serial (listed in the thread entries) */
     uint32_t stack;   /* call stack id, 0 none */
+};
+
+/*
  * MODULES payload: this header, then `count` entries, each a struct
  * memscope_trace_module followed by its path (path_len bytes, no NUL) and
  * zero padding to a multiple of 8. The entries are the process's file

@@ -15,14 +15,17 @@ run() {
 # 1. the parent only
 run MEMSCOPE_EXIT_IMAGE="$work/img"
 "$checker" "$work/img" "$work/stats" parent
-if ls "$work"/img.* >/dev/null 2>&1; then echo "a child wrote an image without MEMSCOPE_EXIT_IMAGE_CHILDREN"; exit 1; fi
+if ls "$work"/img.[0-9]* >/dev/null 2>&1; then echo "a child wrote an image without MEMSCOPE_EXIT_IMAGE_CHILDREN"; exit 1; fi
+# the mappings beside the image (for naming sites): at least the fixture itself
+grep -q "$(basename "$fixture")" "$work/img.modules" || { echo "img.modules does not name $fixture"; exit 1; }
 
 # 2. children too
 rm -f "$work"/*
 run MEMSCOPE_EXIT_IMAGE="$work/img" MEMSCOPE_EXIT_IMAGE_CHILDREN=1
 "$checker" "$work/img" "$work/stats" parent
 n=0
-for child in "$work"/img.*; do
+for child in "$work"/img.[0-9]*; do
+  case "$child" in *.modules) continue ;; esac
   pid=${child##*.}
   "$checker" "$child" "$work/stats.$pid"
   n=$((n + 1))
