@@ -176,6 +176,13 @@ struct memscope_history {
     struct memscope_modules *modules; /* the process's mappings, as a trace recorded them, or NULL */
 };
 
+/*
+ * Writes entries of set, from *from on, as one MODULES payload in buf (cap
+ * bytes, at least sizeof header + an entry with the longest path) and moves
+ * *from past them. Returns the payload's bytes, 0 when none are left.
+ */
+size_t ms_modules_payload(const struct memscope_modules *set, size_t *from, uint8_t *buf, size_t cap);
+
 #define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */
 #define MS_SNAPSHOT_MAGIC UINT64_C(0x746f687370616e73) /* "snapshot" */
 

@@ -164,3 +164,52 @@ MS_API const struct memscope_modules *memscope_trace_modules(const struct memsco
 {
     return ms_history_valid(history) ? history->modules : NULL;
 }
+
+/* Bytes of entry m in a payload. */
+static size_t entry_bytes(const struct memscope_module *m)
+{
+    size_t n = strlen(m->path);
+    if (n > MEMSCOPE_TRACE_PATH_MAX)
+        n = MEMSCOPE_TRACE_PATH_MAX;
+    return sizeof(struct memscope_trace_module) + ((n + 7) & ~(size_t)7);
+}
+
+size_t ms_modules_payload(const struct memscope_modules *set, size_t *from, uint8_t *buf, size_t cap)
+{
+    struct memscope_trace_modules h = {0, 0};
+    size_t used = sizeof(h);
+
+    if (!set || *from >= set->n || cap < sizeof(h))
+        return 0;
+    for (; *from < set->n && used + entry_bytes(&set->list[*from]) <= cap; (*from)++) {
+        const struct memscope_module *m = &set->list[*from];
+        struct memscope_trace_module e;
+        size_t n = strlen(m->path);
+        if (n > MEMSCOPE_TRACE_PATH_MAX)
+            n = MEMSCOPE_TRACE_PATH_MAX;
+        memset(&e, 0, sizeof(e));
+        e.start = m->start;
+        e.end = m->end;
+        e.offset = m->offset;
+        e.build_id_len = (uint8_t)(m->build_id_len <= MEMSCOPE_TRACE_BUILD_ID_MAX ? m->build_id_len : 0);
+        memcpy(e.build_id, m->build_id, e.build_id_len);
+        e.path_len = (uint16_t)n;
+        memcpy(buf + used, &e, sizeof(e));
+        memcpy(buf + used + sizeof(e), m->path, n);
+        memset(buf + used + sizeof(e) + n, 0, ((n + 7) & ~(size_t)7) - n);
+        used += entry_bytes(m);
+        h.count++;
+    }
+    if (h.count == 0)
+        return 0; /* an entry larger than cap: cannot happen (cap holds any path) */
+    memcpy(buf, &h, sizeof(h));
+    return used;
+}
+
+MS_API int memscope_history_add_modules(struct memscope_history *history, const void *payload, size_t len,
+                                        struct memscope_error *err)
+{
+    if (!ms_history_valid(history))
+        return ms_error_set(err, -EINVAL, "invalid argument: an open history is required");
+    return memscope_modules_add(&history->modules, payload, len, err);
+}

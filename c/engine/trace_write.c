@@ -12,7 +12,9 @@
  * counters. A folded history (one read from a store past its budget)
  * holds only the events after its checkpoint: the checkpoint goes first, as
  * a CHECKPOINT block and its live blocks in CHECKPOINT_BLOCKS blocks, so
- * the trace replays to what the store does (trace_abi.h).
+ * the trace replays to what the store does (trace_abi.h). The process's
+ * mappings, when the history has them (read from a trace, or added by GDB),
+ * go out as MODULES blocks so a reader can name return addresses.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -307,6 +309,16 @@ MS_API int memscope_history_write_trace(const struct memscope_history *h, const 
         rc = put_block(&w, MEMSCOPE_TRACE_STACKS, raw, used, err);
         if (rc != 0)
             goto out;
+    }
+
+    /* The process's mappings, so a reader can name return addresses (as many blocks as they take). */
+    {
+        size_t from = 0, len;
+        while ((len = ms_modules_payload(h->modules, &from, raw, raw_cap)) > 0) {
+            rc = put_block(&w, MEMSCOPE_TRACE_MODULES, raw, len, err);
+            if (rc != 0)
+                goto out;
+        }
     }
 
     /* A folded history: its checkpoint, before the events after it. */

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <errno.h>
 
+#include "internal.h"
 #include "memscope/trace.h"
 #include "memscope/trace_abi.h"
 
@@ -161,12 +162,49 @@ static void test_damage(void **state)
     expect_damage(&p, "past its entries");
 }
 
+/* A set written back as payloads (in pieces when the room is small) reads back the same. */
+static void test_payload_round_trip(void **state)
+{
+    struct memscope_modules *set = NULL, *back = NULL;
+    const struct memscope_module *a, *b;
+    static uint8_t buf[4096];
+    struct payload p;
+    size_t from = 0, len, n, m, pieces = 0;
+
+    (void)state;
+    begin(&p);
+    add(&p, 0x1000, 0x2000, 0, "/bin/prog", 0x11);
+    add(&p, 0x2000, 0x3000, 0x1000, "/bin/prog", 0);
+    add(&p, 0x7000, 0x8000, 0, "/usr/lib/x86_64-linux-gnu/libsomething-long-name.so.1", 0x22);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    /* Room for the header and one entry with its path at a time. */
+    while ((len = ms_modules_payload(set, &from, buf, 8 + 48 + 56)) > 0) {
+        assert_int_equal(memscope_modules_add(&back, buf, len, NULL), 0);
+        pieces++;
+    }
+    assert_int_equal(pieces, 3);
+    a = memscope_modules_list(set, &n);
+    b = memscope_modules_list(back, &m);
+    assert_int_equal(n, m);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(a[i].start, b[i].start);
+        assert_int_equal(a[i].end, b[i].end);
+        assert_int_equal(a[i].offset, b[i].offset);
+        assert_string_equal(a[i].path, b[i].path);
+        assert_int_equal(a[i].build_id_len, b[i].build_id_len);
+        assert_memory_equal(a[i].build_id, b[i].build_id, a[i].build_id_len);
+    }
+    memscope_modules_free(set);
+    memscope_modules_free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_sorted),
         cmocka_unit_test(test_later_replaces_overlap),
         cmocka_unit_test(test_damage),
+        cmocka_unit_test(test_payload_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,8 +82,17 @@ int memscope_modules_add(struct memscope_modules **set, const void *payload, siz
 const struct memscope_module *memscope_modules_list(const struct memscope_modules *set, size_t *n);
 void memscope_modules_free(struct memscope_modules *set);
 
-/* The mappings a trace recorded (its MODULES blocks), or NULL: none (an older writer, memscope-save). */
+/* The mappings a trace recorded (its MODULES blocks) or were added, or NULL: none. */
 const struct memscope_modules *memscope_trace_modules(const struct memscope_history *history);
+
+/*
+ * Adds a MODULES payload to the mappings history keeps (GDB adds the
+ * process's, so memscope-save writes them and report names frames).
+ * memscope_history_write_trace writes them as MODULES blocks. Returns as
+ * memscope_modules_add, or -EINVAL.
+ */
+int memscope_history_add_modules(struct memscope_history *history, const void *payload, size_t len,
+                                 struct memscope_error *err);
 
 #ifdef __cplusplus
 }
