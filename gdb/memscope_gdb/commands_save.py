@@ -13,6 +13,7 @@ import gdb
 from . import args
 from . import engine as eng
 from . import format as fmt
+from . import mappings
 from . import store
 from .commands_snapshot import MemscopeCommand
 
@@ -23,7 +24,8 @@ class SaveCommand(MemscopeCommand):
 Usage: memscope-save FILE
 
 Writes every event the store holds (allocations, releases, labels, marks,
-call stacks, counters) to FILE in the memscope trace format, compressed;
+call stacks, counters) and the process's file mappings (so the report
+names functions and lines) to FILE in the memscope trace format, compressed;
 FILE is replaced if it exists. Read it with 'memscope report FILE' (the
 snapshot at any point, diffs, timelines), after the process is gone.
 Example: memscope-save /tmp/server.trace"""
@@ -41,6 +43,11 @@ Example: memscope-save /tmp/server.trace"""
         path = os.path.expanduser(options.positional[0])
         history = store.history()
         err = eng.Error()
+        modules = mappings.modules_payload()
+        if modules:
+            # The process's mappings go with the events, so the report names functions and lines;
+            # a list the engine refuses only costs the names, never the figures.
+            history.engine.history_add_modules(history.handle, modules, len(modules), ctypes.byref(err))
         rc = history.engine.history_write_trace(history.handle, path.encode(), ctypes.byref(err))
         if rc != 0:
             why = err.message.decode("utf-8", "replace") or history.engine.describe(rc)

@@ -165,6 +165,7 @@ _PROTOTYPES = {
     "memscope_snapshot_render_folded": (ctypes.c_int, [_P, ctypes.POINTER(RenderOptions), ctypes.POINTER(_P),
                                                        ctypes.POINTER(ctypes.c_size_t)]),
     "memscope_history_write_trace": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.POINTER(Error)]),
+    "memscope_history_add_modules": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(Error)]),
 }
 
 

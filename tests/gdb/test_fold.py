@@ -128,7 +128,8 @@ def report(paths, trace, args, ok=True):
 
 
 def unsymbolized(doc):
-    """A snapshot's JSON without its symbols: the report prints addresses (the modules are gone)."""
+    """A snapshot's JSON without its symbols (frames compared by return address; the report's names
+    are checked against GDB's in test_save.py's sites case)."""
     doc = dict(doc)
     doc["stacks"] = {k: [f["pc"] for f in v["frames"]] for k, v in doc.get("stacks", {}).items()}
     return doc

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """memscope GDB end-to-end tests of memscope-save: the store of a live
 process and of a gcore core written as trace files, which `memscope report`
-reads back to the snapshots GDB shows (time_curve fixture).
+reads back to the snapshots GDB shows (time_curve fixture), with the
+process's mappings, so the report names frames as GDB does (stack_sites).
 
 Usage: test_save.py --plugin gdb/memscope.py --library LIB --engine ENGINE
-                    --curve TIME_CURVE --memscope MEMSCOPE CASE
+                    --curve TIME_CURVE --sites STACK_SITES --memscope MEMSCOPE CASE
 """
 
 import argparse
@@ -27,6 +28,7 @@ class Paths:
         self.library = args.library
         self.engine = args.engine
         self.curve = args.curve
+        self.sites = args.sites
         self.memscope = args.memscope
 
 
@@ -97,12 +99,50 @@ def case_live_and_core(paths):
         compare(paths, dead, core_trace, "core")
 
 
-CASES = {"help": case_help, "live-and-core": case_live_and_core}
+def named_frames(doc):
+    """{stack id: [(function, source base name, line)]} of the frames in the fixture and its library."""
+    out = {}
+    for sid, stack in doc["stacks"].items():
+        out[sid] = [(f.get("function"), os.path.basename(f.get("file") or ""), f.get("line"))
+                    for f in stack["frames"]
+                    if os.path.basename(f.get("module") or "").startswith(("stack_sites", "libstack_lib"))]
+    return out
+
+
+def check_sites(paths, trace, gdb_doc, where):
+    """The report of the saved trace names every frame of the program and its library as GDB does."""
+    want = named_frames(gdb_doc)
+    got = named_frames(report(paths, trace, []))
+    check(sum(len(v) for v in want.values()) >= 12, "%s: GDB named too few frames: %s" % (where, want))
+    check_equal(got, want, "%s: frames named by the report of the saved trace vs GDB's" % where)
+    functions = {f for frames in got.values() for f, _, _ in frames}
+    for name in ("site_leaf", "site_middle", "site_recurse", "stack_lib_make", "site_thread_alloc", "main"):
+        check(name in functions, "%s: no frame names %s: %s" % (where, name, sorted(functions)))
+
+
+def case_sites(paths):
+    with gdbtest.TempDir() as tmp:
+        live_trace, core = os.path.join(tmp, "live.trace"), os.path.join(tmp, "sites.core")
+        steps = ["capture save memscope-save " + live_trace, "capture j memscope-snapshot --json -"]
+        live = run_gdb(paths, prelude(paths) + steps + ["capture gcore gcore " + core], program=paths.sites,
+                       env=env(paths))
+        live.no_traceback()
+        check_sites(paths, live_trace, json.loads(live.output("j")), "live")
+        if not os.path.exists(core):
+            raise gdbtest.Skip("gcore wrote no core")
+        core_trace = os.path.join(tmp, "core.trace")
+        dead = run_gdb(paths, ["capture save memscope-save " + core_trace, "capture j memscope-snapshot --json -"],
+                       program=paths.sites, core=core, env=env(paths))
+        dead.no_traceback()
+        check_sites(paths, core_trace, json.loads(dead.output("j")), "core")
+
+
+CASES = {"help": case_help, "live-and-core": case_live_and_core, "sites": case_sites}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("plugin", "library", "engine", "curve", "memscope"):
+    for name in ("plugin", "library", "engine", "curve", "sites", "memscope"):
         parser.add_argument("--" + name, required=True)
     return gdbtest.main(CASES, parser, Paths)
 
