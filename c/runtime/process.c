@@ -4,7 +4,9 @@
  * fork: the child gets a copy of the whole store (its history is the
  * parent's up to the fork) and of the forking thread's TLS, so it simply goes
  * on appending to its copy of that thread's chunk. Nothing is locked, so
- * nothing needs resetting; the child only writes its own pid into the root.
+ * nothing needs resetting; the child only writes its own pid into the root,
+ * and its pid and thread id into that chunk (the writer of a chunk whose
+ * pid is another process's is gone: store.c, ms_chunk_writer_gone).
  *
  * exec: at init, libmemscope is removed from LD_PRELOAD in the environment
  * (in place: no allocation), so programs this one execs are not recorded,
@@ -23,7 +25,16 @@ pid_t ms_init_pid;
 
 static void after_fork_child(void)
 {
-    __atomic_store_n(&memscope_store_root.pid, (uint32_t)syscall(SYS_getpid), __ATOMIC_RELAXED);
+    struct memscope_chunk *c = ms_self.chunk;
+    uint32_t pid = (uint32_t)syscall(SYS_getpid);
+
+    __atomic_store_n(&memscope_store_root.pid, pid, __ATOMIC_RELAXED);
+    /* The chunk this thread goes on appending to is now written by the child's thread:
+     * say so, or the folder would take it for a chunk whose writer is gone (ms_chunk_writer_gone). */
+    if (c) {
+        __atomic_store_n(&c->tid, (uint32_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+        __atomic_store_n(&c->pid, pid, __ATOMIC_RELEASE);
+    }
 }
 
 /* Does this LD_PRELOAD entry name libmemscope (libmemscope.so, libmemscope.so.0, ...)? */

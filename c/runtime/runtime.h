@@ -107,6 +107,10 @@ static inline void ms_publish(struct ms_thread *t)
 
 /* Reserves bytes of the budget; 0 on success, -1 when it would be exceeded. Lock-free. */
 int ms_budget_take(uint64_t bytes);
+/* As much of want as is left (whole pages); the bytes taken. */
+uint64_t ms_budget_take_upto(uint64_t want);
+/* Counts bytes past the budget: a last resort that keeps the count true. */
+void ms_budget_force(uint64_t bytes);
 void ms_budget_give(uint64_t bytes);
 void ms_store_init(void);         /* root fields, magic last */
 void ms_store_set_budget(uint64_t bytes);
@@ -186,6 +190,7 @@ struct memscope_chunk *ms_fold_wait(void);
 void ms_fold_hold(void);
 void ms_fold_release(void);
 uint64_t ms_budget_in_use(void); /* store.c: bytes of the budget taken (free chunks included) */
+int ms_chunk_writer_gone(const struct memscope_chunk *c); /* store.c: c's thread exited: its count is final */
 /* ---- modules.c ---- */
 
 /* The process's file mappings as a MODULES payload (trace_abi.h) in buf; its bytes, 0 if none. No malloc. */

@@ -104,6 +104,27 @@ int ms_budget_take(uint64_t bytes)
     }
 }
 
+/* Takes as much of `want` bytes of budget as is left, in whole pages; returns the bytes taken. */
+uint64_t ms_budget_take_upto(uint64_t want)
+{
+    uint64_t used = __atomic_load_n(&ms_budget_used, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
+        uint64_t left = used < budget ? (budget - used) & ~(uint64_t)(MS_PAGE - 1) : 0;
+        uint64_t take = want < left ? want : left;
+        if (take == 0)
+            return 0;
+        if (__atomic_compare_exchange_n(&ms_budget_used, &used, used + take, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return take;
+    }
+}
+
+/* Counts bytes taken past the budget (a last resort that keeps the count true). */
+void ms_budget_force(uint64_t bytes)
+{
+    __atomic_fetch_add(&ms_budget_used, bytes, __ATOMIC_RELAXED);
+}
+
 void ms_budget_give(uint64_t bytes)
 {
     __atomic_fetch_sub(&ms_budget_used, bytes, __ATOMIC_RELAXED);
@@ -333,4 +354,22 @@ no_chunk:
     }
     ms_store_count_dropped(t);
     return -1;
+}
+
+/*
+ * Whether the thread that wrote chunk c has exited (or the chunk was
+ * copied from the parent by fork and is not this thread's), so c's count is
+ * final though no next chunk follows it: the folder may fold it wholly and
+ * reuse it, the trace writer finish it. A thread that exited is no longer
+ * signalable (tgkill fails with ESRCH); a live one always is, and a tid the
+ * kernel reused for a new thread reads as live, which only keeps a chunk
+ * longer. Anything else (a sandbox refusing tgkill) reads as live.
+ */
+int ms_chunk_writer_gone(const struct memscope_chunk *c)
+{
+    long pid = syscall(SYS_getpid);
+
+    if (__atomic_load_n(&c->pid, __ATOMIC_ACQUIRE) != (uint32_t)pid)
+        return 1;
+    return syscall(SYS_tgkill, pid, (long)__atomic_load_n(&c->tid, __ATOMIC_RELAXED), 0) != 0 && errno == ESRCH;
 }

@@ -114,8 +114,8 @@ struct memscope_chunk {
     uint64_t map_size;     /* bytes mapped for this chunk, header included */
     uint32_t thread;       /* thread serial (1-based, in order of first event) */
     uint32_t seq;          /* position of this chunk in its thread's chain, 0 for the first */
-    uint32_t tid;          /* OS thread id (gettid) of the writing thread */
-    uint32_t pid;          /* process id when the chunk was mapped */
+    uint32_t tid;          /* OS thread id (gettid) of the writing thread (a fork child rewrites it, and pid, in the forking thread's current chunk) */
+    uint32_t pid;          /* process id of the writing thread; the runtime folds a thread's last chunk once that thread is gone */
 };
 
 /* Record kinds (memscope_record.info & 0xff). */
