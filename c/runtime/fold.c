@@ -160,27 +160,42 @@ static uint32_t cut_of(const struct ms_fold_cut *cuts, uint32_t ncuts, const str
     return lo < ncuts && cuts[lo].thread == c->thread ? cuts[lo].seq : 0;
 }
 
-/* Chunk c is wholly folded by this fold's cuts and may be unlinked and reused. */
-static int reusable(const struct ms_fold_cut *cuts, uint32_t ncuts, const struct memscope_chunk *c)
-{
-    return c->seq < cut_of(cuts, ncuts, c) && ms_trace_may_reuse(c);
-}
-
-/* The previous cut of thread serial, from the checkpoint. */
+/* The previous cut of thread serial, from the checkpoint (its threads ascend by serial). */
 static void old_cut(const struct memscope_checkpoint *ck, uint32_t serial, uint32_t *seq, uint64_t *records)
 {
+    uint64_t lo = 0, hi;
+
     *seq = 0;
     *records = 0;
     if (!ck)
         return;
     const struct memscope_checkpoint_thread *t = (const void *)(uintptr_t)ck->threads;
-    for (uint64_t i = 0; i < ck->thread_count; i++) {
-        if (t[i].thread == serial) {
-            *seq = t[i].folded_seq;
-            *records = t[i].folded_records;
-            return;
-        }
+    hi = ck->thread_count;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (t[mid].thread < serial)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    if (lo < ck->thread_count && t[lo].thread == serial) {
+        *seq = t[lo].folded_seq;
+        *records = t[lo].folded_records;
+    }
+}
+
+/* Chunk c is wholly folded (by this fold's cuts, or by an earlier fold for a
+ * thread this one did not cut: a thread whose writer is gone) and may be
+ * unlinked and reused. */
+static int reusable(const struct ms_fold_cut *cuts, uint32_t ncuts, const struct memscope_checkpoint *old,
+                    const struct memscope_chunk *c)
+{
+    uint32_t seq = cut_of(cuts, ncuts, c);
+    uint64_t records;
+
+    if (seq == 0)
+        old_cut(old, c->thread, &seq, &records);
+    return c->seq < seq && ms_trace_may_reuse(c);
 }
 
 /* Folds about `target` bytes of the oldest chunks. Returns chunks freed, -2 when the
@@ -194,7 +209,7 @@ static int fold_once(uint64_t target)
     struct memscope_checkpoint *ck = NULL, *tmp = NULL;
     struct memscope_chunk *unlinked = NULL;
     uint64_t n = 0, cap = __atomic_load_n(&r->chunk_count, __ATOMIC_ACQUIRE) + 64, horizon = 0, got = 0;
-    uint64_t head, ck_mapped = 0, freed = 0, i;
+    uint64_t head, ck_mapped = 0, freed = 0, reserved = 0, i;
     uint32_t ncuts = 0;
     size_t ck_size = 0;
     struct memscope_source src = {self_read, NULL};
@@ -225,6 +240,8 @@ static int fold_once(uint64_t target)
     for (i = 0; i + 1 < n; i++)
         if (fc[i].thread == fc[i + 1].thread && fc[i + 1].seq == fc[i].seq + 1)
             fc[i].finished = 1; /* store.c stores a chunk's final count before linking the next */
+        else if ((i + 1 == n || fc[i + 1].thread != fc[i].thread) && ms_chunk_writer_gone(fc[i].c))
+            fc[i].finished = 1; /* a thread's last chunk, its thread gone: nothing more comes */
     /* The horizon: the last time of the oldest finished chunks worth target bytes. */
     {
         struct fold_chunk *by = malloc((n ? n : 1) * sizeof(*by));
@@ -277,21 +294,34 @@ static int fold_once(uint64_t target)
         goto out;
     }
     ck_mapped = (ck_size + 4095) & ~(uint64_t)4095;
-    /* Room for the checkpoint: free budget, free chunks, and the chunks this fold frees. */
+    /* Budget for the checkpoint, reserved before anything is unlinked: free
+     * budget, then free chunks unmapped (threads may take them meanwhile);
+     * what is still short comes from the chunks this fold unlinks, which are
+     * ours alone once unlinked. Not enough even so: no fold. */
     {
-        uint64_t room = __atomic_load_n(&fs.free_bytes, __ATOMIC_RELAXED), budget = r->budget_bytes;
-        uint64_t used = ms_budget_in_use();
+        uint64_t folded_bytes = 0;
         struct memscope_chunk *prev = NULL;
-        room += used < budget ? budget - used : 0;
+        for (;;) {
+            struct memscope_chunk *c;
+            reserved += ms_budget_take_upto(ck_mapped - reserved);
+            uint64_t size;
+            if (reserved == ck_mapped || !(c = ms_fold_pop()))
+                break;
+            size = c->map_size;
+            munmap(c, size);
+            __atomic_fetch_sub(&r->chunk_bytes, size, __ATOMIC_RELAXED);
+            ms_budget_give(size);
+        }
         for (uint64_t a = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE); a;) {
             struct memscope_chunk *c = (void *)(uintptr_t)a;
-            if (prev && reusable(cuts, ncuts, c))
-                room += c->map_size;
+            if (prev && reusable(cuts, ncuts, old, c))
+                folded_bytes += c->map_size;
             prev = c;
             a = c->next;
         }
-        if (room < ck_mapped) {
+        if (ck_mapped - reserved > folded_bytes) {
             fs.failed++; /* the live set needs more than the budget leaves */
+            ms_budget_give(reserved);
             rc = -2;
             goto out;
         }
@@ -307,7 +337,7 @@ static int fold_once(uint64_t target)
             struct memscope_chunk *c = (void *)(uintptr_t)a;
             uint64_t next = c->next;
             /* The head stays (threads link new chunks there); it goes at a later fold. */
-            if (prev && reusable(cuts, ncuts, c)) {
+            if (prev && reusable(cuts, ncuts, old, c)) {
                 __atomic_store_n(&prev->next, next, __ATOMIC_RELEASE);
                 __atomic_fetch_sub(&r->chunk_count, 1, __ATOMIC_RELAXED);
                 c->thread_prev = (uint64_t)(uintptr_t)unlinked; /* a local list until the checkpoint has room */
@@ -319,22 +349,21 @@ static int fold_once(uint64_t target)
             a = next;
         }
     }
-    while (ms_budget_take(ck_mapped) != 0) {
-        struct memscope_chunk *c = unlinked ? unlinked : ms_fold_pop();
-        uint64_t size;
-        if (!c)
-            break;
-        if (c == unlinked)
-            unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
-        size = c->map_size;
+    while (reserved < ck_mapped && unlinked) { /* the rest of the checkpoint's budget, from unlinked chunks */
+        struct memscope_chunk *c = unlinked;
+        uint64_t size = c->map_size, part = size < ck_mapped - reserved ? size : ck_mapped - reserved;
+        unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
         munmap(c, size);
         __atomic_fetch_sub(&r->chunk_bytes, size, __ATOMIC_RELAXED);
-        ms_budget_give(size);
+        reserved += part; /* its budget passes to the checkpoint; the excess goes back */
+        ms_budget_give(size - part);
     }
+    if (reserved < ck_mapped) /* cannot happen: the unlinked chunks were counted above */
+        ms_budget_force(ck_mapped - reserved);
     ck = mmap(NULL, ck_mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ck == MAP_FAILED) {
         ck = NULL;
-        ms_budget_give(ck_mapped);
+        ms_budget_give(reserved);
     }
     if (ck) {
         uint64_t base = (uint64_t)(uintptr_t)tmp, to = (uint64_t)(uintptr_t)ck;

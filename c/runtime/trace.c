@@ -373,9 +373,15 @@ static void pass(int flush, int final)
     }
     for (i = 0; i < tw.ntracked && !tw.failed;) {
         struct tracked *t = &tw.tracked[i];
-        /* Finished: the thread published in its next chunk, after storing this one's final count. */
+        /* Finished: the thread published in its next chunk, after storing this one's final count;
+         * or an idle last chunk whose thread is gone (checked only when idle: a syscall). */
         int done = t->next && __atomic_load_n(&t->next->count, __ATOMIC_ACQUIRE) > 0;
         uint64_t count = __atomic_load_n(&t->chunk->count, __ATOMIC_ACQUIRE);
+
+        if (!done && !t->next && count == t->seen && ms_chunk_writer_gone(t->chunk)) {
+            done = 1;
+            count = __atomic_load_n(&t->chunk->count, __ATOMIC_ACQUIRE); /* final now */
+        }
 
         if (count > t->chunk->capacity)
             count = t->chunk->capacity;
