@@ -212,20 +212,16 @@ static inline int next_varint(const uint8_t **pp, const uint8_t *end, uint64_t *
     return get_varint(pp, end, out);
 }
 
-int ms_trace_decode_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr,
-                           struct memscope_record *out, size_t out_cap, const char **why)
+/* An EVENTS payload's header, checked: its count (1..max records), its thread, room for the kinds. */
+static int read_header(const uint8_t *in, size_t len, size_t max, struct memscope_trace_events *hdr,
+                       const char **why)
 {
-    const uint8_t *p = in, *end = in + len, *kinds;
-    uint64_t prev, v;
-    uint32_t info, n, i;
-
     if (len < sizeof(*hdr)) {
         *why = "payload shorter than its events header";
         return -EBADMSG;
     }
     memcpy(hdr, in, sizeof(*hdr));
-    n = hdr->count;
-    if (n == 0 || n > MEMSCOPE_TRACE_MAX_EVENTS || n > out_cap) {
+    if (hdr->count == 0 || hdr->count > MEMSCOPE_TRACE_MAX_EVENTS || hdr->count > max) {
         *why = "record count out of range";
         return -EBADMSG;
     }
@@ -233,11 +229,24 @@ int ms_trace_decode_events(const uint8_t *in, size_t len, struct memscope_trace_
         *why = "thread serial out of range";
         return -EBADMSG;
     }
-    p += sizeof(*hdr);
-    if ((size_t)(end - p) < n) {
+    if (len - sizeof(*hdr) < hdr->count) {
         *why = "payload too short for its record kinds";
         return -EBADMSG;
     }
+    return 0;
+}
+
+int ms_trace_decode_events(const uint8_t *in, size_t len, struct memscope_trace_events *hdr,
+                           struct memscope_record *out, size_t out_cap, const char **why)
+{
+    const uint8_t *p = in, *end = in + len, *kinds;
+    uint64_t prev, v;
+    uint32_t info, n, i;
+
+    if (read_header(in, len, out_cap, hdr, why) != 0)
+        return -EBADMSG;
+    n = hdr->count;
+    p += sizeof(*hdr);
     kinds = p;
     p += n;
     info = MEMSCOPE_RECORD_INFO(0, hdr->thread);
@@ -305,25 +314,10 @@ int ms_trace_check_events(const uint8_t *in, size_t len, struct memscope_trace_e
     unsigned run = 0, bad = 0;
     uint32_t n, i;
 
-    if (len < sizeof(*hdr)) {
-        *why = "payload shorter than its events header";
+    if (read_header(in, len, MEMSCOPE_TRACE_MAX_EVENTS, hdr, why) != 0)
         return -EBADMSG;
-    }
-    memcpy(hdr, in, sizeof(*hdr));
     n = hdr->count;
-    if (n == 0 || n > MEMSCOPE_TRACE_MAX_EVENTS) {
-        *why = "record count out of range";
-        return -EBADMSG;
-    }
-    if (hdr->thread == 0 || hdr->thread > 0xffffffu) {
-        *why = "thread serial out of range";
-        return -EBADMSG;
-    }
     p += sizeof(*hdr);
-    if ((size_t)(end - p) < n) {
-        *why = "payload too short for its record kinds";
-        return -EBADMSG;
-    }
     for (i = 0; i < n; i++)
         bad |= (unsigned)(uint8_t)(p[i] - MEMSCOPE_REC_ALLOC) > (unsigned)(MEMSCOPE_REC_MARK - MEMSCOPE_REC_ALLOC);
     if (bad) {
