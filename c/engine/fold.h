@@ -13,11 +13,17 @@
 #include "memscope/engine.h"
 #include "memscope/store_abi.h"
 
+/* ms_fold_cut.flags */
+#define MS_FOLD_GONE 0x1u  /* the thread has exited and this cut covers all its records (checkpoint flag GONE) */
+#define MS_FOLD_MERGE 0x2u /* the cut is the previous checkpoint's, the thread was GONE there and no chunk of it
+                              is linked: its entry may be merged into the exited threads' one (store_abi.h) */
+
 /* Where a fold cuts one thread's records. */
 struct ms_fold_cut {
     uint32_t thread;  /* serial */
     uint32_t seq;     /* records of chunks below seq are folded, */
     uint64_t records; /* and the first `records` of chunk seq */
+    uint32_t flags;   /* MS_FOLD_GONE, MS_FOLD_MERGE or 0 */
 };
 struct ms_read_opts {
     int raw_clock;                  /* keep record times as they are (no conversion to ns) */

@@ -78,7 +78,9 @@ MS_API int memscope_history_info(const struct memscope_history *history, struct 
     out->budget_bytes = history->budget_bytes;
     out->marks = history->nmarks + history->ck.nmarks + history->ck.marks_dropped; /* folded ones too */
     out->pid = history->pid;
-    out->threads = history->nthreads;
+    out->threads = history->nthreads; /* the exited threads' entry counts as the threads it holds */
+    if (history->nthreads && history->threads[0].serial == 0)
+        out->threads = (uint32_t)(history->nthreads - 1 + history->ck.merged);
     out->abi_version = history->abi_version;
     out->horizon_ns = history->ck.present ? history->ck.horizon_ns : 0;
     out->folded_events = history->ck.folded_events;

@@ -146,6 +146,8 @@ struct ms_checkpoint {
     struct memscope_thread_stats *th;     /* per dense thread (zero for threads not in it) */
     uint8_t *in;                          /* per dense thread: listed in the checkpoint */
     uint8_t *stash;                       /* per dense thread: a pending REALLOC_FREE */
+    uint8_t *gone;                        /* per dense thread: flagged MEMSCOPE_CHECKPOINT_GONE */
+    uint64_t merged;                      /* exited threads merged into the serial-0 entry (dense 0), 0: none */
     struct ms_live *stash_block;          /* per dense thread: its block (address 0: it was not live) */
     uint32_t *cut_seq;                    /* per dense thread: folded_seq */
     uint64_t *cut_records;                /* per dense thread: folded_records */
@@ -153,6 +155,10 @@ struct ms_checkpoint {
     uint64_t nmarks;                      /* entries */
     uint64_t marks_dropped;               /* folded marks the checkpoint did not keep */
 };
+
+/* Threads that recorded an event, counting those merged into the checkpoint's
+ * serial-0 entry each (seen: per dense thread, non-zero when it did). */
+uint64_t ms_threads_seen(const struct memscope_history *h, const uint8_t *seen);
 
 struct memscope_history {
     uint64_t magic;              /* MS_HISTORY_MAGIC while open */
@@ -278,6 +284,7 @@ struct memscope_snapshot {
     size_t nlabels;                       /* entries in labels */
     char *pool;                           /* label strings */
     struct ms_stacks stacks;              /* the history's stack table, copied */
+    uint64_t merged;                      /* threads the serial-0 row (threads[0]) stands for, 0: no such row */
 };
 
 /* Checks a handle: non-zero when snapshot is a live snapshot object. */

@@ -747,9 +747,29 @@ static int read_checkpoint(const struct memscope_source *src, uint64_t addr, str
     }
     for (i = 0; i < c->thread_count; i++) {
         const struct memscope_checkpoint_thread *t = &ck->th[i];
-        if (t->thread == 0 || t->thread > 0xffffffu || (i > 0 && t->thread <= ck->th[i - 1].thread)) {
+        if ((t->thread == 0 && i > 0) || t->thread > 0xffffffu || (i > 0 && t->thread <= ck->th[i - 1].thread)) {
             rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": thread entry %" PRIu64
-                              " has serial %u (serials must rise from 1)", addr, i, t->thread);
+                              " has serial %u (serials must rise from 1; 0 only first, the exited threads' entry)",
+                              addr, i, t->thread);
+            goto bad;
+        }
+        if (t->thread == 0 && (t->merged == 0 || t->merged > 0xffffffu || t->tid || t->folded_seq ||
+                               t->folded_records || t->flags || t->current_memory || t->live_blocks ||
+                               t->stash_address || t->stash_thread || t->peak_memory > c->peak_memory ||
+                               t->released_bytes > t->allocated_bytes)) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": the exited threads' entry (serial 0, %" PRIu64
+                              " threads) is malformed: it needs 1 to 16777215 threads, no cut, flags, tid, live"
+                              " blocks or stash, and its figures within the checkpoint's", addr, t->merged);
+            goto bad;
+        }
+        if ((t->flags & MEMSCOPE_CHECKPOINT_STASH) && t->stash_address && t->stash_thread == 0) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": thread %u's pending realloc names a block"
+                              " of thread 0 (the exited threads own no block)", addr, t->thread);
+            goto bad;
+        }
+        if (t->thread != 0 && t->merged != 0) {
+            rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": thread %u claims %" PRIu64
+                              " merged threads (only the serial-0 entry holds exited threads)", addr, t->thread, t->merged);
             goto bad;
         }
         if (t->live_blocks > c->block_count || t->current_memory > c->current_memory) {
@@ -760,7 +780,7 @@ static int read_checkpoint(const struct memscope_source *src, uint64_t addr, str
     }
     for (i = 0; i < c->block_count; i++) {
         const struct memscope_checkpoint_block *b = &ck->blocks[i];
-        int k = ck_thread_find(ck, b->thread);
+        int k = b->thread ? ck_thread_find(ck, b->thread) : -1; /* the exited threads own no block */
         if (b->address == 0 || k < 0) {
             rc = ms_error_set(err, -EBADMSG, "checkpoint at 0x%" PRIx64 ": block %" PRIu64 " (0x%" PRIx64
                               ") has address 0 or an unlisted thread %u", addr, i, b->address, b->thread);
@@ -814,6 +834,7 @@ void ms_checkpoint_free(struct ms_checkpoint *ck)
     ms_engine_free(ck->th);
     ms_engine_free(ck->in);
     ms_engine_free(ck->stash);
+    ms_engine_free(ck->gone);
     ms_engine_free(ck->stash_block);
     ms_engine_free(ck->cut_seq);
     ms_engine_free(ck->cut_records);
@@ -849,11 +870,12 @@ static int convert_checkpoint(const struct raw_checkpoint *raw, struct memscope_
     ck->th = ms_engine_calloc(nt, sizeof(*ck->th));
     ck->in = ms_engine_calloc(nt, 1);
     ck->stash = ms_engine_calloc(nt, 1);
+    ck->gone = ms_engine_calloc(nt, 1);
     ck->stash_block = ms_engine_calloc(nt, sizeof(*ck->stash_block));
     ck->cut_seq = ms_engine_calloc(nt, sizeof(*ck->cut_seq));
     ck->cut_records = ms_engine_calloc(nt, sizeof(*ck->cut_records));
     ck->marks = ms_engine_calloc(c->mark_count ? c->mark_count : 1, sizeof(*ck->marks));
-    if (!ck->blocks || !ck->th || !ck->in || !ck->stash || !ck->stash_block || !ck->cut_seq || !ck->cut_records ||
+    if (!ck->blocks || !ck->th || !ck->in || !ck->stash || !ck->gone || !ck->stash_block || !ck->cut_seq || !ck->cut_records ||
         !ck->marks)
         return ms_error_set(err, -ENOMEM, "out of memory reading the checkpoint");
     for (i = 0; i < c->mark_count; i++) {
@@ -879,12 +901,15 @@ static int convert_checkpoint(const struct raw_checkpoint *raw, struct memscope_
         o->peak_memory = t->peak_memory;
         o->peak_time_ns = t->peak_memory ? clock_ns(clk, t->peak_time) : 0;
         ck->in[d] = 1;
+        ck->gone[d] = (t->flags & MEMSCOPE_CHECKPOINT_GONE) != 0;
+        if (t->thread == 0)
+            ck->merged = t->merged;
         ck->cut_seq[d] = t->folded_seq;
         ck->cut_records[d] = t->folded_records;
         if (t->flags & MEMSCOPE_CHECKPOINT_STASH) {
             struct ms_live *b = &ck->stash_block[d];
             ck->stash[d] = 1;
-            if (t->stash_address && ck_thread_find(raw, t->stash_thread) >= 0) {
+            if (t->stash_address && t->stash_thread && ck_thread_find(raw, t->stash_thread) >= 0) {
                 b->address = t->stash_address;
                 b->size = t->stash_size;
                 b->time = clock_ns(clk, t->stash_time);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "render.h"
@@ -137,21 +138,26 @@ MS_API int memscope_snapshot_render_json(const struct memscope_snapshot *snapsho
                   "    \"peak_time_ns\": %" PRIu64 ",\n"
                   "    \"overlapping_allocations\": %" PRIu64 ",\n"
                   "    \"reallocations\": %" PRIu64 ",\n"
+                  "    \"threads\": %" PRIu64 ",\n"
                   "    \"events\": %" PRIu64 "\n"
                   "  },\n",
                   st->total_allocations, st->total_deallocations, st->active_allocations, st->total_allocated,
                   st->total_deallocated, st->current_memory, st->peak_memory, st->unmatched_deallocations,
-                  st->dropped_events, st->peak_time_ns, st->overlapping_allocations, st->reallocations, st->events);
+                  st->dropped_events, st->peak_time_ns, st->overlapping_allocations, st->reallocations, st->threads,
+                  st->events);
     ms_buf_printf(&b, "  \"process\": {\"pid\": %u},\n", snapshot->pid);
     ms_render_stacks_json(snapshot, opts ? opts : &(struct memscope_render_options){0}, &b); /* stacks.c */
     ms_buf_puts(&b, "  \"threads\": [");
     for (i = 0; i < snapshot->nthreads; i++) {
         const struct memscope_thread_stats *t = &snapshot->threads[i];
+        char exited[48] = "";
+        if (t->thread == 0) /* the exited threads merged into the checkpoint: one row */
+            snprintf(exited, sizeof(exited), ", \"exited_threads\": %" PRIu64, snapshot->merged);
         ms_buf_printf(&b,
-                      "%s\n    {\"thread\": %u, \"tid\": %u, \"allocations\": %" PRIu64 ", \"deallocations\": %" PRIu64
+                      "%s\n    {\"thread\": %u, \"tid\": %u%s, \"allocations\": %" PRIu64 ", \"deallocations\": %" PRIu64
                       ", \"allocated_bytes\": %" PRIu64 ", \"released_bytes\": %" PRIu64 ", \"current_memory\": %" PRIu64
                       ", \"live_blocks\": %" PRIu64 ", \"peak_memory\": %" PRIu64 ", \"peak_time_ns\": %" PRIu64 "}",
-                      i ? "," : "", t->thread, t->tid, t->allocations, t->deallocations, t->allocated_bytes,
+                      i ? "," : "", t->thread, t->tid, exited, t->allocations, t->deallocations, t->allocated_bytes,
                       t->released_bytes, t->current_memory, t->live_blocks, t->peak_memory, t->peak_time_ns);
     }
     ms_buf_puts(&b, snapshot->nthreads ? "\n  ],\n" : "],\n");

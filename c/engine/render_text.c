@@ -115,8 +115,13 @@ static void render_threads(const struct memscope_snapshot *s, const struct memsc
     for (i = 0; i < s->nthreads; i++) {
         const struct memscope_thread_stats *th = &s->threads[i];
         char sz[64];
-        ms_table_set(&t, i + 1, 0, "%u", th->thread);
-        ms_table_set(&t, i + 1, 1, "%u", th->tid);
+        if (th->thread == 0) { /* the exited threads merged into the checkpoint */
+            ms_table_set(&t, i + 1, 0, "exited");
+            ms_table_set(&t, i + 1, 1, "-");
+        } else {
+            ms_table_set(&t, i + 1, 0, "%u", th->thread);
+            ms_table_set(&t, i + 1, 1, "%u", th->tid);
+        }
         ms_table_set(&t, i + 1, 2, "%" PRIu64, th->allocations);
         ms_table_set(&t, i + 1, 3, "%" PRIu64, th->deallocations);
         ms_size_text(o, th->allocated_bytes, sz, sizeof(sz));
@@ -133,6 +138,9 @@ static void render_threads(const struct memscope_snapshot *s, const struct memsc
     }
     ms_table_render(&t, b, "  ", o->color);
     ms_table_free(&t);
+    if (s->merged)
+        ms_buf_printf(b, "  exited: %" PRIu64 " thread%s that exited before the checkpoint horizon, merged into one row"
+                      " (their sums; peak: the largest of theirs)\n", s->merged, s->merged == 1 ? "" : "s");
 }
 
 /* ---- blocks section ---- */

@@ -538,6 +538,16 @@ static void sort_blocks(struct ms_block *a, size_t n, struct ms_block *tmp)
         memcpy(a, src, n * sizeof(*a));
 }
 
+uint64_t ms_threads_seen(const struct memscope_history *h, const uint8_t *seen)
+{
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < h->nthreads; i++)
+        if (seen[i])
+            n += h->threads[i].serial == 0 ? h->ck.merged : 1;
+    return n;
+}
+
 /* Builds the snapshot object from a finished replay. */
 static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struct memscope_snapshot **out)
 {
@@ -554,7 +564,7 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
     for (i = 0; i < h->nthreads; i++)
         nthreads += r->seen[i];
     r->st.active_allocations = r->live.used;
-    r->st.threads = nthreads;
+    r->st.threads = ms_threads_seen(h, r->seen); /* the exited threads' row counts as the threads it holds */
     r->st.dropped_events = h->dropped_events;
     s->stats = r->st;
     s->point_kind = kind;
@@ -573,6 +583,7 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
         k++;
     }
     s->nthreads = nthreads;
+    s->merged = nthreads && h->threads[0].serial == 0 && r->seen[0] ? h->ck.merged : 0;
     /* Live blocks, and the labels they use (label = text index + 1). */
     for (i = 0, k = 0; i <= r->live.mask; i++) {
         const struct slot *sl = &r->live.slots[i];
@@ -891,12 +902,20 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     struct memscope_checkpoint_block *cb;
     struct memscope_checkpoint_mark *cm;
     struct mark_keeper marks = {h, NULL, 0, h->ck.marks_dropped};
+    struct memscope_thread_stats agg = {0}; /* the exited threads' entry */
+    uint8_t *merge = NULL;                  /* per dense thread: merged into agg (the old agg too) */
+    uint64_t nmerged = 0;                   /* threads agg holds */
     size_t bytes, i, nt = 0, k = 0;
     uint32_t j = 0;
     int rc = replay_init(&r, h, h->nevents);
 
     if (rc != 0)
         return rc;
+    merge = ms_engine_calloc(h->nthreads ? h->nthreads : 1, 1);
+    if (!merge) {
+        rc = -ENOMEM;
+        goto out;
+    }
     marks.out = ms_engine_alloc(MEMSCOPE_CHECKPOINT_MAX_MARKS * sizeof(*marks.out));
     if (!marks.out) {
         rc = -ENOMEM;
@@ -916,8 +935,45 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     rc = run(&r, h->nevents);
     if (rc != 0)
         goto out;
+    /* Exited threads the runtime offers (MS_FOLD_MERGE) join the serial-0
+     * entry when nothing still refers to them: no live block, no pending
+     * realloc, no other thread's stash naming them (store_abi.h). */
+    for (i = 0; i < h->nthreads; i++) {
+        if (r.stash[i].pending && r.stash[i].block.address)
+            merge[r.stash[i].block.thread] = 2; /* named by a stash: kept */
+    }
+    for (i = 0, j = 0; i < h->nthreads; i++) {
+        uint32_t serial = h->threads[i].serial;
+        const struct memscope_thread_stats *o = &r.th[i];
+        int ok;
+        while (j < ncuts && cuts[j].thread < serial)
+            j++;
+        if (serial == 0) {
+            ok = r.seen[i] && h->ck.merged > 0;
+        } else {
+            ok = j < ncuts && cuts[j].thread == serial && (cuts[j].flags & MS_FOLD_MERGE) && r.seen[i] && h->ck.present &&
+                 h->ck.in[i] && h->ck.gone[i] && cuts[j].seq == h->ck.cut_seq[i] &&
+                 cuts[j].records == h->ck.cut_records[i] && o->live_blocks == 0 && o->current_memory == 0 &&
+                 !r.stash[i].pending && merge[i] != 2;
+        }
+        merge[i] = (uint8_t)ok;
+        if (!ok)
+            continue;
+        nmerged += serial == 0 ? h->ck.merged : 1;
+        agg.allocations += o->allocations;
+        agg.deallocations += o->deallocations;
+        agg.allocated_bytes += o->allocated_bytes;
+        agg.released_bytes += o->released_bytes;
+        if (o->peak_memory > agg.peak_memory ||
+            (o->peak_memory == agg.peak_memory && o->peak_memory && o->peak_time_ns < agg.peak_time_ns)) {
+            agg.peak_memory = o->peak_memory;
+            agg.peak_time_ns = o->peak_time_ns;
+        }
+    }
+    j = 0;
     for (i = 0; i < h->nthreads; i++)
-        nt += r.seen[i];
+        nt += r.seen[i] && !merge[i];
+    nt += nmerged > 0;
     bytes = sizeof(*c) + nt * sizeof(*ct) + r.live.used * sizeof(*cb) + marks.n * sizeof(*cm);
     c = map(ctx, bytes);
     if (!c) {
@@ -955,11 +1011,21 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     c->marks_dropped = marks.dropped;
     if (marks.n)
         memcpy(cm, marks.out, marks.n * sizeof(*cm));
+    if (nmerged > 0) { /* serial 0 sorts first */
+        struct memscope_checkpoint_thread *t = ct++;
+        t->merged = nmerged;
+        t->allocations = agg.allocations;
+        t->deallocations = agg.deallocations;
+        t->allocated_bytes = agg.allocated_bytes;
+        t->released_bytes = agg.released_bytes;
+        t->peak_memory = agg.peak_memory;
+        t->peak_time = agg.peak_time_ns;
+    }
     for (i = 0; i < h->nthreads; i++) {
         const struct memscope_thread_stats *o = &r.th[i];
         struct memscope_checkpoint_thread *t;
         uint32_t serial = h->threads[i].serial;
-        if (!r.seen[i])
+        if (!r.seen[i] || merge[i])
             continue;
         t = ct++;
         t->thread = serial;
@@ -969,10 +1035,14 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
         if (j < ncuts && cuts[j].thread == serial) {
             t->folded_seq = cuts[j].seq;
             t->folded_records = cuts[j].records;
+            if (cuts[j].flags & MS_FOLD_GONE)
+                t->flags |= MEMSCOPE_CHECKPOINT_GONE;
         } else if (h->ck.present && h->ck.in[i]) {
             t->folded_seq = h->ck.cut_seq[i];
             t->folded_records = h->ck.cut_records[i];
         }
+        if (h->ck.present && h->ck.in[i] && h->ck.gone[i])
+            t->flags |= MEMSCOPE_CHECKPOINT_GONE; /* gone stays gone */
         t->allocations = o->allocations;
         t->deallocations = o->deallocations;
         t->allocated_bytes = o->allocated_bytes;
@@ -983,7 +1053,7 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
         t->peak_time = o->peak_time_ns;
         if (r.stash[i].pending) {
             const struct slot *b = &r.stash[i].block;
-            t->flags = MEMSCOPE_CHECKPOINT_STASH;
+            t->flags |= MEMSCOPE_CHECKPOINT_STASH;
             if (b->address) {
                 t->stash_address = b->address;
                 t->stash_size = b->size;
@@ -1011,6 +1081,7 @@ int ms_checkpoint_build(const struct memscope_history *h, const struct ms_fold_c
     *out = c;
     *size = bytes;
 out:
+    ms_engine_free(merge);
     ms_engine_free(marks.out);
     replay_free(&r);
     return rc;

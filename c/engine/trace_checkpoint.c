@@ -164,7 +164,7 @@ int ms_trace_ck_image(struct ms_trace_ck *ck, uint64_t addr, const char **why)
             .current_memory = t->current_memory, .live_blocks = t->live_blocks, .peak_memory = t->peak_memory,
             .peak_time = t->peak_time, .stash_address = t->stash_address, .stash_size = t->stash_size,
             .stash_time = t->stash_time, .stash_label = t->stash_label, .stash_thread = t->stash_thread,
-            .stash_stack = t->stash_stack};
+            .stash_stack = t->stash_stack, .merged = t->merged};
     }
     for (i = 0; i < h->block_count; i++) {
         const struct memscope_trace_ck_block *b = &ck->blocks[i];

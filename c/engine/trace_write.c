@@ -133,6 +133,7 @@ static int write_checkpoint(struct writer *w, const struct memscope_history *h, 
             continue;
         ct->thread = h->threads[d].serial;
         ct->tid = h->threads[d].tid;
+        ct->merged = h->threads[d].serial == 0 ? (uint32_t)ck->merged : 0; /* the exited threads' entry */
         ct->allocations = o->allocations;
         ct->deallocations = o->deallocations;
         ct->allocated_bytes = o->allocated_bytes;

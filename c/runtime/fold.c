@@ -114,7 +114,8 @@ struct fold_chunk {
     struct memscope_chunk *c; /* the chunk */
     uint64_t last;            /* time of its last published record */
     uint32_t thread, seq;     /* its thread serial and seq */
-    int finished;             /* its thread linked its next chunk: its count is final */
+    int finished;             /* its thread linked its next chunk (or is gone): its count is final */
+    int gone;                 /* its thread's last chunk, the thread gone: nothing more comes */
 };
 
 static int fc_cmp_thread(const void *a, const void *b)
@@ -123,6 +124,46 @@ static int fc_cmp_thread(const void *a, const void *b)
     if (x->thread != y->thread)
         return x->thread < y->thread ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cut_cmp(const void *a, const void *b)
+{
+    const struct ms_fold_cut *x = a, *y = b;
+    return x->thread < y->thread ? -1 : x->thread > y->thread;
+}
+
+/*
+ * Appends to cuts (room for old's thread count more) a MS_FOLD_MERGE cut for
+ * every thread the previous checkpoint marks GONE of which no chunk is linked
+ * (linked: the serials of every linked chunk, sorted), and sorts cuts by
+ * serial again. The engine merges those entries into the exited threads' one
+ * (store_abi.h): a thread gone for good links no chunk any more, so none can
+ * reappear that a reader would replay for want of the thread's cut.
+ */
+static uint32_t add_mergeable(const struct memscope_checkpoint *old, const uint32_t *linked, uint64_t nlinked,
+                              struct ms_fold_cut *cuts, uint32_t ncuts)
+{
+    const struct memscope_checkpoint_thread *t;
+    uint32_t n = ncuts;
+
+    if (!old)
+        return ncuts;
+    t = (const void *)(uintptr_t)old->threads;
+    for (uint64_t i = 0; i < old->thread_count; i++) {
+        if (!(t[i].flags & MEMSCOPE_CHECKPOINT_GONE) || t[i].thread == 0 ||
+            bsearch(&t[i].thread, linked, nlinked, sizeof(*linked), u32_cmp))
+            continue;
+        cuts[n++] = (struct ms_fold_cut){t[i].thread, t[i].folded_seq, t[i].folded_records, MS_FOLD_MERGE};
+    }
+    if (n != ncuts)
+        qsort(cuts, n, sizeof(*cuts), cut_cmp);
+    return n;
 }
 
 static int fc_cmp_last(const void *a, const void *b)
@@ -206,6 +247,8 @@ static int fold_once(uint64_t target)
     struct memscope_checkpoint *old = (void *)(uintptr_t)__atomic_load_n(&r->checkpoint, __ATOMIC_ACQUIRE);
     struct fold_chunk *fc = NULL;
     struct ms_fold_cut *cuts = NULL;
+    uint32_t *linked = NULL;
+    uint64_t nlinked = 0;
     struct memscope_checkpoint *ck = NULL, *tmp = NULL;
     struct memscope_chunk *unlinked = NULL;
     uint64_t n = 0, cap = __atomic_load_n(&r->chunk_count, __ATOMIC_ACQUIRE) + 64, horizon = 0, got = 0;
@@ -217,15 +260,18 @@ static int fold_once(uint64_t target)
     int rc = -1;
 
     fc = malloc(cap * sizeof(*fc));
-    cuts = malloc(cap * sizeof(*cuts));
-    if (!fc || !cuts)
+    cuts = malloc((cap + (old ? old->thread_count : 0)) * sizeof(*cuts));
+    linked = malloc(cap * sizeof(*linked));
+    if (!fc || !cuts || !linked)
         goto out;
     head = __atomic_load_n(&r->chunks, __ATOMIC_ACQUIRE);
-    for (uint64_t a = head; a && n < cap; a = ((struct memscope_chunk *)(uintptr_t)a)->next) {
-        struct memscope_chunk *c = (void *)(uintptr_t)a;
+    uint64_t walk;
+    for (walk = head; walk && nlinked < cap; walk = ((struct memscope_chunk *)(uintptr_t)walk)->next) {
+        struct memscope_chunk *c = (void *)(uintptr_t)walk;
         uint64_t count = __atomic_load_n(&c->count, __ATOMIC_ACQUIRE);
         uint32_t s;
         uint64_t rec;
+        linked[nlinked++] = c->thread;
         old_cut(old, c->thread, &s, &rec);
         if (c->seq < s)
             continue; /* folded already, still linked */
@@ -234,6 +280,7 @@ static int fold_once(uint64_t target)
         fc[n].seq = c->seq;
         fc[n].last = count ? ((struct memscope_record *)(c + 1))[count - 1].time : 0;
         fc[n].finished = 0;
+        fc[n].gone = 0;
         n++;
     }
     qsort(fc, n, sizeof(*fc), fc_cmp_thread);
@@ -241,7 +288,9 @@ static int fold_once(uint64_t target)
         if (fc[i].thread == fc[i + 1].thread && fc[i + 1].seq == fc[i].seq + 1)
             fc[i].finished = 1; /* store.c stores a chunk's final count before linking the next */
         else if ((i + 1 == n || fc[i + 1].thread != fc[i].thread) && ms_chunk_writer_gone(fc[i].c))
-            fc[i].finished = 1; /* a thread's last chunk, its thread gone: nothing more comes */
+            fc[i].finished = fc[i].gone = 1; /* a thread's last chunk, its thread gone: nothing more comes */
+    if (n > 0 && ms_chunk_writer_gone(fc[n - 1].c))
+        fc[n - 1].finished = fc[n - 1].gone = 1; /* the loop above stops before the last */
     /* The horizon: the last time of the oldest finished chunks worth target bytes. */
     {
         struct fold_chunk *by = malloc((n ? n : 1) * sizeof(*by));
@@ -268,7 +317,7 @@ static int fold_once(uint64_t target)
         uint32_t serial = fc[i].thread, s;
         uint64_t rec;
         old_cut(old, serial, &s, &rec);
-        struct ms_fold_cut cut = {serial, s, rec};
+        struct ms_fold_cut cut = {serial, s, rec, 0};
         for (; i < n && fc[i].thread == serial; i++) {
             struct memscope_chunk *c = fc[i].c;
             const struct memscope_record *recs = (const void *)(c + 1);
@@ -283,11 +332,16 @@ static int fold_once(uint64_t target)
                 break;
             cut.seq = fc[i].seq + 1; /* wholly folded: on to the next chunk */
             cut.records = 0;
+            if (fc[i].gone)
+                cut.flags = MS_FOLD_GONE; /* its last chunk: the thread is wholly folded */
         }
         while (i < n && fc[i].thread == serial)
             i++;
         cuts[ncuts++] = cut;
     }
+    qsort(linked, nlinked, sizeof(*linked), u32_cmp);
+    if (walk == 0) /* the whole list was seen: a thread none of whose chunks is in it may be merged */
+        ncuts = add_mergeable(old, linked, nlinked, cuts, ncuts);
     if (ms_fold_build(&src, (uint64_t)(uintptr_t)r, cuts, ncuts, horizon, heap_checkpoint, NULL, &tmp, &ck_size,
                       &err) != 0) {
         fs.failed++;
@@ -396,6 +450,7 @@ out:
     free(tmp);
     free(fc);
     free(cuts);
+    free(linked);
     return rc;
 }
 

@@ -451,13 +451,13 @@ static void test_checkpoint_fold_keeps_marks(void **state)
     fs_build(s, 2048);
     /* First fold: A and m0..m9; the second: up to m(nmarks-1), carrying the first's marks over. */
     {
-        struct ms_fold_cut cut = {1, 0, 11};
+        struct ms_fold_cut cut = {1, 0, 11, 0};
         ck = fold_into(s, &cut, 1, 19, CK_ADDR);
         assert_int_equal(ck->mark_count, 10);
         assert_int_equal(ck->marks_dropped, 0);
     }
     {
-        struct ms_fold_cut cut = {1, 0, 1 + nmarks};
+        struct ms_fold_cut cut = {1, 0, 1 + nmarks, 0};
         ck = fold_into(s, &cut, 1, 9 + nmarks, CK_ADDR + 0x100000);
         assert_int_equal(ck->generation, 2);
         assert_int_equal(ck->mark_count, MEMSCOPE_CHECKPOINT_MAX_MARKS);
@@ -500,7 +500,7 @@ static void test_checkpoint_fold_keeps_marks(void **state)
 static void test_checkpoint_horizon_never_recedes(void **state)
 {
     struct fake_store *s = events();
-    struct ms_fold_cut cut = {1, 0, 2};
+    struct ms_fold_cut cut = {1, 0, 2, 0};
     struct memscope_checkpoint *ck = fold_into(s, &cut, 1, 20, CK_ADDR);
 
     assert_int_equal(ck->horizon, 20);

@@ -49,7 +49,7 @@ static int teardown(void **state)
 static struct fake_store *folded(void)
 {
     struct fake_store *s = fs_new();
-    struct ms_fold_cut cuts[2] = {{1, 0, 5}, {2, 0, 2}};
+    struct ms_fold_cut cuts[2] = {{1, 0, 5, 0}, {2, 0, 2, 0}};
 
     fs_alloc(s, 1, 10, 0x1000, 100);
     fs_label(s, 1, 11, 0x1000, "a", "struct a");

@@ -41,13 +41,19 @@ struct memscope_stats {
     uint64_t time_ns;                 /* the snapshot point */
     uint64_t events;                  /* events replayed to reach the point */
     uint64_t reallocations;           /* realloc calls that moved or resized a block */
-    uint64_t threads;                 /* threads that recorded at least one event up to the point */
+    uint64_t threads;                 /* threads that recorded at least one event up to the point (those merged into the exited threads' row included) */
     uint64_t overlapping_allocations; /* allocations at an address still live, with no release close ahead: the old block was taken as released (clock anomaly) */
 };
 
-/* Per-thread figures. Bytes are charged to the thread that allocated them. */
+/*
+ * Per-thread figures. Bytes are charged to the thread that allocated them.
+ * In a bounded store (MEMSCOPE_BUDGET), threads that exited and were folded
+ * wholly into the checkpoint are merged into one row with thread 0 and tid 0
+ * (ordered first): their sums, the largest of their peaks, no live block. It
+ * stands for memscope_stats.threads less the other rows.
+ */
 struct memscope_thread_stats {
-    uint32_t thread;          /* memscope thread serial, 1 for the first thread that allocated */
+    uint32_t thread;          /* memscope thread serial, 1 for the first thread that allocated; 0: the exited threads' row */
     uint32_t tid;             /* OS thread id */
     uint64_t allocations;     /* blocks this thread allocated */
     uint64_t deallocations;   /* frees this thread performed (of any thread's blocks) */

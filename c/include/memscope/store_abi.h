@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#define MEMSCOPE_STORE_ABI_VERSION 5u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table); 4: root.checkpoint is live, reserved[0..2) became fold_seq and fold_wait_max_ns (bounded history); 5: the checkpoint keeps the folded marks (reserved0 became mark_size, reserved[0..3) mark_count, marks and marks_dropped) */
+#define MEMSCOPE_STORE_ABI_VERSION 6u /* 2: reserved[0..5) became the peak_trap_* fields; 3: root.stacks and record.stack are live (the stack table); 4: root.checkpoint is live, reserved[0..2) became fold_seq and fold_wait_max_ns (bounded history); 5: the checkpoint keeps the folded marks (reserved0 became mark_size, reserved[0..3) mark_count, marks and marks_dropped); 6: exited threads' checkpoint entries are merged into one (checkpoint_thread.merged added at the end, serial 0 is the merged entry, flag MEMSCOPE_CHECKPOINT_GONE) */
 
 /* The exported name of the root object (readers look it up by symbol first). */
 #define MEMSCOPE_STORE_SYMBOL "memscope_store_root"
@@ -184,6 +184,24 @@ struct memscope_record {
  * than calling it unknown. At most MEMSCOPE_CHECKPOINT_MAX_MARKS are kept
  * (the oldest); the marks folded past that are counted in marks_dropped.
  *
+ * Exited threads: so that the checkpoint's size does not grow with every
+ * thread that ever ran, the entries of threads gone for good are merged into
+ * one entry with serial 0 (the first entry when present; `merged` says how
+ * many threads it holds). A fold marks a thread MEMSCOPE_CHECKPOINT_GONE when
+ * it has exited and its cut covers all its records; a later fold merges it
+ * when it was GONE in the previous checkpoint already, no chunk of it is
+ * linked any more (a reader skips a linked chunk below its thread's
+ * folded_seq; without the entry it would replay it again), it owns no live
+ * block, and neither it has a pending realloc nor another thread's stash
+ * names it. The merged entry keeps the sums (allocations, deallocations,
+ * allocated and released bytes), the largest peak among its threads and its
+ * time, and no cut, block or stash. So a reader counts threads as the
+ * entries with a serial plus `merged`, and every figure of the summary is
+ * what an unbounded store gives; only the merged threads' own rows are gone.
+ * A chunk naming a serial that is not listed is replayed whole, as for any
+ * thread that has nothing folded: the runtime merges only threads none of
+ * whose chunks is linked, and a thread gone for good links no more.
+ *
  * Publication: the folder writes a whole new checkpoint in a mapping of its
  * own, then makes root.fold_seq odd, stores root.checkpoint, unlinks the
  * wholly folded chunks (keeping them mapped, for reuse as new chunks) and
@@ -193,8 +211,10 @@ struct memscope_record {
  * Times are in the record clock (as memscope_record.time). Labels are text
  * entry addresses (struct memscope_text with 2 strings). Readers check
  * magic, sizes, that both arrays lie inside [checkpoint, checkpoint +
- * map_size), that threads are in ascending serial order, that every block's
- * thread is listed, that the blocks add up to the current_memory and
+ * map_size), that threads are in ascending serial order (serial 0 only as
+ * the first entry, the merged one: `merged` >= 1 there and 0 elsewhere, no
+ * cut, flags, live bytes or stash), that every block's thread is listed (and
+ * is not 0), that the blocks add up to the current_memory and
  * live_blocks figures, and that marks are at most MEMSCOPE_CHECKPOINT_MAX_MARKS,
  * in time order, none after the horizon, their event numbers rising and
  * within folded_events, their live bytes within peak_memory; anything else
@@ -234,28 +254,31 @@ struct memscope_checkpoint {
 
 /* memscope_checkpoint_thread.flags */
 #define MEMSCOPE_CHECKPOINT_STASH 0x1u /* the thread's last folded record is a REALLOC_FREE whose REALLOC_ALLOC or UNDO is not folded: stash_* hold the block it released */
+#define MEMSCOPE_CHECKPOINT_GONE 0x2u  /* (ABI 6) the thread had exited when a fold cut it, and its cut covers all its records: a later fold may merge it */
 
-/* One thread that recorded a folded record: where its cut lies and its figures there. */
+/* One thread that recorded a folded record: where its cut lies and its figures
+ * there; or (serial 0, the first entry) the exited threads merged into one. */
 struct memscope_checkpoint_thread {
-    uint32_t thread;          /* thread serial */
-    uint32_t tid;             /* OS thread id from its first chunk */
-    uint32_t folded_seq;      /* seq of the thread's first chunk not wholly folded (lower seqs are folded) */
-    uint32_t flags;           /* MEMSCOPE_CHECKPOINT_STASH or 0 */
+    uint32_t thread;          /* thread serial; 0: the merged entry of `merged` exited threads */
+    uint32_t tid;             /* OS thread id from its first chunk (0 in the merged entry) */
+    uint32_t folded_seq;      /* seq of the thread's first chunk not wholly folded (lower seqs are folded; 0 in the merged entry) */
+    uint32_t flags;           /* MEMSCOPE_CHECKPOINT_STASH, MEMSCOPE_CHECKPOINT_GONE, or 0 (always 0 in the merged entry) */
     uint64_t folded_records;  /* records of chunk folded_seq that are folded (the index of its first unfolded record) */
-    uint64_t allocations;     /* as memscope_thread_stats */
+    uint64_t allocations;     /* as memscope_thread_stats (the merged entry: the sum over its threads, as the next three) */
     uint64_t deallocations;   /* as memscope_thread_stats */
     uint64_t allocated_bytes; /* as memscope_thread_stats */
     uint64_t released_bytes;  /* as memscope_thread_stats */
-    uint64_t current_memory;  /* as memscope_thread_stats: the sum of its blocks' sizes */
-    uint64_t live_blocks;     /* as memscope_thread_stats: its blocks in the checkpoint */
-    uint64_t peak_memory;     /* as memscope_thread_stats */
-    uint64_t peak_time;       /* record time of peak_memory (0 when it is 0) */
+    uint64_t current_memory;  /* as memscope_thread_stats: the sum of its blocks' sizes (0 in the merged entry) */
+    uint64_t live_blocks;     /* as memscope_thread_stats: its blocks in the checkpoint (0 in the merged entry) */
+    uint64_t peak_memory;     /* as memscope_thread_stats; the merged entry: the largest of its threads' */
+    uint64_t peak_time;       /* record time of peak_memory (0 when it is 0); merged: when that thread first reached it */
     uint64_t stash_address;   /* STASH: address of the released block, 0 when it was not live */
     uint64_t stash_size;      /* STASH: its bytes */
     uint64_t stash_time;      /* STASH: its allocation's record time */
     uint64_t stash_label;     /* STASH: its label's text entry address, 0 none */
     uint32_t stash_thread;    /* STASH: serial of the thread that allocated it */
     uint32_t stash_stack;     /* STASH: its call stack id, 0 none */
+    uint64_t merged;          /* (ABI 6) the merged entry (serial 0): exited threads it holds, 1..0xffffff; 0 in every other entry */
 };
 
 /* A block live at the cut. */

@@ -41,8 +41,11 @@
  * skips (with a warning) a block type it does not know, so a new block type
  * that changes what the other blocks mean also changes the version: version
  * 2 added CHECKPOINT and CHECKPOINT_BLOCKS, without which a version 1 reader
- * would replay a folded history's events from an empty heap. A version 2
- * reader reads version 1 files (the same layout, no checkpoint).
+ * would replay a folded history's events from an empty heap. Version 3
+ * gave the CHECKPOINT's thread entries the exited threads' entry (serial 0,
+ * `merged` threads, store_abi.h ABI 6): a version 2 reader would take it for
+ * damage and replay without the checkpoint. A reader reads every older
+ * version (1: the same layout, no checkpoint; 2: no merged entry).
  */
 #ifndef MEMSCOPE_TRACE_ABI_H
 #define MEMSCOPE_TRACE_ABI_H
@@ -52,7 +55,7 @@
 /* 16 bytes: "memscope-trace" then 0x00 0x01. */
 #define MEMSCOPE_TRACE_MAGIC "memscope-trace\0\x01"
 #define MEMSCOPE_TRACE_MAGIC_SIZE 16
-#define MEMSCOPE_TRACE_VERSION 2u        /* what writers write; 2: CHECKPOINT and CHECKPOINT_BLOCKS blocks */
+#define MEMSCOPE_TRACE_VERSION 3u        /* what writers write; 2: CHECKPOINT and CHECKPOINT_BLOCKS blocks; 3: a CHECKPOINT's exited threads' entry (serial 0, ck_thread.merged) */
 #define MEMSCOPE_TRACE_VERSION_OLDEST 1u /* the oldest version a reader of this header reads */
 
 /* memscope_trace_header.flags */
@@ -211,7 +214,7 @@ struct memscope_trace_checkpoint {
 
 /* A thread that recorded a folded record: its figures at the cut (store_abi.h struct memscope_checkpoint_thread). */
 struct memscope_trace_ck_thread {
-    uint32_t thread;          /* thread serial, 1..0xffffff */
+    uint32_t thread;          /* thread serial, 1..0xffffff; 0 (version 3, the first entry only): the exited threads' entry */
     uint32_t tid;             /* OS thread id */
     uint32_t flags;           /* store_abi.h MEMSCOPE_CHECKPOINT_STASH or 0 */
     uint32_t stash_thread;    /* STASH: serial of the thread that allocated the released block */
@@ -228,7 +231,7 @@ struct memscope_trace_ck_thread {
     uint64_t stash_time;
     uint64_t stash_label;     /* TEXTS entry address, 0 none */
     uint32_t stash_stack;     /* STASH: its call stack id, 0 none */
-    uint32_t reserved;        /* zero */
+    uint32_t merged;          /* (version 3; zero before) the exited threads' entry: threads it holds; 0 elsewhere */
 };
 
 /* A folded mark (store_abi.h struct memscope_checkpoint_mark). */
