@@ -166,7 +166,7 @@ def check_saved(paths, result, trace, where):
     check_equal(json.loads(report(paths, trace, ["--diff", "f-late", "end", "--json", "-"]).stdout),
                 json.loads(result.output("diff")), "%s: diff f-late end of the saved trace vs GDB's" % where)
     info = report(paths, trace, ["--info"]).stdout
-    check(re.search(r"format version 2, .*complete", info) and "marks 4," in info, "%s: --info:\n%s" % (where, info))
+    check(re.search(r"format version 3, .*complete", info) and "marks 4," in info, "%s: --info:\n%s" % (where, info))
 
 
 def case_save(paths):

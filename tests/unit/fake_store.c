@@ -187,6 +187,27 @@ struct memscope_chunk *fs_chunk(struct fake_store *s, int index)
     return fake_mem_at(&s->mem, s->chunk_addr[index]);
 }
 
+void fs_unlink_thread(struct fake_store *s, uint32_t serial)
+{
+    struct memscope_chunk *prev = NULL;
+    uint64_t a = s->root->chunks;
+
+    while (a) {
+        struct memscope_chunk *c = fake_mem_at(&s->mem, a);
+        uint64_t next = c->next;
+        if (c->thread == serial) {
+            if (prev)
+                prev->next = next;
+            else
+                s->root->chunks = next;
+            s->root->chunk_count--;
+        } else {
+            prev = c;
+        }
+        a = next;
+    }
+}
+
 static void *heap_map(void *ctx, size_t bytes)
 {
     (void)ctx;

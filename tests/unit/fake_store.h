@@ -76,6 +76,8 @@ struct memscope_chunk *fs_chunk(struct fake_store *s, int index); /* 0: newest l
 /* Folds with the engine's fold (ms_fold_build: cuts ascending by serial) and
  * links the checkpoint at addr, moved there as the runtime's fold.c moves it;
  * returns it (in the fake memory), or NULL when the build failed. */
+/* Unlinks every chunk of thread serial from the list (as a fold reuses a wholly folded thread's chunks). */
+void fs_unlink_thread(struct fake_store *s, uint32_t serial);
 struct ms_fold_cut;
 struct memscope_checkpoint *fs_fold(struct fake_store *s, const struct ms_fold_cut *cuts, uint32_t ncuts,
                                     uint64_t horizon, uint64_t addr);

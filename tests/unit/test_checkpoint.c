@@ -511,6 +511,197 @@ static void test_checkpoint_horizon_never_recedes(void **state)
     fs_delete(s);
 }
 
+/*
+ * Exited threads merged into one entry (store_abi.h): thread 1 runs on;
+ * threads 2 and 4 exit with nothing live; thread 3 exits leaving D live;
+ * thread 5's last folded record is a REALLOC_FREE (a pending stash).
+ *   1: alloc A (100) t=1 | alloc X (5) t=60
+ *   2: alloc B (10) t=2, free B t=3
+ *   3: alloc C (20) t=4, free C t=5, alloc D (30) t=6
+ *   4: alloc E (40) t=7, free E t=8
+ *   5: alloc F (50) t=9, REALLOC_FREE F t=10 | REALLOC_ALLOC G (60) t=70
+ * The first fold (horizon 10) marks 2, 3 and 4 GONE; their chunks are then
+ * unlinked, and the second fold, offered 2, 3, 4 and 5, merges 2 and 4 only.
+ */
+static struct fake_store *exited_events(void)
+{
+    struct fake_store *s = fs_new();
+    fs_alloc(s, 1, 1, 0x1000, 100);
+    fs_alloc(s, 1, 60, 0x1100, 5);
+    fs_alloc(s, 2, 2, 0x2000, 10);
+    fs_free(s, 2, 3, 0x2000);
+    fs_alloc(s, 3, 4, 0x3000, 20);
+    fs_free(s, 3, 5, 0x3000);
+    fs_alloc(s, 3, 6, 0x3100, 30);
+    fs_alloc(s, 4, 7, 0x4000, 40);
+    fs_free(s, 4, 8, 0x4000);
+    fs_alloc(s, 5, 9, 0x5000, 50);
+    fs_ev(s, 5, MEMSCOPE_REC_REALLOC_FREE, 10, 0x5000, 0);
+    fs_ev(s, 5, MEMSCOPE_REC_REALLOC_ALLOC, 70, 0x5100, 60);
+    fs_build(s, 8);
+    return s;
+}
+
+static struct memscope_checkpoint *merge_exited(struct fake_store *s)
+{
+    struct ms_fold_cut first[5] = {{1, 0, 1, 0}, {2, 1, 0, MS_FOLD_GONE}, {3, 1, 0, MS_FOLD_GONE},
+                                   {4, 1, 0, MS_FOLD_GONE}, {5, 0, 2, 0}};
+    struct ms_fold_cut second[5] = {{1, 0, 1, 0}, {2, 1, 0, MS_FOLD_MERGE}, {3, 1, 0, MS_FOLD_MERGE},
+                                    {4, 1, 0, MS_FOLD_MERGE}, {5, 0, 2, MS_FOLD_MERGE}};
+    struct memscope_checkpoint *ck = fold_into(s, first, 5, 10, CK_ADDR);
+    const struct memscope_checkpoint_thread *t = fake_mem_at(&s->mem, ck->threads);
+
+    assert_int_equal(ck->thread_count, 5);
+    assert_int_equal(t[0].flags, 0);
+    assert_int_equal(t[1].flags, MEMSCOPE_CHECKPOINT_GONE);
+    assert_int_equal(t[2].flags, MEMSCOPE_CHECKPOINT_GONE);
+    assert_int_equal(t[3].flags, MEMSCOPE_CHECKPOINT_GONE);
+    assert_int_equal(t[4].flags, MEMSCOPE_CHECKPOINT_STASH); /* not gone: never offered by the runtime, refused anyway */
+    for (uint32_t k = 2; k <= 4; k++)
+        fs_unlink_thread(s, k);
+    return fold_into(s, second, 5, 10, CK_ADDR + 0x100000);
+}
+
+static void test_checkpoint_merge_exited(void **state)
+{
+    struct fake_store *s = exited_events(), *u = exited_events();
+    struct memscope_checkpoint *ck = merge_exited(s);
+    const struct memscope_checkpoint_thread *t = fake_mem_at(&s->mem, ck->threads);
+    struct memscope_history *h = NULL, *hu = NULL;
+    struct memscope_history_info info;
+    struct memscope_snapshot *snap = NULL, *snapu = NULL;
+    struct memscope_stats st, stu;
+    struct memscope_thread_stats row;
+    struct memscope_error err;
+    char *text = NULL;
+    size_t len;
+
+    /* The checkpoint: the merged entry first, then 1, 3 (a live block) and 5 (a stash). */
+    assert_int_equal(ck->thread_count, 4);
+    assert_int_equal(t[0].thread, 0);
+    assert_int_equal(t[0].merged, 2);
+    assert_int_equal(t[0].allocations, 2);
+    assert_int_equal(t[0].deallocations, 2);
+    assert_int_equal(t[0].allocated_bytes, 50);
+    assert_int_equal(t[0].released_bytes, 50);
+    assert_int_equal(t[0].current_memory, 0);
+    assert_int_equal(t[0].peak_memory, 40); /* the largest of 10 and 40, when it was reached */
+    assert_int_equal(t[0].peak_time, 7);
+    assert_int_equal(t[1].thread, 1);
+    assert_int_equal(t[2].thread, 3);
+    assert_int_equal(t[2].flags, MEMSCOPE_CHECKPOINT_GONE); /* kept for its block, still gone */
+    assert_int_equal(t[3].thread, 5);
+    assert_int_equal(t[1].merged + t[2].merged + t[3].merged, 0);
+    /* The same figures as the unbounded store, but for the rows. */
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(fs_open(u, &hu, &err), 0);
+    assert_int_equal(memscope_history_info(h, &info), 0);
+    assert_int_equal(info.threads, 5);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_history_snapshot(hu, NULL, &snapu), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    assert_int_equal(memscope_snapshot_stats(snapu, &stu), 0);
+    assert_int_equal(st.threads, 5);
+    assert_int_equal(st.threads, stu.threads);
+    assert_int_equal(st.total_allocations, stu.total_allocations);
+    assert_int_equal(st.total_deallocations, stu.total_deallocations);
+    assert_int_equal(st.total_allocated, stu.total_allocated);
+    assert_int_equal(st.total_deallocated, stu.total_deallocated);
+    assert_int_equal(st.current_memory, stu.current_memory);
+    assert_int_equal(st.active_allocations, stu.active_allocations);
+    assert_int_equal(st.peak_memory, stu.peak_memory);
+    assert_int_equal(memscope_snapshot_thread_count(snap), 4);
+    assert_int_equal(memscope_snapshot_thread_count(snapu), 5);
+    assert_int_equal(memscope_snapshot_thread(snap, 0, &row), 0);
+    assert_int_equal(row.thread, 0);
+    assert_int_equal(row.tid, 0);
+    assert_int_equal(row.allocations, 2);
+    assert_int_equal(row.released_bytes, 50);
+    assert_int_equal(memscope_snapshot_render_json(snap, NULL, &text, &len), 0);
+    assert_non_null(strstr(text, "\"threads\": 5,"));
+    assert_non_null(strstr(text, "{\"thread\": 0, \"tid\": 0, \"exited_threads\": 2, \"allocations\": 2,"));
+    memscope_text_free(text);
+    assert_int_equal(memscope_snapshot_render_text(snap, NULL, &text, &len), 0);
+    expect_text(text, "exited: 2 threads that exited before the checkpoint horizon, merged into one row");
+    memscope_text_free(text);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    /* A later fold carries the merged entry over (nothing more to merge). */
+    {
+        struct ms_fold_cut third[3] = {{1, 0, 1, 0}, {3, 1, 0, MS_FOLD_MERGE}, {5, 0, 2, 0}};
+        ck = fold_into(s, third, 3, 10, CK_ADDR + 0x200000);
+        t = fake_mem_at(&s->mem, ck->threads);
+        assert_int_equal(ck->thread_count, 4);
+        assert_int_equal(t[0].merged, 2);
+        assert_int_equal(t[0].allocations, 2);
+        assert_int_equal(ck->generation, 3);
+    }
+    memscope_snapshot_free(snapu);
+    memscope_history_close(hu);
+    fs_delete(s);
+    fs_delete(u);
+}
+
+static void expect_ok(struct fake_store *s)
+{
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+
+    memset(&err, 0, sizeof(err));
+    if (fs_open(s, &h, &err) != 0)
+        fail_msg("refused: %s", err.message);
+    memscope_history_close(h);
+}
+
+/* Damage to the merged entry, or a merged count elsewhere, is refused with a sentence. */
+static void test_checkpoint_bad_merged(void **state)
+{
+    struct fake_store *s = exited_events();
+    struct memscope_checkpoint *ck = merge_exited(s);
+    struct memscope_checkpoint_thread *t = fake_mem_at(&s->mem, ck->threads);
+    struct memscope_checkpoint_block *b = fake_mem_at(&s->mem, ck->blocks);
+
+    expect_ok(s);
+    t[0].merged = 0;
+    expect_open(s, -EBADMSG, "the exited threads' entry (serial 0, 0 threads) is malformed");
+    t[0].merged = 0x1000000;
+    expect_open(s, -EBADMSG, "is malformed");
+    t[0].merged = 2;
+    t[0].tid = 77;
+    expect_open(s, -EBADMSG, "is malformed");
+    t[0].tid = 0;
+    t[0].folded_records = 1;
+    expect_open(s, -EBADMSG, "is malformed");
+    t[0].folded_records = 0;
+    t[0].flags = MEMSCOPE_CHECKPOINT_STASH;
+    expect_open(s, -EBADMSG, "is malformed");
+    t[0].flags = 0;
+    t[0].peak_memory = ck->peak_memory + 1;
+    expect_open(s, -EBADMSG, "is malformed");
+    t[0].peak_memory = 40;
+    t[2].merged = 1;
+    expect_open(s, -EBADMSG, "thread 3 claims 1 merged threads");
+    t[2].merged = 0;
+    t[1].thread = 0; /* a second serial 0 */
+    expect_open(s, -EBADMSG, "serials must rise from 1; 0 only first");
+    t[1].thread = 1;
+    for (uint64_t i = 0; i < ck->block_count; i++)
+        if (b[i].thread == 3)
+            b[i].thread = 0; /* a block of the exited threads */
+    expect_open(s, -EBADMSG, "an unlisted thread 0");
+    for (uint64_t i = 0; i < ck->block_count; i++)
+        if (b[i].thread == 0)
+            b[i].thread = 3;
+    t[3].stash_thread = 0; /* a stash naming a block of thread 0 */
+    expect_open(s, -EBADMSG, "names a block of thread 0");
+    t[3].stash_thread = 5;
+    ck->thread_size = 128; /* an ABI 5 entry */
+    expect_open(s, -EBADMSG, "entry sizes");
+    ck->thread_size = sizeof(*t);
+    expect_ok(s);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +720,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint_bad_marks),
         cmocka_unit_test(test_checkpoint_fold_keeps_marks),
         cmocka_unit_test(test_checkpoint_horizon_never_recedes),
+        cmocka_unit_test(test_checkpoint_merge_exited),
+        cmocka_unit_test(test_checkpoint_bad_merged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a small synthetic x86-64 ELF core holding a memscope store
-(store_abi.h, ABI 5): the fuzz seed of `memscope inspect`'s core reader and
+(store_abi.h, ABI 6): the fuzz seed of `memscope inspect`'s core reader and
 the base of the damaged-store tests that the fixtures cannot make.
 
 Usage: mkcore.py OUT [--damage none|count|loop|outside|version|text-loop|stack-count|stack-outside|stack-depth]
@@ -83,7 +83,7 @@ def build(damage, store=True, text_file=None):
     c2 += b"\0" * (64 + cap * 32 - len(c2))
     chunks = c1 + c2
     root = bytearray(MAGIC)
-    root += struct.pack("<IIIIII", 99 if damage == "version" else 5, 224, 32, 64, 0, 4242)
+    root += struct.pack("<IIIIII", 99 if damage == "version" else 6, 224, 32, 64, 0, 4242)
     root += struct.pack("<QQQQQQQQQQ", c2_addr, 2, len(chunks), 1 << 30, 0, TEXT_ADDR, len(text), 2, STACK_ADDR, 0)
     root += struct.pack("<QQQQQ", o, 5000, 0, 0, 0)
     root += b"\0" * (224 - len(root))

@@ -5,7 +5,14 @@ and writing a trace file too, the trace holds every event (folding waits for
 the writer), so `memscope report` of it equals that run's own snapshot
 exactly, at the end and at the peak.
 
-Usage: fold_compare.py MEMSCOPE RUNTIME_FOLD
+Then short-lived threads (RUNTIME_CHURN run 3000, one thread after another,
+each freeing all it allocates), bounded and unbounded: the bounded
+checkpoint merges the exited threads' entries into one, so its per-thread
+rows differ by design (one "exited threads" row, thread 0, with
+`exited_threads`), but the summary is the same: thread count, totals, live
+and peak figures, events; and in both the rows add up to the summary.
+
+Usage: fold_compare.py MEMSCOPE RUNTIME_FOLD RUNTIME_CHURN
 
 The workload (runtime_fold run) is deterministic in what it allocates and
 frees but not in how its threads interleave, so what is compared is what
@@ -23,12 +30,12 @@ KEYS = ["total_allocations", "total_deallocations", "active_allocations", "total
         "current_memory", "unmatched_deallocations", "dropped_events", "events", "reallocations", "threads"]
 
 
-def run(ms, prog, budget, out, trace=None):
+def run(ms, prog, budget, out, trace=None, args=("run", "6")):
     env = dict(os.environ)
     if budget:
         env["MEMSCOPE_BUDGET"] = budget
     extra = ["--trace", trace] if trace else []
-    subprocess.run([ms, "run", "--json", out] + extra + ["--", prog, "run", "6"], env=env, check=True,
+    subprocess.run([ms, "run", "--json", out] + extra + ["--", prog] + list(args), env=env, check=True,
                    stdout=subprocess.DEVNULL)
     with open(out) as f:
         return json.load(f)
@@ -46,8 +53,58 @@ def figures(doc):
     return {k: s.get(k) for k in KEYS}, sizes
 
 
+CHURN_KEYS = KEYS + ["peak_memory"]
+ROW_SUMS = {"allocations": "total_allocations", "deallocations": "total_deallocations",
+            "allocated_bytes": "total_allocated", "released_bytes": "total_deallocated",
+            "current_memory": "current_memory", "live_blocks": "active_allocations"}
+
+
+def rows_add_up(doc, name):
+    """The rows add up to the summary, the exited threads' row counting as the threads it holds."""
+    s, rows = doc["summary"], doc["threads"]
+    merged = [r for r in rows if r["thread"] == 0]
+    threads = len(rows) - len(merged) + sum(r["exited_threads"] for r in merged)
+    errors = []
+    if threads != s["threads"]:
+        errors.append(f"{name}: rows stand for {threads} threads, the summary says {s['threads']}")
+    if merged and rows[0]["thread"] != 0:
+        errors.append(f"{name}: the exited threads' row is not the first")
+    for field, total in ROW_SUMS.items():
+        if sum(r[field] for r in rows) != s[total]:
+            errors.append(f"{name}: rows' {field} add up to {sum(r[field] for r in rows)}, summary {total} {s[total]}")
+    return merged, errors
+
+
+def churn(ms, prog, tmp):
+    """Exited threads merged (bounded) or not (unbounded): the same summary."""
+    bounded = run(ms, prog, "1M", os.path.join(tmp, "cb.json"), args=("run", "3000"))
+    unbounded = run(ms, prog, None, os.path.join(tmp, "cu.json"), args=("run", "3000"))
+    sb = {k: bounded["summary"].get(k) for k in CHURN_KEYS}
+    su = {k: unbounded["summary"].get(k) for k in CHURN_KEYS}
+    errors = [f"churn: {k}: bounded {sb[k]}, unbounded {su[k]}" for k in CHURN_KEYS if sb[k] != su[k]]
+    merged, e = rows_add_up(bounded, "churn bounded")
+    errors += e
+    errors += rows_add_up(unbounded, "churn unbounded")[1]
+    if not merged or merged[0]["exited_threads"] < 2900:
+        errors.append(f"churn bounded: expected an exited threads' row of most of the 3000 threads, got {merged}")
+    if sb["dropped_events"] != 0 or su["threads"] is None or su["threads"] < 3001:
+        errors.append(f"churn: dropped {sb['dropped_events']}, threads {su['threads']}")
+    if errors:
+        print("FAIL: short-lived threads, bounded and unbounded")
+        for e in errors:
+            print("  " + e)
+        return 1
+    print(f"ok: churn: {su['threads']} threads, {su['total_allocations']} allocations; bounded: "
+          f"{len(bounded['threads'])} rows, {merged[0]['exited_threads']} threads merged")
+    return 0
+
+
 def main():
     ms, prog = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3:
+        with tempfile.TemporaryDirectory() as tmp:
+            if churn(ms, sys.argv[3], tmp) != 0:
+                return 1
     with tempfile.TemporaryDirectory() as tmp:
         bounded = run(ms, prog, "1M", os.path.join(tmp, "b.json"))
         unbounded = run(ms, prog, None, os.path.join(tmp, "u.json"))
