@@ -365,10 +365,68 @@ static void test_trace_checkpoint_bad_files(void **state)
     }
 }
 
+/*
+ * Exited threads merged into the checkpoint's serial-0 entry (store_abi.h)
+ * travel through the trace (version 3, ck_thread.merged): thread 1 runs on,
+ * threads 2 and 3 exit having freed all; after two folds 2 and 3 are one
+ * entry, and the report of the trace equals the store's snapshot.
+ */
+static void test_trace_checkpoint_merged_threads(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct ms_fold_cut first[3] = {{1, 0, 1, 0}, {2, 1, 0, MS_FOLD_GONE}, {3, 1, 0, MS_FOLD_GONE}};
+    struct ms_fold_cut second[3] = {{1, 0, 1, 0}, {2, 1, 0, MS_FOLD_MERGE}, {3, 1, 0, MS_FOLD_MERGE}};
+    struct memscope_history *h = NULL, *t = NULL;
+    struct memscope_history_info hi, ti;
+    struct memscope_trace_info info;
+    struct memscope_error err;
+    struct memscope_checkpoint *ck;
+    struct memscope_point end = {MEMSCOPE_AT_END, 0, NULL};
+
+    fs_alloc(s, 1, 1, 0x1000, 100);
+    fs_alloc(s, 1, 60, 0x1100, 5);
+    fs_alloc(s, 2, 2, 0x2000, 10);
+    fs_free(s, 2, 3, 0x2000);
+    fs_alloc(s, 3, 4, 0x3000, 20);
+    fs_ev(s, 3, MEMSCOPE_REC_REALLOC_FREE, 5, 0x3000, 0);
+    fs_ev(s, 3, MEMSCOPE_REC_REALLOC_ALLOC, 6, 0x3100, 30);
+    fs_free(s, 3, 7, 0x3100);
+    fs_build(s, 8);
+    assert_non_null(fs_fold(s, first, 3, 10, CK_ADDR));
+    fs_unlink_thread(s, 2);
+    fs_unlink_thread(s, 3);
+    ck = fs_fold(s, second, 3, 10, CK_ADDR + 0x100000);
+    assert_non_null(ck);
+    assert_int_equal(ck->thread_count, 2);
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    assert_int_equal(memscope_history_write_trace(h, path, &err), 0);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &t, &info, &err), 0);
+    assert_string_equal(info.warning, "");
+    assert_int_equal(info.version, 3);
+    assert_int_equal(memscope_history_info(h, &hi), 0);
+    assert_int_equal(memscope_history_info(t, &ti), 0);
+    assert_int_equal(hi.threads, 3);
+    assert_int_equal(ti.threads, 3);
+    {
+        char *a = json_at(h, &end), *b = json_at(t, &end);
+        assert_string_equal(a, b);
+        assert_non_null(strstr(b, "{\"thread\": 0, \"tid\": 0, \"exited_threads\": 2, \"allocations\": 3, "
+                                  "\"deallocations\": 3, \"allocated_bytes\": 60, \"released_bytes\": 60, "
+                                  "\"current_memory\": 0, \"live_blocks\": 0, \"peak_memory\": 30, \"peak_time_ns\": 6}"));
+        assert_non_null(strstr(b, "\"threads\": 3,"));
+        memscope_text_free(a);
+        memscope_text_free(b);
+    }
+    memscope_history_close(h);
+    memscope_history_close(t);
+    fs_delete(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_trace_checkpoint_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_checkpoint_merged_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_checkpoint_damaged_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_checkpoint_bad_files, setup, teardown),
     };
