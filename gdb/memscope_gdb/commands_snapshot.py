@@ -162,7 +162,9 @@ Usage: memscope-threads [--exact] [--at POINT]
 
 One row per recorded thread (memscope serial and OS thread id): blocks
 allocated and freed, bytes allocated and released, live bytes and blocks,
-and the thread's peak. Bytes are charged to the allocating thread.
+and the thread's peak. Bytes are charged to the allocating thread. In a
+bounded store, the threads that exited and were folded into the checkpoint
+are one row, "exited" (their sums, the largest peak), first.
 Example: memscope-threads --exact"""
 
     command = "memscope-threads"
