@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #ifdef MS_WITH_LIBUNWIND
+#define UNW_LOCAL_ONLY /* the _UL (local) unwinder: this process only, and faster */
 #include <libunwind.h>
 #endif
 
@@ -302,19 +303,15 @@ static int libc_cb(void *arg, uintptr_t lo, uintptr_t hi, int exec, const char *
 /* ---- capture ---- */
 
 /*
- * Frame-pointer walk from the hook's frame. pcs[0] is already the hook's
- * return address. *whole is set when the chain is whole: it reached max
- * frames, or a return address into libc (where a program's frame-pointer
- * chain ends); a chain that breaks anywhere else is not trusted by `auto`.
+ * The bounds of the mapping that holds sp (this thread's stack), cached per
+ * thread: 0 and the bounds, or -1. The cached range is read once per thread
+ * and again whenever sp leaves it (a signal handler's alternate stack). A
+ * signal handler may replace the cached range while this runs, so the two
+ * words are read in a checked order and written hi-first-to-0: a reader
+ * never takes half of two ranges.
  */
-static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole)
+static int stack_bounds(uintptr_t sp, uintptr_t *plo, uintptr_t *phi)
 {
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), prev, fp;
-    uint32_t n = 1;
-
-    *whole = max == 1;
-    /* The bounds are copied once: a signal handler may replace the thread's
-     * cached range (its own stack) while this walk is interrupted. */
     uintptr_t hi = stack_hi;
     __asm__ __volatile__("" ::: "memory");
     uintptr_t lo = stack_lo;
@@ -323,15 +320,32 @@ static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole
         hi = 0; /* a handler changed the range between the two loads: read the maps */
     if (sp < lo || sp >= hi) {
         if (find_mapping(sp, &lo, &hi) != 0)
-            return n;
-        /* hi to 0 first: a signal handler that walks in between sees no
-         * range (and reads the maps itself), never half of two ranges. */
+            return -1;
         stack_hi = 0;
         __asm__ __volatile__("" ::: "memory");
         stack_lo = lo;
         __asm__ __volatile__("" ::: "memory");
         stack_hi = hi;
     }
+    *plo = lo;
+    *phi = hi;
+    return 0;
+}
+
+/*
+ * Frame-pointer walk from the hook's frame. pcs[0] is already the hook's
+ * return address. *whole is set when the chain is whole: it reached max
+ * frames, or a return address into libc (where a program's frame-pointer
+ * chain ends); a chain that breaks anywhere else is not trusted by `auto`.
+ */
+static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), prev, fp, lo, hi;
+    uint32_t n = 1;
+
+    *whole = max == 1;
+    if (stack_bounds(sp, &lo, &hi) != 0)
+        return n;
     /* The hook's frame: [frame] = the caller's saved frame pointer, [frame + 8] = pcs[0]. */
     if (frame < sp || frame % 8 != 0 || frame > hi - 16)
         return n;
@@ -384,6 +398,169 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
         pcs[n++] = (uint64_t)(uintptr_t)buf[i];
     }
     return n;
+}
+#endif
+
+#ifdef MS_WITH_LIBUNWIND
+/* ---- the per-thread stack cache (auto and unwind) ---- */
+
+/*
+ * unw_backtrace costs ~30 ns plus ~5 ns a frame even on libunwind's cached
+ * fast path, and a program allocates again and again from the same few
+ * places. So each thread remembers, per (return address, stack pointer) of
+ * the allocation call, where on its stack the return addresses of the
+ * stack's frames lie: the next allocation made from there checks those
+ * words against the stack it found last time and, when all are equal, takes
+ * its id without unwinding or touching the table (~1 ns a frame).
+ *
+ * Why equal words mean an equal stack: the caller's frame is known (frame 0
+ * is the return address, its stack pointer is the key); a function whose
+ * call frame address (CFA) is a fixed distance from the stack pointer at a
+ * given instruction keeps its return address at the same place whenever it
+ * calls from there, so if that word holds the same return address, the
+ * next frame is the same function at the same instruction and stack
+ * pointer, and so on up the stack. A stack is cached only when every frame
+ * it crosses is such a function: its positions are learned with libunwind's
+ * step-by-step unwinder (unw_step, which gives each frame's CFA), and a
+ * stack is refused when a frame keeps rbp = CFA - 16 (a frame-pointer frame,
+ * which may have a variable size: alloca, VLAs, realignment), is a signal
+ * frame, or disagrees with unw_backtrace. unw_step costs 1-10 us, so a
+ * stack is learned only the second time its key is seen, and learning is
+ * rationed (MS_SC_COST captures of credit per stack learned), which bounds
+ * its share of a program whose stacks never repeat.
+ *
+ * Direct-mapped, MS_SC_ENTRIES per thread; an entry that served a hit since
+ * the last conflicting miss survives one more conflict (second chance).
+ * Signals: the cache is used only while no other capture on this thread is
+ * using it (sc_busy); a capture from a signal handler that interrupts one
+ * goes around the cache.
+ */
+#define MS_SC_ENTRIES 32u   /* entries per thread, a power of two */
+#define MS_SC_FRAMES 16u    /* most frames of a cached stack */
+#define MS_SC_COST 256u     /* credit one learning costs (captures) */
+#define MS_SC_CREDIT 2048u  /* most credit a thread holds (it starts full) */
+
+enum { SC_EMPTY = 0, SC_SEEN, SC_LEARNED, SC_NEVER };
+
+struct ms_sc_entry {
+    uint64_t ret;                 /* frame 0: the return address of the allocation call */
+    uint64_t sp;                  /* the caller's stack pointer at the call (the hook's CFA) */
+    uint32_t id;                  /* SC_LEARNED: the stack's id in the table */
+    uint8_t state;                /* SC_* */
+    uint8_t hot;                  /* a hit since the last conflicting miss */
+    uint16_t depth;               /* SC_LEARNED: frames of the stack (>= 2) */
+    uint32_t off[MS_SC_FRAMES];   /* off[i] (i >= 1): frame i's return address is at sp + off[i] */
+};
+
+static MS_TLS struct ms_sc_entry sc[MS_SC_ENTRIES];
+static MS_TLS uint32_t sc_busy; /* non-zero while a capture on this thread uses the cache */
+static MS_TLS uint32_t sc_debt; /* credit spent on learning, paid back by one per capture */
+
+static inline struct ms_sc_entry *sc_slot(uint64_t ret, uint64_t sp)
+{
+    uint64_t h = (ret ^ (sp * UINT64_C(0xff51afd7ed558ccd))) * UINT64_C(0x9e3779b97f4a7c15);
+    return &sc[h >> (64 - 5)];
+}
+
+static inline void sc_enter(void)
+{
+    sc_busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void sc_leave(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sc_busy = 0;
+}
+
+/* The id of e's stack when the words at its positions still hold its frames, else 0. */
+static inline uint32_t sc_check(const struct memscope_stack_table *t, const struct ms_sc_entry *e, uint64_t sp)
+{
+    const struct memscope_stack_entry *te = (const struct memscope_stack_entry *)(uintptr_t)t->entries + (e->id - 1);
+    const uint64_t *f = (const uint64_t *)(uintptr_t)t->frames + te->first;
+    uint32_t n = e->depth;
+    uintptr_t lo, hi;
+
+    /* The positions were inside this thread's stack when learned; a stack
+     * pointer outside the cached range (another stack) reads the maps once. */
+    if (stack_bounds((uintptr_t)sp, &lo, &hi) != 0 || sp + e->off[n - 1] > hi - 8)
+        return 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (*(const uint64_t *)(uintptr_t)(sp + e->off[i]) != f[i])
+            return 0;
+    return e->id;
+}
+
+/*
+ * Learns where the frames pcs[1..n) of the stack just captured lie, with
+ * unw_step from here: 0 and off[], or -1 when the stack cannot be cached
+ * (see above). ended: the unwind stopped before the depth (the stack's end).
+ */
+static __attribute__((noinline)) int sc_learn(uint64_t sp0, const uint64_t *pcs, uint32_t n, int ended, uint32_t *off)
+{
+    unw_context_t uc;
+    unw_cursor_t c;
+    unw_word_t ip, sp, rbp;
+    int k, rc = -1;
+
+    in_unwind = 1; /* a capture meanwhile (a signal handler) does not enter libunwind */
+    __asm__ __volatile__("" ::: "memory");
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+        goto out;
+    /* Our own frames first: find the caller's (ip = pcs[0], sp = sp0). */
+    for (k = 0;; k++) {
+        if (k > 8 || unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || unw_get_reg(&c, UNW_REG_SP, &sp) < 0)
+            goto out;
+        if (ip == pcs[0] && sp == sp0)
+            break;
+        if (unw_step(&c) <= 0)
+            goto out;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        if (unw_is_signal_frame(&c) != 0 || unw_get_reg(&c, UNW_X86_64_RBP, &rbp) < 0 || unw_step(&c) <= 0 ||
+            unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || unw_get_reg(&c, UNW_REG_SP, &sp) < 0)
+            goto out;
+        /* sp is now the CFA of frame i - 1's function; its return address lies at CFA - 8. */
+        if (ip != pcs[i] || rbp == sp - 16 || sp < sp0 + 8 || sp - 8 - sp0 > UINT32_MAX)
+            goto out;
+        off[i] = (uint32_t)(sp - 8 - sp0);
+    }
+    /* A stack shorter than the depth ended there: only if the unwinder agrees is that a property of the frame. */
+    if (ended && (unw_is_signal_frame(&c) != 0 || unw_step(&c) > 0))
+        goto out;
+    rc = 0;
+out:
+    __asm__ __volatile__("" ::: "memory");
+    in_unwind = 0;
+    return rc;
+}
+
+/* After an unwound capture of stack id (pcs, n) at key (ret, sp): remembers the key, or learns the stack. */
+static void sc_note(uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id, int ended)
+{
+    struct ms_sc_entry *e = sc_slot(pcs[0], sp);
+
+    if (e->ret != pcs[0] || e->sp != sp) {
+        if (e->hot) {
+            e->hot = 0;
+            return;
+        }
+        e->ret = pcs[0];
+        e->sp = sp;
+        e->state = SC_SEEN;
+        return;
+    }
+    if (e->state != SC_SEEN || n < 2 || n > MS_SC_FRAMES || sc_debt > MS_SC_CREDIT - MS_SC_COST)
+        return;
+    sc_debt += MS_SC_COST;
+    if (sc_learn(sp, pcs, n, ended, e->off) != 0) {
+        e->state = SC_NEVER;
+        return;
+    }
+    e->id = id;
+    e->depth = (uint16_t)n;
+    e->state = SC_LEARNED;
 }
 #endif
 
@@ -514,6 +691,10 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
     uint64_t pcs[MEMSCOPE_STACK_MAX_DEPTH];
     uint32_t n = 1, id;
     struct memscope_stack_table *t;
+#ifdef MS_WITH_LIBUNWIND
+    int unwound = 0, cached = 0;
+    uint64_t sp = (uint64_t)frame + 16; /* the caller's stack pointer: the hook's CFA */
+#endif
 
     if (MS_UNLIKELY(!__atomic_load_n(&stack_configured, __ATOMIC_ACQUIRE))) {
         if (!early_state) {
@@ -535,21 +716,49 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
             return 0;
     }
     pcs[0] = ret;
+#ifdef MS_WITH_LIBUNWIND
+    if ((method == MEMSCOPE_STACK_AUTO || method == MEMSCOPE_STACK_UNWIND) && !sc_busy) {
+        cached = 1;
+        sc_enter();
+        if (sc_debt)
+            sc_debt--;
+        struct ms_sc_entry *e = sc_slot(ret, sp);
+        if (e->ret == ret && e->sp == sp && e->state == SC_LEARNED && (id = sc_check(t, e, sp)) != 0) {
+            e->hot = 1;
+            sc_leave();
+            return id;
+        }
+        sc_leave();
+    }
+#endif
     if (method == MEMSCOPE_STACK_FP || method == MEMSCOPE_STACK_AUTO) {
         int whole;
         n = walk_fp(frame, pcs, stack_depth, &whole);
 #ifdef MS_WITH_LIBUNWIND
-        if (!whole && method == MEMSCOPE_STACK_AUTO)
+        if (!whole && method == MEMSCOPE_STACK_AUTO) {
             n = walk_unwind(ret, pcs, stack_depth);
+            unwound = 1;
+        }
 #endif
     }
 #ifdef MS_WITH_LIBUNWIND
-    else if (method == MEMSCOPE_STACK_UNWIND)
+    else if (method == MEMSCOPE_STACK_UNWIND) {
         n = walk_unwind(ret, pcs, stack_depth);
+        unwound = 1;
+    }
 #endif
     id = table_put(t, pcs, n, t->capacity - t->capacity / 8, t->frame_capacity - t->frame_capacity / 8);
-    if (MS_LIKELY(id != 0))
+    if (MS_LIKELY(id != 0)) {
+#ifdef MS_WITH_LIBUNWIND
+        /* Only a stack unwound whole (not a signal handler's caller-only one) is remembered. */
+        if (cached && unwound && n > 1 && !sc_busy) {
+            sc_enter();
+            sc_note(sp, pcs, n, id, n < stack_depth);
+            sc_leave();
+        }
+#endif
         return id;
+    }
     /* Full (or a probe run too long): the caller alone, in the reserve kept for it. */
     if ((id = table_put(t, pcs, 1, t->capacity, t->frame_capacity)) != 0) {
         if (n > 1)
