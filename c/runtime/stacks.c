@@ -624,6 +624,15 @@ static inline uint32_t hash_frames(const uint64_t *pcs, uint32_t n)
     return r ? r : 1;
 }
 
+/* Whether two stacks of n frames are equal: inline, as n is small (memcmp's call cost more than its work). */
+static inline int frames_equal(const uint64_t *a, const uint64_t *b, uint32_t n)
+{
+    uint64_t diff = 0;
+    for (uint32_t i = 0; i < n; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
 /*
  * Finds or adds a stack. limit_ids / limit_frames: how far the counters may
  * go for this stack (7/8 of capacity for a full stack, all of it for a
@@ -647,7 +656,7 @@ static uint32_t table_put(struct memscope_stack_table *t, const uint64_t *pcs, u
             if ((uint32_t)(v >> 32) == h) {
                 uint32_t vid = (uint32_t)v;
                 const struct memscope_stack_entry *e = &entries[vid - 1];
-                if (e->depth == n && memcmp(&frames[e->first], pcs, n * sizeof(*pcs)) == 0)
+                if (e->depth == n && frames_equal(&frames[e->first], pcs, n))
                     return vid;
             }
             continue;
@@ -678,7 +687,7 @@ static uint32_t table_put(struct memscope_stack_table *t, const uint64_t *pcs, u
         if ((uint32_t)(v >> 32) == h) {
             uint32_t vid = (uint32_t)v;
             const struct memscope_stack_entry *e = &entries[vid - 1];
-            if (e->depth == n && memcmp(&frames[e->first], pcs, n * sizeof(*pcs)) == 0)
+            if (e->depth == n && frames_equal(&frames[e->first], pcs, n))
                 return vid; /* the same stack: ours stays as an unreferenced duplicate */
         }
     }
