@@ -9,7 +9,7 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/bench-alloc.sh [--reps N] [--heaptrack-reps N] [--ops N] [--pairs N] [--no-heaptrack] [--help]
 
-Builds (scripts/build.sh), then runs the workload tests/fixtures/bench_alloc.c:
+Builds (scripts/build.sh, into $MEMSCOPE_BUILD_DIR or build/), then runs the workload tests/fixtures/bench_alloc.c:
   mixed 1 OPS   one thread: malloc/calloc of mixed sizes, free, realloc
   mixed 2 OPS   the same in two threads at once (each thread OPS calls)
   pair PAIRS    one thread: PAIRS x { malloc(64); free }
@@ -21,7 +21,9 @@ natively, under memscope (LD_PRELOAD=build/lib/libmemscope.so, MEMSCOPE_BUDGET=4
 and under heaptrack (mixed workloads only) when the heaptrack command exists.
 memscope runs in its call stack modes: "memscope" is the default (auto,
 depth 16: the frame-pointer walk where the chain is whole, else libunwind;
-this workload keeps no frame pointers, so it unwinds), "ms-none" records no
+this workload keeps no frame pointers, so it unwinds, and a stack met again
+at the same return address and stack pointer comes from the per-thread
+stack cache without unwinding), "ms-none" records no
 stacks (MEMSCOPE_STACK_METHOD=none), "ms-caller" the caller only, "ms-fp" the
 frame-pointer walk alone (short stacks here). The fpb-* configurations run
 the mixed workload built with -fno-omit-frame-pointer (build/bin/bench_alloc_fp)

@@ -322,8 +322,10 @@ struct memscope_checkpoint_mark {
  * (release), then publishes hash and id in an empty slot with a CAS
  * (release); a record names the id only after that. Lookups probe slots
  * linearly from hash & (slot_count - 1), at most MEMSCOPE_STACK_PROBES
- * slots. Two threads adding the same new stack at the same instant may give
- * it two ids (both valid). Ids and frames past 7/8 of capacity are kept for
+ * slots. Two threads adding the same new stack at the same instant both
+ * make an entry, but only one is published: the thread whose CAS fails
+ * finds the same stack in that slot and takes its id, and its own entry
+ * stays unused (no record names it). Ids and frames past 7/8 of capacity are kept for
  * caller-only stacks: when a full stack does not fit, the allocation is
  * recorded with its caller-only stack (counted in truncated); when even that
  * does not fit, with stack 0 (counted in lost).
