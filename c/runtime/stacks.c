@@ -424,9 +424,11 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
  * pointer, and so on up the stack. A stack is cached only when every frame
  * it crosses is such a function: its positions are learned with libunwind's
  * step-by-step unwinder (unw_step, which gives each frame's CFA), and a
- * stack is refused when a frame keeps rbp = CFA - 16 (a frame-pointer frame,
- * which may have a variable size: alloca, VLAs, realignment), is a signal
- * frame, or disagrees with unw_backtrace. unw_step costs 1-10 us, so a
+ * stack is refused when a frame uses rbp as its frame pointer (rbp = CFA -
+ * 16, or rbp pointing at where the frame saved its caller's rbp: such a
+ * frame may have a variable size: alloca, VLAs, realignment, and compilers
+ * give every such frame rbp as its frame pointer), is a signal frame, or
+ * disagrees with unw_backtrace. unw_step costs 1-10 us, so a
  * stack is learned only the second time its key is seen, and learning is
  * rationed (MS_SC_COST captures of credit per stack learned), which bounds
  * its share of a program whose stacks never repeat.
@@ -505,6 +507,7 @@ static __attribute__((noinline)) int sc_learn(uint64_t sp0, const uint64_t *pcs,
     unw_context_t uc;
     unw_cursor_t c;
     unw_word_t ip, sp, rbp;
+    unw_save_loc_t saved;
     int k, rc = -1;
 
     in_unwind = 1; /* a capture meanwhile (a signal handler) does not enter libunwind */
@@ -522,10 +525,15 @@ static __attribute__((noinline)) int sc_learn(uint64_t sp0, const uint64_t *pcs,
     }
     for (uint32_t i = 1; i < n; i++) {
         if (unw_is_signal_frame(&c) != 0 || unw_get_reg(&c, UNW_X86_64_RBP, &rbp) < 0 || unw_step(&c) <= 0 ||
-            unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || unw_get_reg(&c, UNW_REG_SP, &sp) < 0)
+            unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || unw_get_reg(&c, UNW_REG_SP, &sp) < 0 ||
+            unw_get_save_loc(&c, UNW_X86_64_RBP, &saved) < 0)
             goto out;
-        /* sp is now the CFA of frame i - 1's function; its return address lies at CFA - 8. */
-        if (ip != pcs[i] || rbp == sp - 16 || sp < sp0 + 8 || sp - 8 - sp0 > UINT32_MAX)
+        /* sp is now the CFA of frame i - 1's function; its return address
+         * lies at CFA - 8. A frame that uses rbp as its frame pointer (rbp =
+         * CFA - 16, or, realigned, rbp pointing at the caller's rbp it saved
+         * on entry: push rbp; mov rbp, rsp) may vary in size, so its stack
+         * is not cached. */
+        if (ip != pcs[i] || rbp == sp - 16 || (saved.type == UNW_SLT_MEMORY && saved.u.addr == rbp) || sp < sp0 + 8 || sp - 8 - sp0 > UINT32_MAX)
             goto out;
         off[i] = (uint32_t)(sp - 8 - sp0);
     }
