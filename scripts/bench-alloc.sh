@@ -28,12 +28,12 @@ stacks (MEMSCOPE_STACK_METHOD=none), "ms-caller" the caller only, "ms-fp" the
 frame-pointer walk alone (short stacks here). The fpb-* configurations run
 the mixed workload built with -fno-omit-frame-pointer (build/bin/bench_alloc_fp)
 natively, under memscope's default and under heaptrack.
-Each configuration runs N times, interleaved with the others, and the medians
-are printed. The workload times itself (clock_gettime around the work), so
+Each configuration runs N times, interleaved with the others (in another order
+each round), and the medians are printed. The workload times itself (clock_gettime around the work), so
 start-up and exit are excluded; whole-process times are printed beside.
 
   --reps N            runs of each configuration (default 7)
-  --heaptrack-reps N  runs under heaptrack (default 3)
+  --heaptrack-reps N  runs under heaptrack (default 5; at most N)
   --ops N             calls per thread in the mixed workload (default 4000000)
   --pairs N           malloc/free pairs in the pair workload (default 5000000)
   --no-heaptrack      skip heaptrack
@@ -58,7 +58,7 @@ USAGE
 }
 
 reps=7
-ht_reps=3
+ht_reps=5
 ops=4000000
 pairs=5000000
 use_heaptrack=1
@@ -117,9 +117,21 @@ run() {
 
 echo "bench-alloc: load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (other load makes wall times noisy; CPU times less so)" >&2
 echo "bench-alloc: $reps runs each (heaptrack: $([ $use_heaptrack = 1 ] && echo "$ht_reps" || echo skipped)), mixed $ops calls/thread, pair $pairs pairs" >&2
+configs=(native memscope ms-none ms-caller ms-fp heaptrack fpb-native fpb-memscope fpb-ms-none fpb-ms-caller
+         fpb-ms-fp fpb-ms-unwind fpb-heaptrack)
 for ((r = 1; r <= reps; r++)); do
-  for config in native memscope ms-none ms-caller ms-fp heaptrack fpb-native fpb-memscope fpb-ms-none fpb-ms-caller \
-                fpb-ms-fp fpb-ms-unwind fpb-heaptrack; do
+  # Each round takes the configurations in another order (a stride through the
+  # list, coprime with its length, that changes every round), so that none
+  # always runs after the same neighbour: on this VM the cost of fresh pages
+  # depends on what ran just before.
+  n=${#configs[@]}
+  stride=$(( (r - 1) % (n - 1) + 1 ))
+  while a=$stride b=$n; while ((b)); do t=$((a % b)); a=$b; b=$t; done; ((a != 1)); do stride=$((stride % (n - 1) + 1)); done
+  order=()
+  for ((k = 0; k < n; k++)); do
+    order+=("${configs[$(( (k * stride + (r - 1) * 7) % n ))]}")
+  done
+  for config in "${order[@]}"; do
     if [ "${config#fpb-}" = heaptrack ] && { [ "$use_heaptrack" = 0 ] || [ "$r" -gt "$ht_reps" ]; }; then continue; fi
     if [ "$config" = native ]; then run native touch touch "$touch_mib"; fi
     case "$config" in heaptrack|fpb-*) ;; *) run "$config" pair pair "$pairs" ;; esac
