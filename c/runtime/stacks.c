@@ -336,11 +336,13 @@ static int stack_bounds(uintptr_t sp, uintptr_t *plo, uintptr_t *phi)
 
 /*
  * Frame-pointer walk from the hook's frame. pcs[0] is already the hook's
- * return address. *whole is set when the chain is whole: it reached max
- * frames, or a return address into libc (where a program's frame-pointer
- * chain ends); a chain that breaks anywhere else is not trusted by `auto`.
+ * return address; fps[i] (i >= 1) is the frame pointer pcs[i] was read
+ * beside (pcs[i] = fps[i][1]). *whole is set when the chain is whole: it
+ * reached max frames, or a return address into libc (where a program's
+ * frame-pointer chain ends); a chain that breaks anywhere else is not
+ * trusted by `auto`.
  */
-static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole)
+static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint64_t *fps, uint32_t max, int *whole)
 {
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0), prev, fp, lo, hi;
     uint32_t n = 1;
@@ -359,6 +361,7 @@ static uint32_t walk_fp(uintptr_t frame, uint64_t *pcs, uint32_t max, int *whole
         uintptr_t pc = ((const uintptr_t *)fp)[1];
         if (pc < 4096 || pc >= (UINT64_C(1) << 47))
             break;
+        fps[n] = fp;
         pcs[n++] = pc;
         if (pc - libc_lo < libc_hi - libc_lo) {
             *whole = 1;
@@ -403,8 +406,7 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
 }
 #endif
 
-#ifdef MS_WITH_LIBUNWIND
-/* ---- the per-thread stack cache (auto and unwind) ---- */
+/* ---- the per-thread stack cache ---- */
 
 /*
  * unw_backtrace costs ~30 ns plus ~5 ns a frame even on libunwind's cached
@@ -447,16 +449,19 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
 #define MS_SC_COST 256u     /* credit one learning costs (captures) */
 #define MS_SC_CREDIT 2048u  /* most credit a thread holds (it starts full) */
 
-enum { SC_EMPTY = 0, SC_SEEN, SC_LEARNED, SC_NEVER };
+enum { SC_EMPTY = 0, SC_SEEN, SC_LEARNED, SC_NEVER }; /* entry states */
+enum { SC_UNWOUND = 0, SC_FP };                         /* how a learned stack was found */
 
 struct ms_sc_entry {
     uint64_t ret;                 /* frame 0: the return address of the allocation call */
     uint64_t sp;                  /* the caller's stack pointer at the call (the hook's CFA) */
     uint32_t id;                  /* SC_LEARNED: the stack's id in the table */
-    uint8_t state;                /* SC_* */
+    uint8_t state;                /* SC_EMPTY, SC_SEEN (unwound once), SC_LEARNED, SC_NEVER (cannot be cached) */
     uint8_t hot;                  /* a hit since the last conflicting miss */
-    uint16_t depth;               /* SC_LEARNED: frames of the stack (>= 2) */
-    uint32_t off[MS_SC_FRAMES];   /* off[i] (i >= 1): frame i's return address is at sp + off[i] */
+    uint8_t kind;                 /* SC_LEARNED: SC_UNWOUND or SC_FP */
+    uint8_t depth;                /* SC_LEARNED: frames of the stack (2..MS_SC_FRAMES) */
+    uint32_t off[MS_SC_FRAMES];   /* off[i] (i >= 1): SC_UNWOUND: frame i's return address is at sp + off[i];
+                                     SC_FP: frame i's return address was read beside the frame pointer sp + off[i] */
 };
 
 static MS_TLS struct ms_sc_entry sc[MS_SC_ENTRIES];
@@ -499,6 +504,64 @@ static inline uint32_t sc_check(const struct memscope_stack_table *t, const stru
     return e->id;
 }
 
+/*
+ * The id of e's stack, a frame-pointer chain, when the words walk_fp read to
+ * find it still hold what it read, else 0: the hook's saved rbp (the
+ * caller's frame pointer), and each frame pointer's saved frame pointer and
+ * return address. walk_fp would then find the same frames, and stop where it
+ * stopped (the same return address into libc, or the depth); the loads here
+ * do not wait on each other as the walk's do.
+ */
+static inline uint32_t sc_check_fp(const struct memscope_stack_table *t, const struct ms_sc_entry *e, uint64_t sp)
+{
+    const struct memscope_stack_entry *te = (const struct memscope_stack_entry *)(uintptr_t)t->entries + (e->id - 1);
+    const uint64_t *f = (const uint64_t *)(uintptr_t)t->frames + te->first;
+    uint32_t n = e->depth;
+    uintptr_t lo, hi;
+    uint64_t diff;
+
+    if (stack_bounds((uintptr_t)sp, &lo, &hi) != 0 || sp + e->off[n - 1] > hi - 16)
+        return 0;
+    diff = *(const uint64_t *)(uintptr_t)(sp - 16) ^ (sp + e->off[1]); /* [hook frame] = frame 1's fp */
+    for (uint32_t i = 1; i < n; i++) {
+        const uint64_t *fp = (const uint64_t *)(uintptr_t)(sp + e->off[i]);
+        diff |= fp[1] ^ f[i];
+        if (i + 1 < n)
+            diff |= fp[0] ^ (sp + e->off[i + 1]);
+    }
+    return diff == 0 ? e->id : 0;
+}
+
+/* After a whole frame-pointer walk of stack id (pcs, fps, n) at key (pcs[0], sp): remembers it. */
+static void sc_note_fp(uint64_t sp, const uint64_t *pcs, const uint64_t *fps, uint32_t n, uint32_t id)
+{
+    struct ms_sc_entry *e = sc_slot(pcs[0], sp);
+
+    if (n < 2 || n > MS_SC_FRAMES)
+        return;
+    if (e->ret != pcs[0] || e->sp != sp) {
+        if (e->hot) {
+            e->hot = 0;
+            return;
+        }
+    } else if (e->state == SC_LEARNED) {
+        return; /* another stack met at the same place keeps its entry */
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        if (fps[i] < sp || fps[i] - sp > UINT32_MAX - 16)
+            return;
+        e->off[i] = (uint32_t)(fps[i] - sp);
+    }
+    e->ret = pcs[0];
+    e->sp = sp;
+    e->id = id;
+    e->depth = (uint8_t)n;
+    e->kind = SC_FP;
+    e->hot = 0;
+    e->state = SC_LEARNED;
+}
+
+#ifdef MS_WITH_LIBUNWIND
 /*
  * Learns where the frames pcs[1..n) of the stack just captured lie, with
  * unw_step from here: 0 and off[], or -1 when the stack cannot be cached
@@ -573,7 +636,8 @@ static void sc_note(uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id, i
         return;
     }
     e->id = id;
-    e->depth = (uint16_t)n;
+    e->depth = (uint8_t)n;
+    e->kind = SC_UNWOUND;
     e->state = SC_LEARNED;
 }
 #endif
@@ -711,13 +775,11 @@ static uint32_t table_put(struct memscope_stack_table *t, const uint64_t *pcs, u
 uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
 {
     uint32_t method;
-    uint64_t pcs[MEMSCOPE_STACK_MAX_DEPTH];
+    uint64_t pcs[MEMSCOPE_STACK_MAX_DEPTH], fps[MEMSCOPE_STACK_MAX_DEPTH];
     uint32_t n = 1, id;
     struct memscope_stack_table *t;
-#ifdef MS_WITH_LIBUNWIND
-    int unwound = 0, cached = 0;
+    int walked = 0, unwound = 0, cached = 0;
     uint64_t sp = (uint64_t)frame + 16; /* the caller's stack pointer: the hook's CFA */
-#endif
 
     if (MS_UNLIKELY(!__atomic_load_n(&stack_configured, __ATOMIC_ACQUIRE))) {
         if (!early_state) {
@@ -739,26 +801,24 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
             return 0;
     }
     pcs[0] = ret;
-#ifdef MS_WITH_LIBUNWIND
-    if ((method == MEMSCOPE_STACK_AUTO || method == MEMSCOPE_STACK_UNWIND) && !sc_busy) {
+    if (method != MEMSCOPE_STACK_CALLER && !sc_busy) {
         cached = 1;
         sc_enter();
         if (sc_debt)
             sc_debt--;
         struct ms_sc_entry *e = sc_slot(ret, sp);
-        if (e->ret == ret && e->sp == sp && e->state == SC_LEARNED && (id = sc_check(t, e, sp)) != 0) {
+        if (e->ret == ret && e->sp == sp && e->state == SC_LEARNED &&
+            (id = e->kind == SC_FP ? sc_check_fp(t, e, sp) : sc_check(t, e, sp)) != 0) {
             e->hot = 1;
             sc_leave();
             return id;
         }
         sc_leave();
     }
-#endif
     if (method == MEMSCOPE_STACK_FP || method == MEMSCOPE_STACK_AUTO) {
-        int whole;
-        n = walk_fp(frame, pcs, stack_depth, &whole);
+        n = walk_fp(frame, pcs, fps, stack_depth, &walked);
 #ifdef MS_WITH_LIBUNWIND
-        if (!whole && method == MEMSCOPE_STACK_AUTO) {
+        if (!walked && method == MEMSCOPE_STACK_AUTO) {
             n = walk_unwind(ret, pcs, stack_depth);
             unwound = 1;
         }
@@ -772,14 +832,18 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
 #endif
     id = table_put(t, pcs, n, t->capacity - t->capacity / 8, t->frame_capacity - t->frame_capacity / 8);
     if (MS_LIKELY(id != 0)) {
-#ifdef MS_WITH_LIBUNWIND
-        /* Only a stack unwound whole (not a signal handler's caller-only one) is remembered. */
-        if (cached && unwound && n > 1 && !sc_busy) {
+        /* Only a whole stack (not a signal handler's caller-only one, not a broken chain) is remembered. */
+        if (cached && n > 1 && !sc_busy) {
             sc_enter();
-            sc_note(sp, pcs, n, id, n < stack_depth);
+#ifdef MS_WITH_LIBUNWIND
+            if (unwound)
+                sc_note(sp, pcs, n, id, n < stack_depth);
+            else
+#endif
+            if (walked)
+                sc_note_fp(sp, pcs, fps, n, id);
             sc_leave();
         }
-#endif
         return id;
     }
     /* Full (or a probe run too long): the caller alone, in the reserve kept for it. */
