@@ -596,3 +596,34 @@ void ms_fold_release(void)
     __atomic_fetch_sub(&fs.hold, 1, __ATOMIC_SEQ_CST);
 #endif
 }
+
+/*
+ * fork: the child gets the store as it is at that instant, so no fold may
+ * be half-published then (fold_seq odd, chunks unlinked, the new checkpoint
+ * still in the folder's heap): the child would keep that for ever. Before
+ * fork, folding is held off (a fold in progress is waited out); after it
+ * the parent lets it go on. The child has no folder (threads do not
+ * survive fork) and no snapshot in progress: it forgets the parent's
+ * folder's state and starts its own when it needs one.
+ */
+void ms_fold_before_fork(void)
+{
+    ms_fold_hold();
+}
+
+void ms_fold_after_fork_parent(void)
+{
+    ms_fold_release();
+}
+
+void ms_fold_after_fork_child(void)
+{
+#ifndef MS_NO_ENGINE
+    fs.pid = 0;
+    fs.starting = 0;
+    fs.waiting = 0;
+    fs.hold = 0;
+    fs.busy = 0;
+    fs.starved = 0;
+#endif
+}

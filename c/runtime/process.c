@@ -6,7 +6,8 @@
  * on appending to its copy of that thread's chunk. Nothing is locked, so
  * nothing needs resetting; the child only writes its own pid into the root,
  * and its pid and thread id into that chunk (the writer of a chunk whose
- * pid is another process's is gone: store.c, ms_chunk_writer_gone).
+ * pid is another process's is gone: store.c, ms_chunk_writer_gone). No fold
+ * is half-published at the instant of fork (fold.c, ms_fold_before_fork).
  *
  * exec: at init, libmemscope is removed from LD_PRELOAD in the environment
  * (in place: no allocation), so programs this one execs are not recorded,
@@ -29,6 +30,7 @@ static void after_fork_child(void)
     uint32_t pid = (uint32_t)syscall(SYS_getpid);
 
     __atomic_store_n(&memscope_store_root.pid, pid, __ATOMIC_RELAXED);
+    ms_fold_after_fork_child();
     /* The chunk this thread goes on appending to is now written by the child's thread:
      * say so, or the folder would take it for a chunk whose writer is gone (ms_chunk_writer_gone). */
     if (c) {
@@ -73,7 +75,7 @@ void ms_strip_preload(char *value)
 void ms_process_init(void)
 {
     ms_init_pid = (pid_t)syscall(SYS_getpid);
-    pthread_atfork(NULL, NULL, after_fork_child);
+    pthread_atfork(ms_fold_before_fork, ms_fold_after_fork_parent, after_fork_child);
     if (!ms_config.follow_exec) {
         char *preload = getenv("LD_PRELOAD");
         if (preload)

@@ -189,6 +189,10 @@ struct memscope_chunk *ms_fold_wait(void);
 /* Brackets an in-process read of the store: no fold starts meanwhile (one in progress is waited for). */
 void ms_fold_hold(void);
 void ms_fold_release(void);
+/* fork handlers: no fold is half-published at the fork; the child forgets the parent's folder. */
+void ms_fold_before_fork(void);
+void ms_fold_after_fork_parent(void);
+void ms_fold_after_fork_child(void);
 uint64_t ms_budget_in_use(void); /* store.c: bytes of the budget taken (free chunks included) */
 int ms_chunk_writer_gone(const struct memscope_chunk *c); /* store.c: c's thread exited: its count is final */
 /* ---- modules.c ---- */
