@@ -15,9 +15,14 @@
  * to NULL and the engine uses the C library's malloc, realloc and free.
  * The runtime must define all three or none.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mremap */
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -109,6 +114,129 @@ struct big_header {
     size_t len; /* bytes mapped, header included; 0: from ms_engine_alloc */
 };
 
+/*
+ * Kept mappings: a thread that replays again and again (the runtime's folding
+ * thread: a fold every few milliseconds) would otherwise map its arrays anew
+ * each time and pay the kernel's zeroing of every page, about a quarter of a
+ * fold's cost. ms_engine_big_keep(1) makes the calling thread the owner:
+ * its big blocks are kept mapped when freed and handed out again (zeroed
+ * by memset where zero asks for it, over the bytes asked for only), up to
+ * BIG_KEEP mappings. Only the owner, known by its kernel thread id (unique
+ * across a fork, unlike pthread_self), touches them; every other thread maps
+ * and unmaps as before.
+ */
+#define BIG_KEEP 8
+
+static struct {
+    long owner;                        /* (atomic) kernel tid of the owner, 0: keeping is off */
+    struct big_header *kept[BIG_KEEP]; /* mappings kept for reuse (len in their header), NULL: none */
+    unsigned long reused;              /* big allocations served from kept mappings (tests) */
+} keep;
+
+static long self_tid(void)
+{
+    return (long)syscall(SYS_gettid);
+}
+
+static int keeping(void)
+{
+    long owner = __atomic_load_n(&keep.owner, __ATOMIC_ACQUIRE);
+    return owner != 0 && owner == self_tid();
+}
+
+void ms_engine_big_keep(int on)
+{
+    unsigned i;
+
+    if (on) {
+        __atomic_store_n(&keep.owner, self_tid(), __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_store_n(&keep.owner, 0, __ATOMIC_RELEASE);
+    for (i = 0; i < BIG_KEEP; i++) {
+        struct big_header *m = keep.kept[i];
+        keep.kept[i] = NULL;
+        if (m)
+            munmap(m, m->len);
+    }
+}
+
+size_t ms_engine_big_kept(unsigned long *reused, int fill)
+{
+    size_t bytes = 0;
+    unsigned i;
+
+    for (i = 0; i < BIG_KEEP; i++) {
+        struct big_header *m = keep.kept[i];
+        if (!m)
+            continue;
+        bytes += m->len;
+        if (fill >= 0)
+            memset((char *)m + BIG_HEADER, fill, m->len - BIG_HEADER);
+    }
+    if (reused)
+        *reused = keep.reused;
+    return bytes;
+}
+
+/* A kept mapping of at least len bytes (the smallest that fits; else the
+ * largest, grown), or NULL. The owner only. */
+static struct big_header *kept_take(size_t len)
+{
+    unsigned i, best = BIG_KEEP, big = BIG_KEEP;
+    struct big_header *m;
+
+    for (i = 0; i < BIG_KEEP; i++) {
+        m = keep.kept[i];
+        if (!m)
+            continue;
+        if (m->len >= len && (best == BIG_KEEP || m->len < keep.kept[best]->len))
+            best = i;
+        if (big == BIG_KEEP || m->len > keep.kept[big]->len)
+            big = i;
+    }
+    if (best == BIG_KEEP && big == BIG_KEEP)
+        return NULL;
+    i = best != BIG_KEEP ? best : big;
+    m = keep.kept[i];
+    keep.kept[i] = NULL;
+    if (m->len < len) { /* grow it: its pages move, only the new tail is faulted in */
+        void *p = mremap(m, m->len, len, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED) {
+            munmap(m, m->len);
+            return NULL;
+        }
+        m = p;
+        m->len = len;
+#ifdef MADV_HUGEPAGE
+        madvise(m, len, MADV_HUGEPAGE);
+#endif
+    }
+    keep.reused++;
+    return m;
+}
+
+/* Keeps mapping m for reuse (the owner only): in a free entry, else in place
+ * of the smallest kept one if m is larger. Returns 0, or -1: unmap it. */
+static int kept_put(struct big_header *m)
+{
+    unsigned i, small = 0;
+
+    for (i = 0; i < BIG_KEEP; i++) {
+        if (!keep.kept[i]) {
+            keep.kept[i] = m;
+            return 0;
+        }
+        if (keep.kept[i]->len < keep.kept[small]->len)
+            small = i;
+    }
+    if (keep.kept[small]->len >= m->len)
+        return -1;
+    munmap(keep.kept[small], keep.kept[small]->len);
+    keep.kept[small] = m;
+    return 0;
+}
+
 void *ms_engine_big_alloc(size_t size, int zero)
 {
     size_t len;
@@ -128,6 +256,14 @@ void *ms_engine_big_alloc(size_t size, int zero)
     len &= ~(HUGE_PAGE - 1);
     if (should_fail())
         return NULL;
+    if (keeping()) {
+        struct big_header *m = kept_take(len);
+        if (m) {
+            if (zero)
+                memset((char *)m + BIG_HEADER, 0, size);
+            return (char *)m + BIG_HEADER;
+        }
+    }
     p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -145,8 +281,8 @@ void ms_engine_big_free(void *ptr)
     if (!ptr)
         return;
     hdr = (struct big_header *)((char *)ptr - BIG_HEADER);
-    if (hdr->len)
-        munmap(hdr, hdr->len);
-    else
+    if (!hdr->len)
         ms_engine_free(hdr);
+    else if (!keeping() || kept_put(hdr) != 0)
+        munmap(hdr, hdr->len);
 }

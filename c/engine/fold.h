@@ -42,4 +42,11 @@ int ms_fold_build(const struct memscope_source *src, uint64_t root_addr, const s
                   uint32_t ncuts, uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
                   struct memscope_checkpoint **out, size_t *size, struct memscope_error *err);
 
+/*
+ * ms_engine_big_keep(1): the calling thread (the folder) keeps the engine's
+ * big arrays mapped across folds and reuses them (alloc.c); (0), from the same
+ * thread: unmaps them. Other threads are unaffected.
+ */
+void ms_engine_big_keep(int on);
+
 #endif /* MS_ENGINE_FOLD_H */

@@ -33,6 +33,15 @@ void ms_engine_free(void *ptr);
  * from ms_engine_alloc; zero asks for zeroed memory. Free with ms_engine_big_free. */
 void *ms_engine_big_alloc(size_t size, int zero);
 void ms_engine_big_free(void *ptr);
+/* ms_engine_big_keep(1): the calling thread's big blocks are kept mapped when
+ * freed and reused by its next big allocations (a thread that replays over
+ * and over: the runtime's folder); (0), by that thread: the kept mappings are
+ * unmapped and keeping stops. One owner at a time; other threads unaffected. */
+void ms_engine_big_keep(int on);
+/* Bytes kept; *reused (if not NULL): allocations served from kept mappings so
+ * far; fill >= 0 overwrites the kept bytes with it (tests: reuse must not
+ * depend on old contents). The owner only. */
+size_t ms_engine_big_kept(unsigned long *reused, int fill);
 /* Allocation-failure injection for tests: the n-th allocation from now fails
  * (and every later one while ms_engine_fail_sticky is set); 0 disables. */
 void ms_engine_fail_at(unsigned long n, int sticky);

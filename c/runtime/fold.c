@@ -43,6 +43,7 @@
 #include "../engine/fold.h"
 
 #define MS_FOLD_POLL_NS 1000000u        /* the folder's idle poll */
+#define MS_FOLD_IDLE_POLLS 1000u        /* idle polls (1 s) after which the folder unmaps the arrays it keeps */
 #define MS_FOLD_WAIT_NS 20000u          /* a waiting thread's poll */
 #define MS_FOLD_WAIT_MAX_NS (5ull * 1000 * 1000 * 1000) /* a thread waits at most this long, then drops */
 #define MS_FOLD_TAG 0xfffu              /* free-list ABA tag in the low bits of a chunk address (page aligned) */
@@ -470,7 +471,10 @@ static void *folder_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     ms_self.guard++; /* forever: nothing this thread allocates is recorded */
-    for (;;) {
+    ms_engine_big_keep(1); /* the replay's arrays stay mapped from one fold to the next */
+    for (unsigned idle = 0;; idle++) {
+        if (idle == MS_FOLD_IDLE_POLLS)
+            ms_engine_big_keep(0); /* folding has stopped for now: give the memory back */
         uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
         uint64_t used = in_use();
         int waiting = __atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) != 0;
@@ -478,6 +482,9 @@ static void *folder_main(void *arg)
             __atomic_store_n(&fs.busy, 1, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&fs.hold, __ATOMIC_SEQ_CST) == 0) {
                 uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
+                if (idle >= MS_FOLD_IDLE_POLLS)
+                    ms_engine_big_keep(1);
+                idle = 0;
                 int traced = ms_trace_fold_begin();
                 int freed = fold_once(target);
                 ms_trace_fold_end(traced);

@@ -5,6 +5,7 @@
  * -ERANGE, and each kind of damage is refused with a message naming it.
  * Folded marks: kept by the checkpoint (ms_fold_build, capped), found by
  * name and refused as lying before the horizon, listed by the timeline.
+ * Folds that reuse their arrays (ms_engine_big_keep) build the same bytes.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -702,6 +703,80 @@ static void test_checkpoint_bad_merged(void **state)
     fs_delete(s);
 }
 
+/*
+ * A store big enough that the fold's arrays are mapped (events, merge
+ * windows, the live table: >= 1 MiB each): 16 threads of 4096 records, each
+ * first allocating 1100 blocks, then freeing and allocating at random among
+ * 1200 slots. Record r of thread t is timed 16 r + t + 1.
+ */
+#define KEEP_THREADS 16u
+#define KEEP_RECORDS 4096u
+static struct fake_store *many_events(void)
+{
+    struct fake_store *s = fs_new();
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    static uint8_t live[KEEP_THREADS][1200];
+    unsigned t, r;
+
+    memset(live, 0, sizeof(live));
+    for (r = 0; r < KEEP_RECORDS; r++) {
+        for (t = 0; t < KEEP_THREADS; t++) {
+            uint64_t time = 16 * (uint64_t)r + t + 1, slot;
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            slot = r < 1100 ? r : rng % 1200;
+            uint64_t addr = 0x100000000ull * (t + 1) + slot * 64;
+            if (live[t][slot]) {
+                fs_free(s, t + 1, time, addr);
+                live[t][slot] = 0;
+            } else {
+                fs_alloc(s, t + 1, time, addr, 16 + rng % 200);
+                live[t][slot] = 1;
+            }
+        }
+    }
+    fs_build(s, KEEP_RECORDS);
+    return s;
+}
+
+/* The fold's arrays kept from one fold to the next (ms_engine_big_keep, as
+ * the runtime's folder does), their old contents scribbled over, give the
+ * same checkpoints byte for byte as arrays mapped fresh each time. */
+static void test_checkpoint_fold_reuses_arrays(void **state)
+{
+    struct fake_store *fresh = many_events(), *kept = many_events();
+    unsigned long reused = 0;
+    unsigned step, t;
+
+    for (step = 1; step <= 3; step++) {
+        struct ms_fold_cut cuts[KEEP_THREADS];
+        uint64_t addr = UINT64_C(0x40000000) + step * UINT64_C(0x1000000);
+        struct memscope_checkpoint *a, *b;
+        for (t = 0; t < KEEP_THREADS; t++)
+            cuts[t] = (struct ms_fold_cut){t + 1, 0, step * 1300, 0};
+        a = fold_into(fresh, cuts, KEEP_THREADS, 16 * step * 1300, addr);
+        ms_engine_big_keep(1);
+        if (step > 1) {
+            assert_true(ms_engine_big_kept(NULL, 0xa5) >= (2u << 20)); /* the events and the table at least */
+        }
+        b = fold_into(kept, cuts, KEEP_THREADS, 16 * step * 1300, addr);
+        assert_int_equal(a->map_size, b->map_size);
+        assert_true(a->block_count > 8000);
+        assert_memory_equal(a, b, a->map_size);
+    }
+    ms_engine_big_kept(&reused, -1);
+    assert_true(reused >= 6);
+    ms_engine_big_keep(0);
+    assert_int_equal(ms_engine_big_kept(NULL, -1), 0);
+    {
+        struct memscope_stats x = end_stats(fresh), y = end_stats(kept);
+        assert_memory_equal(&x, &y, sizeof(x));
+    }
+    fs_delete(fresh);
+    fs_delete(kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -722,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_horizon_never_recedes),
         cmocka_unit_test(test_checkpoint_merge_exited),
         cmocka_unit_test(test_checkpoint_bad_merged),
+        cmocka_unit_test(test_checkpoint_fold_reuses_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
