@@ -29,16 +29,19 @@ struct ms_read_opts {
     int raw_clock;                  /* keep record times as they are (no conversion to ns) */
     const struct ms_fold_cut *cuts; /* ascending serial: read only records before each thread's cut (threads not listed: none) */
     uint32_t ncuts;                 /* entries in cuts */
+    int direct;                     /* the store is in this process and stays put while read (the folder's own):
+                                       chunk records are read in place rather than through src */
 };
 
 
 /*
- * Reads the store at root_addr up to the cuts (raw record times), replays
+ * Reads the store at root_addr up to the cuts (raw record times; direct: the
+ * store is this process's own, its chunk records read in place), replays
  * the previous checkpoint and those records, and writes the new checkpoint
  * into memory from map(ctx, bytes) (zeroed; NULL: -ENOMEM). Returns 0,
  * -ENOMEM, or the reader's error (err). The caller publishes it.
  */
-int ms_fold_build(const struct memscope_source *src, uint64_t root_addr, const struct ms_fold_cut *cuts,
+int ms_fold_build(const struct memscope_source *src, int direct, uint64_t root_addr, const struct ms_fold_cut *cuts,
                   uint32_t ncuts, uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
                   struct memscope_checkpoint **out, size_t *size, struct memscope_error *err);
 

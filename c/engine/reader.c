@@ -361,21 +361,29 @@ out:
  * first chunk); *unsorted is set when a time goes backwards; *texts counts
  * labels and marks; *net gains the allocations less the releases.
  */
-static int read_chunk_records(const struct memscope_source *src, const struct chunk_desc *d, uint64_t first,
-                              uint64_t count, uint32_t dense, const struct clock_conv *clk, struct ms_event *ev,
-                              uint64_t *last_time, int *unsorted, uint64_t *texts, int64_t *net,
+static int read_chunk_records(const struct memscope_source *src, int direct, const struct chunk_desc *d,
+                              uint64_t first, uint64_t count, uint32_t dense, const struct clock_conv *clk,
+                              struct ms_event *ev, uint64_t *last_time, int *unsorted, uint64_t *texts, int64_t *net,
                               struct memscope_error *err)
 {
     uint64_t i, last = *last_time, ntexts = 0, ones = 0;
+    uint64_t at;
+    const struct ms_event *in = ev;
     int down = 0, rc;
 
     _Static_assert(sizeof(struct ms_event) == sizeof(struct memscope_record), "host events mirror records");
     first += d->skip;
-    rc = src_read(src, d->addr + sizeof(struct memscope_chunk) + first * sizeof(*ev), ev, count * sizeof(*ev));
-    if (rc != 0)
-        return ms_error_set(err, -EFAULT, "chunk %u at 0x%" PRIx64 ": records cannot be read", d->index, d->addr);
+    at = d->addr + sizeof(struct memscope_chunk) + first * sizeof(*ev);
+    if (direct) {
+        in = (const struct ms_event *)(uintptr_t)at; /* this process's own store: converted as read, not copied first */
+    } else {
+        rc = src_read(src, at, ev, count * sizeof(*ev));
+        if (rc != 0)
+            return ms_error_set(err, -EFAULT, "chunk %u at 0x%" PRIx64 ": records cannot be read", d->index, d->addr);
+    }
     for (i = 0; i < count; i++) {
-        uint32_t info = ev[i].info; /* store layout: time, address, size, stack, info */
+        struct ms_event e = in[i]; /* store layout: time, address, size, stack, info */
+        uint32_t info = e.info;
         unsigned kind = MEMSCOPE_RECORD_KIND(info);
         if (MEMSCOPE_RECORD_THREAD(info) != d->thread)
             return ms_error_set(err, -EBADMSG,
@@ -384,10 +392,11 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
         if (kind < MEMSCOPE_REC_ALLOC || kind > MEMSCOPE_REC_MARK)
             return ms_error_set(err, -EBADMSG, "chunk %u at 0x%" PRIx64 ": record %" PRIu64 " has unknown kind %u",
                                 d->index, d->addr, first + i, kind);
-        ev[i].time = clock_ns(clk, ev[i].time);
-        ev[i].info = MS_EV_INFO(kind, dense);
-        down |= ev[i].time < last;
-        last = ev[i].time;
+        e.time = clock_ns(clk, e.time);
+        e.info = MS_EV_INFO(kind, dense);
+        ev[i] = e;
+        down |= e.time < last;
+        last = e.time;
         ntexts += kind >= MEMSCOPE_REC_LABEL;
         ones += (KIND_DELTA >> (kind * 2)) & 3; /* the kind's delta + 1 */
     }
@@ -404,13 +413,14 @@ static int read_chunk_records(const struct memscope_source *src, const struct ch
  * land once, in replay order, and no second array of every event is filled,
  * faulted in and read back (a third of history_open's time at 4 threads).
  * Windows are large enough for few, large source reads (GDB), small enough
- * to stay in cache. A thread whose times go backwards (a signal handler's
+ * to stay in cache (smaller still when the records are read in place). A thread whose times go backwards (a signal handler's
  * event) cannot be merged this way: -EAGAIN, and the caller reads it all,
  * sorts and merges.
  */
 #define MS_WINDOW_EVENTS 32768u         /* events per thread's window, up to 16 threads */
 #define MS_WINDOWS_BYTES (16u << 20)    /* most bytes of all windows together */
 #define MS_WINDOW_MIN_EVENTS 2048u      /* fewest events per window */
+#define MS_WINDOW_DIRECT_EVENTS 4096u   /* per window when records are read in place: reads cost nothing, cache does */
 
 struct stream_thread {
     size_t chunk;  /* its chunk being read (index in the chunk list) */
@@ -421,6 +431,7 @@ struct stream_thread {
 
 struct stream {
     const struct memscope_source *src;
+    int direct;                  /* src is this process's memory, read in place (ms_read_opts.direct) */
     const struct chunk_desc *d;  /* chunks by thread, then seq */
     const struct clock_conv *clk;
     struct memscope_error *err;
@@ -450,7 +461,7 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
     n = s->d[st->chunk].count - st->off;
     if (n > s->cap)
         n = s->cap;
-    rc = read_chunk_records(s->src, &s->d[st->chunk], st->off, n, t, s->clk, w, &st->last, &s->unsorted, &s->texts,
+    rc = read_chunk_records(s->src, s->direct, &s->d[st->chunk], st->off, n, t, s->clk, w, &st->last, &s->unsorted, &s->texts,
                             &s->net, s->err);
     if (rc != 0)
         return rc;
@@ -464,15 +475,17 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
 /* Reads and merges the chunks d[0, nd) of nthreads threads (first[t]: thread
  * t's first chunk) into out (total events). Returns 0, -EAGAIN (a thread
  * needs sorting; err untouched) or an error set in err. */
-static int read_merged(const struct memscope_source *src, const struct chunk_desc *d, size_t nd, uint32_t nthreads,
+static int read_merged(const struct memscope_source *src, int direct, const struct chunk_desc *d, size_t nd, uint32_t nthreads,
                        const size_t *first, const struct clock_conv *clk, uint64_t total, struct ms_event *out,
                        uint64_t *texts, int64_t *net, struct memscope_error *err)
 {
-    struct stream s = {src, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0, 0};
+    struct stream s = {src, direct, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0, 0};
     struct ms_run *runs = NULL;
     uint32_t t;
     int rc = 0;
 
+    if (direct)
+        s.cap = MS_WINDOW_DIRECT_EVENTS;
     if ((size_t)nthreads * s.cap * sizeof(*out) > MS_WINDOWS_BYTES)
         s.cap = MS_WINDOWS_BYTES / sizeof(*out) / nthreads;
     if (s.cap < MS_WINDOW_MIN_EVENTS)
@@ -997,7 +1010,7 @@ int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, 
     struct clock_conv clk;
     uint32_t nthreads = 0;
     uint64_t ntexts = 0;
-    int rc, unsorted = 0;
+    int rc, unsorted = 0, direct = opts && opts->direct;
 
     rc = read_root(src, root_addr, &root, err);
     if (rc != 0)
@@ -1115,7 +1128,7 @@ int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, 
             goto out;
     }
     if (nthreads > 1) {
-        rc = read_merged(src, d, nd, nthreads, first, &clk, total, a, &ntexts, &net, err);
+        rc = read_merged(src, direct, d, nd, nthreads, first, &clk, total, a, &ntexts, &net, err);
         if (rc != -EAGAIN)
             goto merged;
         ntexts = 0; /* a thread needs sorting: read it all, sort, merge */
@@ -1126,7 +1139,7 @@ int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, 
         for (i = 0; i < nd; i++) {
             if (i > 0 && d[i].thread != d[i - 1].thread)
                 last = 0;
-            rc = read_chunk_records(src, &d[i], 0, d[i].count, d[i].dense, &clk, a + pos, &last, &unsorted, &ntexts,
+            rc = read_chunk_records(src, direct, &d[i], 0, d[i].count, d[i].dense, &clk, a + pos, &last, &unsorted, &ntexts,
                                     &net, err);
             if (rc != 0)
                 goto out;

@@ -1087,11 +1087,11 @@ out:
     return rc;
 }
 
-int ms_fold_build(const struct memscope_source *src, uint64_t root_addr, const struct ms_fold_cut *cuts,
+int ms_fold_build(const struct memscope_source *src, int direct, uint64_t root_addr, const struct ms_fold_cut *cuts,
                   uint32_t ncuts, uint64_t horizon, void *(*map)(void *ctx, size_t bytes), void *ctx,
                   struct memscope_checkpoint **out, size_t *size, struct memscope_error *err)
 {
-    struct ms_read_opts opts = {1, cuts, ncuts};
+    struct ms_read_opts opts = {1, cuts, ncuts, direct};
     struct memscope_history *h = ms_engine_calloc(1, sizeof(*h));
     int rc;
 

@@ -343,7 +343,7 @@ static int fold_once(uint64_t target)
     qsort(linked, nlinked, sizeof(*linked), u32_cmp);
     if (walk == 0) /* the whole list was seen: a thread none of whose chunks is in it may be merged */
         ncuts = add_mergeable(old, linked, nlinked, cuts, ncuts);
-    if (ms_fold_build(&src, (uint64_t)(uintptr_t)r, cuts, ncuts, horizon, heap_checkpoint, NULL, &tmp, &ck_size,
+    if (ms_fold_build(&src, 1, (uint64_t)(uintptr_t)r, cuts, ncuts, horizon, heap_checkpoint, NULL, &tmp, &ck_size,
                       &err) != 0) {
         fs.failed++;
         goto out;
@@ -482,6 +482,10 @@ static void *folder_main(void *arg)
             __atomic_store_n(&fs.busy, 1, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&fs.hold, __ATOMIC_SEQ_CST) == 0) {
                 uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
+                /* A thread waits for this fold: fold a little (about two chunks), so
+                 * that it waits for a short fold; the next, larger, fold follows at once. */
+                if (__atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) && target > budget / 8)
+                    target = budget / 8;
                 if (idle >= MS_FOLD_IDLE_POLLS)
                     ms_engine_big_keep(1);
                 idle = 0;

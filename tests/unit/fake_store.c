@@ -223,7 +223,7 @@ struct memscope_checkpoint *fs_fold(struct fake_store *s, const struct ms_fold_c
     size_t size = 0;
     uint64_t base;
 
-    if (ms_fold_build(&src, FAKE_ROOT_ADDR, cuts, ncuts, horizon, heap_map, NULL, &tmp, &size, &err) != 0)
+    if (ms_fold_build(&src, 0, FAKE_ROOT_ADDR, cuts, ncuts, horizon, heap_map, NULL, &tmp, &size, &err) != 0)
         return NULL;
     ck = fake_mem_add(&s->mem, addr, size);
     memcpy(ck, tmp, size);
