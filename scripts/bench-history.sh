@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: scripts/bench-history.sh [--reps N] [--ops N] [--stacks METHOD] [--fold-budget SIZE]
-                                [--report-only TRACE] [--help]
+                                [--configs LIST] [--report-only TRACE] [--help]
 
 Builds (scripts/build.sh), then runs the allocation workload
 tests/fixtures/bench_alloc.c (mixed sizes, calloc, realloc, free) with one and
@@ -31,6 +31,9 @@ medians of wall and CPU time (user + system), as events per second.
   --stacks METHOD   MEMSCOPE_STACK_METHOD for every run (default: none, so the
                     figures show the trace's own cost; 'unwind' is the runtime's default)
   --fold-budget SIZE  MEMSCOPE_BUDGET of the fold configuration (default 16M)
+  --configs LIST    comma-separated configurations to run (default store,trace,fold,both;
+                    store is always run: every ratio is to it); without trace, no
+                    report part
   --report-only TRACE  only the report part, on TRACE (no workload runs)
 
 Targets (PASS/MISS): with a trace the workload takes <= 2x the store-only
@@ -52,6 +55,7 @@ ops=4000000
 stacks=none
 fold_budget=16M
 report_only=
+configs=store,trace,fold,both
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
     --stacks) stacks=$2; shift 2 ;;
     --fold-budget) fold_budget=$2; shift 2 ;;
     --report-only) report_only=$2; shift 2 ;;
+    --configs) configs=store,$2; shift 2 ;;
     *) echo "bench-history: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -125,7 +130,8 @@ if [ -n "$report_only" ]; then
 fi
 : >"$results"
 
-# run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms fold_wait_ns" to results.
+# run CONFIG THREADS: one run; appends "config threads events wall_ns cpu_ns process_ms proc_cpu_ms fold_wait_ns
+# bg_cpu_ns folded" to results.
 run() {
   local config=$1 threads=$2 out start end
   local -a env=(LD_PRELOAD="$library" MEMSCOPE_BUDGET=4G MEMSCOPE_STACK_METHOD="$stacks")
@@ -140,16 +146,16 @@ run() {
   cpu=$(grep '^cpu ' <<<"$out" | awk '{printf "%d", ($2 + $3) * 1000}')
   awk -v c="$config" -v t="$threads" -v p=$(( (end - start) / 1000000 )) -v pc="$cpu" '{
       for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      print c, t, v["events"], v["wall_ns"], v["cpu_ns"], p, pc, v["fold_wait_ns"] + 0
+      print c, t, v["events"], v["wall_ns"], v["cpu_ns"], p, pc, v["fold_wait_ns"] + 0, v["bg_cpu_ns"] + 0, v["folded"] + 0
     }' <<<"$line" >>"$results"
 }
 
+has() { [[ ",$configs," == *",$1,"* ]]; }
 for _ in $(seq "$reps"); do
   for threads in 1 2; do
-    run store "$threads"
-    run trace "$threads"
-    run fold "$threads"
-    run both "$threads"
+    for config in store trace fold both; do
+      if has "$config"; then run "$config" "$threads"; fi
+    done
   done
 done
 
@@ -159,10 +165,12 @@ printf 'bench-history: %s runs each, %s calls per thread, stacks %s\n' "$reps" "
 printf '%-8s %-7s %12s %10s %12s %14s\n' config threads events "wall ms" "process ms" "process cpu ms"
 for threads in 1 2; do
   for config in store trace fold both; do
+    has "$config" || continue
     printf '%-8s %-7s %12.0f %10.1f %12.0f %14.0f\n' "$config" "$threads" "$(field $config $threads 3)" \
       "$(awk -v x="$(field $config $threads 4)" 'BEGIN {print x / 1e6}')" "$(field $config $threads 6)" \
       "$(field $config $threads 7)"
   done
+  if has trace; then
   ratio=$(awk -v a="$(field trace $threads 4)" -v b="$(field store $threads 4)" 'BEGIN {printf "%.2f", a / b}')
   verdict=PASS
   awk -v r="$ratio" 'BEGIN {exit !(r <= 2.0)}' || { verdict=MISS; status=1; }
@@ -170,16 +178,26 @@ for threads in 1 2; do
   pratio=$(awk -v a="$(field trace $threads 6)" -v b="$(field store $threads 6)" 'BEGIN {printf "%.2f", a / b}')
   printf '  %s thread(s): trace / store whole-process time %sx (includes the writer catching up at exit)\n' \
     "$threads" "$pratio"
+  fi
+  if has fold; then
   fratio=$(awk -v a="$(field fold $threads 4)" -v b="$(field store $threads 4)" 'BEGIN {printf "%.2f", a / b}')
   verdict=PASS
   awk -v r="$fratio" 'BEGIN {exit !(r <= 1.3)}' || { verdict=MISS; status=1; }
   printf '  %s thread(s): fold (budget %s) / store wall time %sx (target <= 1.3x) %s\n' "$threads" "$fold_budget" \
     "$fratio" "$verdict"
+  printf '  %s thread(s): the folder'"'"'s CPU time per folded event %.1f ns; the workers'"'"' CPU per event: store %.1f ns, fold %.1f ns\n' \
+    "$threads" "$(awk -v c="$(field fold $threads 9)" -v n="$(field fold $threads 10)" 'BEGIN {print n ? c / n : 0}')" \
+    "$(awk -v c="$(field store $threads 5)" -v n="$(field store $threads 3)" 'BEGIN {print c / n}')" \
+    "$(awk -v c="$(field fold $threads 5)" -v n="$(field fold $threads 3)" 'BEGIN {print c / n}')"
+  fi
+  if has both; then
   bratio=$(awk -v a="$(field both $threads 4)" -v b="$(field store $threads 4)" 'BEGIN {printf "%.2f", a / b}')
   verdict=PASS
   awk -v r="$bratio" 'BEGIN {exit !(r <= 2.0)}' || { verdict=MISS; status=1; }
   printf '  %s thread(s): fold + trace / store wall time %sx (target <= 2x) %s\n' "$threads" "$bratio" "$verdict"
+  fi
   for config in fold both; do
+    has "$config" || continue
     worst=$(awk -v c="$config" -v t="$threads" '$1 == c && $2 == t && $8 > m {m = $8} END {printf "%.1f", m / 1e6}' \
       "$results")
     printf '  %s thread(s), %s: longest allocation stall waiting for a fold: worst %s ms, median %.1f ms\n' \
@@ -187,6 +205,8 @@ for threads in 1 2; do
   done
 done
 
-trace=$scratch/t2.trace
-trace_figures
+if has trace; then
+  trace=$scratch/t2.trace
+  trace_figures
+fi
 exit $status
