@@ -45,6 +45,7 @@
 #define MS_FOLD_POLL_NS 1000000u        /* the folder's idle poll */
 #define MS_FOLD_IDLE_POLLS 1000u        /* idle polls (1 s) after which the folder unmaps the arrays it keeps */
 #define MS_FOLD_WAIT_NS 20000u          /* a waiting thread's poll */
+#define MS_FOLD_QUIESCE_NS 100000000u   /* longest the folder waits for pops under way before unmapping a free chunk */
 #define MS_FOLD_WAIT_MAX_NS (5ull * 1000 * 1000 * 1000) /* a thread waits at most this long, then drops */
 #define MS_FOLD_TAG 0xfffu              /* free-list ABA tag in the low bits of a chunk address (page aligned) */
 #define MS_FOLD_FUTILE 50u               /* folds that free nothing before a waiting thread gives up and drops, */
@@ -57,6 +58,7 @@ static struct {
     uint64_t free_list;    /* (atomic) chunk address | tag, chained by chunk.next */
     uint64_t free_bytes;   /* (atomic) bytes of chunks on the free list */
     uint32_t waiting;      /* (atomic) threads waiting for room */
+    uint32_t popping;      /* (atomic) ms_fold_pop calls under way */
     uint32_t hold;         /* (atomic) in-process snapshots in progress: no fold starts */
     uint32_t busy;         /* (atomic) a fold is in progress */
     uint64_t ck_map;       /* bytes mapped for the current checkpoint (its budget share) */
@@ -79,23 +81,50 @@ static void nap(long ns)
     nanosleep(&ts, NULL);
 }
 
-/* Pops a free chunk (any thread; lock-free, the tag defeats ABA). NULL when empty. */
+/* Pops a free chunk (any thread; lock-free, the tag defeats ABA). NULL when
+ * empty. It counts itself in fs.popping: it may read the link of a chunk
+ * another pop took meanwhile, so the folder unmaps a chunk it took off the
+ * free list only once no pop is under way (pop_quiesce). */
 struct memscope_chunk *ms_fold_pop(void)
 {
-    uint64_t head = __atomic_load_n(&fs.free_list, __ATOMIC_ACQUIRE);
+    struct memscope_chunk *got = NULL;
+    uint64_t head;
 
+    __atomic_fetch_add(&fs.popping, 1, __ATOMIC_SEQ_CST);
+    head = __atomic_load_n(&fs.free_list, __ATOMIC_ACQUIRE);
     for (;;) {
         struct memscope_chunk *c = (struct memscope_chunk *)(uintptr_t)(head & ~(uint64_t)MS_FOLD_TAG);
         uint64_t next;
         if (!c)
-            return NULL;
+            break;
         next = __atomic_load_n(&c->next, __ATOMIC_RELAXED); /* stale if c was taken meanwhile: the CAS fails */
         if (__atomic_compare_exchange_n(&fs.free_list, &head, next | ((head + 1) & MS_FOLD_TAG), 1,
                                         __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
             __atomic_fetch_sub(&fs.free_bytes, c->map_size, __ATOMIC_RELAXED);
-            return c;
+            got = c;
+            break;
         }
     }
+    __atomic_fetch_sub(&fs.popping, 1, __ATOMIC_SEQ_CST);
+    return got;
+}
+
+/* Waits until no ms_fold_pop is under way (the folder, before unmapping a
+ * chunk it popped): a pop that started earlier may still read its link. At
+ * most MS_FOLD_QUIESCE_NS, whatever happens. */
+static void pop_quiesce(void)
+{
+    for (unsigned i = 0; i < MS_FOLD_QUIESCE_NS / MS_FOLD_WAIT_NS; i++) {
+        if (__atomic_load_n(&fs.popping, __ATOMIC_SEQ_CST) == 0)
+            return;
+        nap(MS_FOLD_WAIT_NS);
+    }
+}
+
+/* The free list holds a chunk. */
+static int free_chunks(void)
+{
+    return (__atomic_load_n(&fs.free_list, __ATOMIC_ACQUIRE) & ~(uint64_t)MS_FOLD_TAG) != 0;
 }
 
 static void push_free(struct memscope_chunk *c)
@@ -240,6 +269,28 @@ static int reusable(const struct ms_fold_cut *cuts, uint32_t ncuts, const struct
     return c->seq < seq && ms_trace_may_reuse(c);
 }
 
+/* Moves the checkpoint built at tmp (size bytes) into a mapping of its own of
+ * mapped bytes, whose budget the caller reserved (given back here on failure).
+ * Returns it, or NULL. */
+static struct memscope_checkpoint *place_checkpoint(const struct memscope_checkpoint *tmp, size_t size,
+                                                    uint64_t mapped)
+{
+    struct memscope_checkpoint *ck = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint64_t base = (uint64_t)(uintptr_t)tmp, to;
+
+    if (ck == MAP_FAILED) {
+        ms_budget_give(mapped);
+        return NULL;
+    }
+    to = (uint64_t)(uintptr_t)ck;
+    memcpy(ck, tmp, size);
+    ck->threads = ck->threads - base + to;
+    ck->blocks = ck->blocks - base + to;
+    if (ck->marks)
+        ck->marks = ck->marks - base + to;
+    return ck;
+}
+
 /* Folds about `target` bytes of the oldest chunks. Returns chunks freed, -2 when the
  * checkpoint would not fit in the budget, or -1. */
 static int fold_once(uint64_t target)
@@ -362,6 +413,7 @@ static int fold_once(uint64_t target)
             uint64_t size;
             if (reserved == ck_mapped || !(c = ms_fold_pop()))
                 break;
+            pop_quiesce();
             size = c->map_size;
             munmap(c, size);
             __atomic_fetch_sub(&r->chunk_bytes, size, __ATOMIC_RELAXED);
@@ -381,9 +433,20 @@ static int fold_once(uint64_t target)
             goto out;
         }
     }
-    /* Publish: fold_seq odd; the folded chunks unlinked; budget for the new
-     * checkpoint (unmapping folded chunks when nothing else is left); the
-     * checkpoint moved into the store and linked; fold_seq even. */
+    /* With its budget reserved whole (usually: the previous fold gave back
+     * the old checkpoint's), the checkpoint is moved into a mapping of its
+     * own before publication: readers retry while fold_seq is odd, so that
+     * window stays short. */
+    if (reserved == ck_mapped) {
+        ck = place_checkpoint(tmp, ck_size, ck_mapped);
+        if (!ck) {
+            fs.failed++; /* no memory: nothing is unlinked, the records stay for a later fold */
+            goto out;
+        }
+    }
+    /* Publish: fold_seq odd; the folded chunks unlinked; if need be the rest
+     * of the checkpoint's budget from them, and the checkpoint placed;
+     * linked; fold_seq even. */
     __atomic_fetch_add(&r->fold_seq, 1, __ATOMIC_SEQ_CST);
     {
         struct memscope_chunk *prev = NULL;
@@ -404,7 +467,7 @@ static int fold_once(uint64_t target)
             a = next;
         }
     }
-    while (reserved < ck_mapped && unlinked) { /* the rest of the checkpoint's budget, from unlinked chunks */
+    while (!ck && reserved < ck_mapped && unlinked) { /* the rest of the checkpoint's budget, from unlinked chunks */
         struct memscope_chunk *c = unlinked;
         uint64_t size = c->map_size, part = size < ck_mapped - reserved ? size : ck_mapped - reserved;
         unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
@@ -413,22 +476,13 @@ static int fold_once(uint64_t target)
         reserved += part; /* its budget passes to the checkpoint; the excess goes back */
         ms_budget_give(size - part);
     }
-    if (reserved < ck_mapped) /* cannot happen: the unlinked chunks were counted above */
-        ms_budget_force(ck_mapped - reserved);
-    ck = mmap(NULL, ck_mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ck == MAP_FAILED) {
-        ck = NULL;
-        ms_budget_give(reserved);
+    if (!ck) {
+        if (reserved < ck_mapped) /* cannot happen: the unlinked chunks were counted above */
+            ms_budget_force(ck_mapped - reserved);
+        ck = place_checkpoint(tmp, ck_size, ck_mapped);
     }
-    if (ck) {
-        uint64_t base = (uint64_t)(uintptr_t)tmp, to = (uint64_t)(uintptr_t)ck;
-        memcpy(ck, tmp, ck_size);
-        ck->threads = ck->threads - base + to;
-        ck->blocks = ck->blocks - base + to;
-        if (ck->marks)
-            ck->marks = ck->marks - base + to;
+    if (ck)
         __atomic_store_n(&r->checkpoint, (uint64_t)(uintptr_t)ck, __ATOMIC_RELEASE);
-    }
     while (unlinked) {
         struct memscope_chunk *c = unlinked;
         unlinked = (struct memscope_chunk *)(uintptr_t)c->thread_prev;
@@ -440,11 +494,13 @@ static int fold_once(uint64_t target)
          * chunks stay unlinked but their records are lost to the replay. */
         fs.failed++;
     }
-    if (old && ck) {
-        munmap(old, fs.ck_map);
-        ms_budget_give(fs.ck_map);
+    if (ck) {
+        if (old) {
+            munmap(old, fs.ck_map);
+            ms_budget_give(fs.ck_map);
+        }
+        fs.ck_map = ck_mapped;
     }
-    fs.ck_map = ck_mapped;
     fs.folds++;
     rc = (int)freed;
 out:
@@ -466,6 +522,7 @@ static uint64_t in_use(void)
 static void *folder_main(void *arg)
 {
     sigset_t all;
+    int barren = 0; /* the last fold freed no chunk */
     (void)arg;
 
     sigfillset(&all);
@@ -477,15 +534,19 @@ static void *folder_main(void *arg)
             ms_engine_big_keep(0); /* folding has stopped for now: give the memory back */
         uint64_t budget = __atomic_load_n(&memscope_store_root.budget_bytes, __ATOMIC_RELAXED);
         uint64_t used = in_use();
-        int waiting = __atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) != 0;
+        /* Threads waiting while free chunks are left have not yet run to take
+         * them (a loaded machine): no fold for them, and none counted futile. */
+        int waiting = __atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) != 0 && !free_chunks();
         if (used > budget / 8 * 5 || waiting) {
             __atomic_store_n(&fs.busy, 1, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&fs.hold, __ATOMIC_SEQ_CST) == 0) {
                 uint64_t goal = budget / 8 * 3, target = used > goal ? used - goal : budget / 8;
-                /* A thread waits for this fold: fold a little (about two chunks), so
-                 * that it waits for a short fold; the next, larger, fold follows at once. */
-                if (__atomic_load_n(&fs.waiting, __ATOMIC_ACQUIRE) && target > budget / 8)
-                    target = budget / 8;
+                /* Down to 3/8. A thread waits for this fold: fold an 1/8 (about two
+                 * chunks), so that it waits for a short fold; the rest follows at once
+                 * (smaller folds cost about the same per event: ~23 ns per folded
+                 * event for 1/8 or 1/4 of 16M; the per-fold work is ~0.2 ms). */
+                if (waiting && !barren && target > budget / 8)
+                    target = budget / 8; /* not after a fold that freed nothing (chunks the trace writer still needs) */
                 if (idle >= MS_FOLD_IDLE_POLLS)
                     ms_engine_big_keep(1);
                 idle = 0;
@@ -493,12 +554,13 @@ static void *folder_main(void *arg)
                 int freed = fold_once(target);
                 ms_trace_fold_end(traced);
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
+                barren = freed <= 0;
                 if (freed > 0) {
                     __atomic_store_n(&fs.starved, 0, __ATOMIC_RELEASE);
                     continue;
                 }
-                if (waiting) /* nothing finished to fold: waiters give up (and drop) */
-                    __atomic_fetch_add(&fs.futile, 1, __ATOMIC_RELEASE);
+                if (waiting && !free_chunks())
+                    __atomic_fetch_add(&fs.futile, 1, __ATOMIC_RELEASE); /* nothing finished to fold: waiters give up (and drop) */
             } else {
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
             }
@@ -636,5 +698,6 @@ void ms_fold_after_fork_child(void)
     fs.hold = 0;
     fs.busy = 0;
     fs.starved = 0;
+    fs.popping = 0; /* the forking thread was not popping; the others are gone */
 #endif
 }
