@@ -460,6 +460,7 @@ struct ms_sc_entry {
     uint8_t hot;                  /* a hit since the last conflicting miss */
     uint8_t kind;                 /* SC_LEARNED: SC_UNWOUND or SC_FP */
     uint8_t depth;                /* SC_LEARNED: frames of the stack (2..MS_SC_FRAMES) */
+    const uint64_t *frames;       /* SC_LEARNED: the stack's frames in the table */
     uint32_t off[MS_SC_FRAMES];   /* off[i] (i >= 1): SC_UNWOUND: frame i's return address is at sp + off[i];
                                      SC_FP: frame i's return address was read beside the frame pointer sp + off[i] */
 };
@@ -472,6 +473,13 @@ static inline struct ms_sc_entry *sc_slot(uint64_t ret, uint64_t sp)
 {
     uint64_t h = (ret ^ (sp * UINT64_C(0xff51afd7ed558ccd))) * UINT64_C(0x9e3779b97f4a7c15);
     return &sc[h >> (64 - MS_SC_BITS)];
+}
+
+/* Where stack id's frames lie in the table. */
+static inline const uint64_t *sc_frames(const struct memscope_stack_table *t, uint32_t id)
+{
+    const struct memscope_stack_entry *te = (const struct memscope_stack_entry *)(uintptr_t)t->entries + (id - 1);
+    return (const uint64_t *)(uintptr_t)t->frames + te->first;
 }
 
 static inline void sc_enter(void)
@@ -487,10 +495,9 @@ static inline void sc_leave(void)
 }
 
 /* The id of e's stack when the words at its positions still hold its frames, else 0. */
-static inline uint32_t sc_check(const struct memscope_stack_table *t, const struct ms_sc_entry *e, uint64_t sp)
+static inline uint32_t sc_check(const struct ms_sc_entry *e, uint64_t sp)
 {
-    const struct memscope_stack_entry *te = (const struct memscope_stack_entry *)(uintptr_t)t->entries + (e->id - 1);
-    const uint64_t *f = (const uint64_t *)(uintptr_t)t->frames + te->first;
+    const uint64_t *f = e->frames;
     uint32_t n = e->depth;
     uintptr_t lo, hi;
 
@@ -512,10 +519,9 @@ static inline uint32_t sc_check(const struct memscope_stack_table *t, const stru
  * stopped (the same return address into libc, or the depth); the loads here
  * do not wait on each other as the walk's do.
  */
-static inline uint32_t sc_check_fp(const struct memscope_stack_table *t, const struct ms_sc_entry *e, uint64_t sp)
+static inline uint32_t sc_check_fp(const struct ms_sc_entry *e, uint64_t sp)
 {
-    const struct memscope_stack_entry *te = (const struct memscope_stack_entry *)(uintptr_t)t->entries + (e->id - 1);
-    const uint64_t *f = (const uint64_t *)(uintptr_t)t->frames + te->first;
+    const uint64_t *f = e->frames;
     uint32_t n = e->depth;
     uintptr_t lo, hi;
     uint64_t diff;
@@ -533,7 +539,8 @@ static inline uint32_t sc_check_fp(const struct memscope_stack_table *t, const s
 }
 
 /* After a whole frame-pointer walk of stack id (pcs, fps, n) at key (pcs[0], sp): remembers it. */
-static void sc_note_fp(uint64_t sp, const uint64_t *pcs, const uint64_t *fps, uint32_t n, uint32_t id)
+static void sc_note_fp(const struct memscope_stack_table *t, uint64_t sp, const uint64_t *pcs, const uint64_t *fps,
+                       uint32_t n, uint32_t id)
 {
     struct ms_sc_entry *e = sc_slot(pcs[0], sp);
 
@@ -555,6 +562,7 @@ static void sc_note_fp(uint64_t sp, const uint64_t *pcs, const uint64_t *fps, ui
     e->ret = pcs[0];
     e->sp = sp;
     e->id = id;
+    e->frames = sc_frames(t, id);
     e->depth = (uint8_t)n;
     e->kind = SC_FP;
     e->hot = 0;
@@ -614,7 +622,8 @@ out:
 }
 
 /* After an unwound capture of stack id (pcs, n) at key (ret, sp): remembers the key, or learns the stack. */
-static void sc_note(uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id, int ended)
+static void sc_note(const struct memscope_stack_table *t, uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id,
+                    int ended)
 {
     struct ms_sc_entry *e = sc_slot(pcs[0], sp);
 
@@ -636,6 +645,7 @@ static void sc_note(uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id, i
         return;
     }
     e->id = id;
+    e->frames = sc_frames(t, id);
     e->depth = (uint8_t)n;
     e->kind = SC_UNWOUND;
     e->state = SC_LEARNED;
@@ -808,7 +818,7 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
             sc_debt--;
         struct ms_sc_entry *e = sc_slot(ret, sp);
         if (e->ret == ret && e->sp == sp && e->state == SC_LEARNED &&
-            (id = e->kind == SC_FP ? sc_check_fp(t, e, sp) : sc_check(t, e, sp)) != 0) {
+            (id = e->kind == SC_FP ? sc_check_fp(e, sp) : sc_check(e, sp)) != 0) {
             e->hot = 1;
             sc_leave();
             return id;
@@ -837,11 +847,11 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
             sc_enter();
 #ifdef MS_WITH_LIBUNWIND
             if (unwound)
-                sc_note(sp, pcs, n, id, n < stack_depth);
+                sc_note(t, sp, pcs, n, id, n < stack_depth);
             else
 #endif
             if (walked)
-                sc_note_fp(sp, pcs, fps, n, id);
+                sc_note_fp(t, sp, pcs, fps, n, id);
             sc_leave();
         }
         return id;
