@@ -437,14 +437,17 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
  * on every hit and compared found no difference in 1.2M hits (git, sort,
  * python3, g++, gdb, cmake, perl and the test suite).
  *
- * Direct-mapped, MS_SC_ENTRIES per thread; an entry that served a hit since
- * the last conflicting miss survives one more conflict (second chance).
+ * MS_SC_ENTRIES per thread, in sets of two (a key takes an empty entry of
+ * its set, else the least recently used): keys hash differently in every
+ * run (ASLR), and direct-mapped, two of a loop's few keys that met in one
+ * entry would evict each other on every call (4 keys in 32 entries: about
+ * one run in six; with sets of two, 3 keys must meet: about one in sixty).
  * Signals: the cache is used only while no other capture on this thread is
  * using it (sc_busy); a capture from a signal handler that interrupts one
  * goes around the cache.
  */
-#define MS_SC_BITS 5u
-#define MS_SC_ENTRIES (1u << MS_SC_BITS) /* entries per thread */
+#define MS_SC_SET_BITS 4u
+#define MS_SC_ENTRIES (2u << MS_SC_SET_BITS) /* entries per thread: 16 sets of 2 */
 #define MS_SC_FRAMES 16u    /* most frames of a cached stack */
 #define MS_SC_COST 256u     /* credit one learning costs (captures) */
 #define MS_SC_CREDIT 2048u  /* most credit a thread holds (it starts full) */
@@ -457,7 +460,7 @@ struct ms_sc_entry {
     uint64_t sp;                  /* the caller's stack pointer at the call (the hook's CFA) */
     uint32_t id;                  /* SC_LEARNED: the stack's id in the table */
     uint8_t state;                /* SC_EMPTY, SC_SEEN (unwound once), SC_LEARNED, SC_NEVER (cannot be cached) */
-    uint8_t hot;                  /* a hit since the last conflicting miss */
+    uint8_t hot;                  /* the most recently used of its set */
     uint8_t kind;                 /* SC_LEARNED: SC_UNWOUND or SC_FP */
     uint8_t depth;                /* SC_LEARNED: frames of the stack (2..MS_SC_FRAMES) */
     const uint64_t *frames;       /* SC_LEARNED: the stack's frames in the table */
@@ -469,10 +472,38 @@ static MS_TLS struct ms_sc_entry sc[MS_SC_ENTRIES];
 static MS_TLS uint32_t sc_busy; /* non-zero while a capture on this thread uses the cache */
 static MS_TLS uint32_t sc_debt; /* credit spent on learning, paid back by one per capture */
 
-static inline struct ms_sc_entry *sc_slot(uint64_t ret, uint64_t sp)
+/* The set (two entries) of key (ret, sp). */
+static inline struct ms_sc_entry *sc_set(uint64_t ret, uint64_t sp)
 {
     uint64_t h = (ret ^ (sp * UINT64_C(0xff51afd7ed558ccd))) * UINT64_C(0x9e3779b97f4a7c15);
-    return &sc[h >> (64 - MS_SC_BITS)];
+    return &sc[(h >> (64 - MS_SC_SET_BITS)) * 2];
+}
+
+/* The entry of key (ret, sp) in its set, or NULL. */
+static inline struct ms_sc_entry *sc_find(struct ms_sc_entry *set, uint64_t ret, uint64_t sp)
+{
+    if (set[0].ret == ret && set[0].sp == sp)
+        return &set[0];
+    if (set[1].ret == ret && set[1].sp == sp)
+        return &set[1];
+    return NULL;
+}
+
+/* Makes e the most recently used entry of its set. */
+static inline void sc_touch(struct ms_sc_entry *set, struct ms_sc_entry *e)
+{
+    set[0].hot = e == &set[0];
+    set[1].hot = e == &set[1];
+}
+
+/* The entry a new key takes: an empty one, else the least recently used. */
+static inline struct ms_sc_entry *sc_victim(struct ms_sc_entry *set)
+{
+    if (set[0].state == SC_EMPTY)
+        return &set[0];
+    if (set[1].state == SC_EMPTY)
+        return &set[1];
+    return set[0].hot ? &set[1] : &set[0];
 }
 
 /* Where stack id's frames lie in the table. */
@@ -542,18 +573,14 @@ static inline uint32_t sc_check_fp(const struct ms_sc_entry *e, uint64_t sp)
 static void sc_note_fp(const struct memscope_stack_table *t, uint64_t sp, const uint64_t *pcs, const uint64_t *fps,
                        uint32_t n, uint32_t id)
 {
-    struct ms_sc_entry *e = sc_slot(pcs[0], sp);
+    struct ms_sc_entry *set = sc_set(pcs[0], sp), *e = sc_find(set, pcs[0], sp);
 
     if (n < 2 || n > MS_SC_FRAMES)
         return;
-    if (e->ret != pcs[0] || e->sp != sp) {
-        if (e->hot) {
-            e->hot = 0;
-            return;
-        }
-    } else if (e->state == SC_LEARNED) {
+    if (!e)
+        e = sc_victim(set);
+    else if (e->state == SC_LEARNED)
         return; /* another stack met at the same place keeps its entry */
-    }
     for (uint32_t i = 1; i < n; i++) {
         if (fps[i] < sp || fps[i] - sp > UINT32_MAX - 16)
             return;
@@ -565,8 +592,8 @@ static void sc_note_fp(const struct memscope_stack_table *t, uint64_t sp, const 
     e->frames = sc_frames(t, id);
     e->depth = (uint8_t)n;
     e->kind = SC_FP;
-    e->hot = 0;
     e->state = SC_LEARNED;
+    sc_touch(set, e);
 }
 
 #ifdef MS_WITH_LIBUNWIND
@@ -625,16 +652,14 @@ out:
 static void sc_note(const struct memscope_stack_table *t, uint64_t sp, const uint64_t *pcs, uint32_t n, uint32_t id,
                     int ended)
 {
-    struct ms_sc_entry *e = sc_slot(pcs[0], sp);
+    struct ms_sc_entry *set = sc_set(pcs[0], sp), *e = sc_find(set, pcs[0], sp);
 
-    if (e->ret != pcs[0] || e->sp != sp) {
-        if (e->hot) {
-            e->hot = 0;
-            return;
-        }
+    if (!e) {
+        e = sc_victim(set);
         e->ret = pcs[0];
         e->sp = sp;
         e->state = SC_SEEN;
+        sc_touch(set, e);
         return;
     }
     if (e->state != SC_SEEN || n < 2 || n > MS_SC_FRAMES || sc_debt > MS_SC_CREDIT - MS_SC_COST)
@@ -816,10 +841,10 @@ uint32_t ms_stack_capture(uint64_t ret, uintptr_t frame)
         sc_enter();
         if (sc_debt)
             sc_debt--;
-        struct ms_sc_entry *e = sc_slot(ret, sp);
-        if (e->ret == ret && e->sp == sp && e->state == SC_LEARNED &&
-            (id = e->kind == SC_FP ? sc_check_fp(e, sp) : sc_check(e, sp)) != 0) {
-            e->hot = 1;
+        struct ms_sc_entry *set = sc_set(ret, sp), *e = sc_find(set, ret, sp);
+        if (e && e->state == SC_LEARNED && (id = e->kind == SC_FP ? sc_check_fp(e, sp) : sc_check(e, sp)) != 0) {
+            if (!e->hot)
+                sc_touch(set, e);
             sc_leave();
             return id;
         }
