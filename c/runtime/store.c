@@ -250,7 +250,7 @@ static struct memscope_chunk *link_chunk(struct ms_thread *t, void *map, uint64_
  * append takes a spare slot instead, and the interrupted one publishes it.
  * The outermost append (depth 1) writes its record in its own slot if that
  * slot exists (so no hole is left before slots handlers may have taken after
- * it), publishes, and then, with all signals blocked, maps the next chunk.
+ * it), blocks all signals, publishes, and then maps or takes the next chunk.
  */
 int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_t address, uint64_t size,
                          uint64_t time, uint32_t stack)
@@ -273,6 +273,11 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
         ms_store_count_dropped(t);
         return -1;
     }
+    /* Signals stay blocked until the next chunk is linked: finding one may
+     * take a while (mapping and populating it, or waiting for a fold), and a
+     * handler appending meanwhile could use up the old chunk's spare slots
+     * and lose events. Delivery waits for the switch instead. */
+    block_signals(&mask);
     if (written)
         ms_publish(t);
     else
@@ -302,8 +307,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
         }
     }
     if (reuse) {
-        block_signals(&mask);
-        /* Handlers that ran since the publish above may have filled spare
+        /* Handlers that ran before signals were blocked may have filled spare
          * slots: the old chunk's final count, stored before the next chunk is
          * linked (signals are blocked, so nothing more lands in it). A reader
          * that sees the next chunk sees the final count (fold.c relies on it). */
@@ -318,11 +322,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
             ms_budget_give(map_size);
             goto no_chunk;
         }
-        block_signals(&mask);
-        /* Handlers that ran since the publish above may have filled spare
-         * slots: the old chunk's final count, stored before the next chunk is
-         * linked (signals are blocked, so nothing more lands in it). A reader
-         * that sees the next chunk sees the final count (fold.c relies on it). */
+        /* As above: the old chunk's final count before the next is linked. */
         if (old) {
             uint64_t n = t->reserved < old_capacity ? t->reserved : old_capacity;
             __atomic_store_n(&old->count, n, __ATOMIC_RELEASE);
@@ -348,6 +348,7 @@ int ms_store_slow_append(struct ms_thread *t, uint64_t i, uint32_t kind, uint64_
     return 0;
 
 no_chunk:
+    restore_signals(&mask);
     if (written) {
         ms_publish(t);
         return 0; /* in a spare slot; the next append tries again */
