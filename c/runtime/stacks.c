@@ -45,10 +45,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef MS_WITH_LIBUNWIND
@@ -124,9 +126,57 @@ static void apply_config(const char *method, const char *depth, const char *budg
 static int stack_configured;
 static int early_state; /* 0: environment not read yet, 1: read */
 
+#ifdef MS_WITH_LIBUNWIND
+/*
+ * fork: libunwind keeps process-wide locks (its cache of unwind info); a
+ * fork while another thread holds one leaves the child's copy locked for
+ * ever, and the child's first unwind hangs. So, before fork, new unwinds
+ * are turned away (they take the caller only, as a nested capture does)
+ * and those in progress are waited out; after it, both sides go on.
+ */
+static uint32_t unwinders;  /* (atomic) threads inside libunwind */
+static uint32_t fork_gate;  /* (atomic) a fork is being prepared */
+
+/* Enters libunwind: 1, or 0 when a fork is being prepared (do not). */
+static int unwind_enter(void)
+{
+    if (__atomic_load_n(&fork_gate, __ATOMIC_ACQUIRE))
+        return 0;
+    __atomic_add_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&fork_gate, __ATOMIC_SEQ_CST)) {
+        __atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    return 1;
+}
+
+static void unwind_leave(void)
+{
+    __atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+}
+
+static void before_fork(void)
+{
+    __atomic_store_n(&fork_gate, 1, __ATOMIC_SEQ_CST);
+    /* Not this thread's own unwind (a handler forking from inside one): bounded, at most ~1 s. */
+    for (int i = 0; i < 50000 && !in_unwind && __atomic_load_n(&unwinders, __ATOMIC_SEQ_CST); i++) {
+        struct timespec nap = {0, 20000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+static void after_fork(void)
+{
+    __atomic_store_n(&fork_gate, 0, __ATOMIC_RELEASE);
+}
+#endif
+
 void ms_stack_configure(const char *method, const char *depth, const char *budget)
 {
     apply_config(method, depth, budget);
+#ifdef MS_WITH_LIBUNWIND
+    pthread_atfork(before_fork, after_fork, after_fork);
+#endif
     __atomic_store_n(&stack_configured, 1, __ATOMIC_RELEASE);
 }
 
@@ -381,13 +431,14 @@ static __attribute__((noinline)) uint32_t walk_unwind(uint64_t ret, uint64_t *pc
     void *buf[MEMSCOPE_STACK_MAX_DEPTH + 6];
     int got, i, start = -1;
 
-    if (in_unwind)
+    if (in_unwind || !unwind_enter())
         return 1;
     in_unwind = 1;
     __asm__ __volatile__("" ::: "memory");
     got = unw_backtrace(buf, (int)max + 5);
     __asm__ __volatile__("" ::: "memory");
     in_unwind = 0;
+    unwind_leave();
     for (i = 0; i < got && i < 6; i++) {
         if ((uint64_t)(uintptr_t)buf[i] == ret) {
             start = i;
@@ -610,6 +661,8 @@ static __attribute__((noinline)) int sc_learn(uint64_t sp0, const uint64_t *pcs,
     unw_save_loc_t saved;
     int k, rc = -1;
 
+    if (!unwind_enter())
+        return -1; /* a fork is being prepared: learn another time */
     in_unwind = 1; /* a capture meanwhile (a signal handler) does not enter libunwind */
     __asm__ __volatile__("" ::: "memory");
     if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
@@ -645,6 +698,7 @@ static __attribute__((noinline)) int sc_learn(uint64_t sp0, const uint64_t *pcs,
 out:
     __asm__ __volatile__("" ::: "memory");
     in_unwind = 0;
+    unwind_leave();
     return rc;
 }
 
