@@ -244,7 +244,14 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-int ms_frame_hidden(const struct memscope_frame *f)
+/* Whether function fn is the wrapper named name: equal, or equal up to the '(' of its parameters. */
+static int wrapper_is(const char *fn, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(fn, name, n) == 0 && (fn[n] == '\0' || fn[n] == '(');
+}
+
+int ms_frame_hidden(const struct memscope_frame *f, const char *const *alloc_fns)
 {
     static const char *const names[] = {"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign",
                                         "aligned_alloc", "memalign", "valloc", "pvalloc", "__libc_malloc",
@@ -259,6 +266,9 @@ int ms_frame_hidden(const struct memscope_frame *f)
         return 0;
     for (i = 0; names[i]; i++)
         if (strcmp(fn, names[i]) == 0)
+            return 1;
+    for (i = 0; alloc_fns && alloc_fns[i]; i++)
+        if (wrapper_is(fn, alloc_fns[i]))
             return 1;
     return strncmp(fn, "operator new", 12) == 0 || strncmp(fn, "__gnu_cxx::new_allocator", 24) == 0 ||
            strncmp(fn, "std::__new_allocator", 20) == 0 || strncmp(fn, "memscope_", 9) == 0;
@@ -305,7 +315,7 @@ static int symtab_build(struct symtab *sy, const struct ms_stacks *st, const uin
         if (sym->symbolize(sym->ctx, sy->pcs, sy->n, sy->fr) != 0)
             memset(sy->fr, 0, sy->n * sizeof(*sy->fr)); /* a failing symbolizer: addresses only */
         for (i = 0; i < sy->n; i++)
-            sy->hidden[i] = (uint8_t)ms_frame_hidden(&sy->fr[i]);
+            sy->hidden[i] = (uint8_t)ms_frame_hidden(&sy->fr[i], sym->alloc_fns);
     }
     return 0;
 }

@@ -157,7 +157,7 @@ static struct memscope_snapshot *snap_of(struct table_store *ts, struct memscope
 
 static char *render(struct memscope_snapshot *snap, enum memscope_group_by by, int *calls)
 {
-    struct memscope_symbolizer sym = {symbolize, calls};
+    struct memscope_symbolizer sym = {symbolize, calls, NULL};
     struct memscope_render_options o;
     char *out = NULL;
     size_t len = 0;
@@ -235,7 +235,7 @@ static void test_stacks_good_table(void **state)
     memscope_text_free(out);
 
     {
-        struct memscope_symbolizer sym = {symbolize, &calls};
+        struct memscope_symbolizer sym = {symbolize, &calls, NULL};
         struct memscope_render_options o;
         size_t len;
         memset(&o, 0, sizeof(o));

@@ -338,12 +338,17 @@ struct memscope_frame {
  * Fills out[i] for pcs[i], i < n (pcs sorted, distinct; each is a return
  * address: the call is at pc - 1). Returns 0; non-zero makes every frame
  * unknown. Frames whose module is libmemscope, libc or libstdc++, or whose
- * function is one of the malloc family or operator new, are the allocator's:
- * hidden from sites and folded stacks, marked in whole stacks.
+ * function is one of the malloc family or operator new (or named in
+ * alloc_fns), are the allocator's: hidden from sites and folded stacks,
+ * marked in whole stacks.
  */
 struct memscope_symbolizer {
     int (*symbolize)(void *ctx, const uint64_t *pcs, size_t n, struct memscope_frame *out);
     void *ctx;
+    /* The program's own allocation wrappers (xmalloc, my_alloc...), NULL-terminated, or NULL: hidden
+     * like malloc, so a site is their caller (massif's --alloc-fn). A name matches a frame's function
+     * exactly, or up to a '(' that begins its parameters (C++). */
+    const char *const *alloc_fns;
 };
 
 /* The stack table as a snapshot holds it. */
