@@ -45,4 +45,11 @@ int ms_parse_uint(const char *text, uint64_t *out);
  */
 int ms_parse_size(const char *text, uint64_t *out);
 
+#define MS_MAX_ALLOC_FNS 32 /* --alloc-fn options at most */
+
+/* The help line of --alloc-fn (inspect, report and run). */
+#define MS_ALLOC_FN_HELP                                                                                               \
+    "  --alloc-fn NAME    NAME is an allocation wrapper of the program (xmalloc...): hide it\n"                         \
+    "                     like malloc, so its callers are the sites (repeatable)\n"
+
 #endif /* MS_CLI_H */

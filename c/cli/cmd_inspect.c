@@ -62,6 +62,7 @@ static void print_help(FILE *out)
           "  --group-by KEY     'thread', 'label', 'size', 'site', 'stack' or 'none'\n"
           "  --sort KEY         'size' (default), 'count', 'time' or 'address'\n"
           "  --exact            exact byte counts beside the human-readable sizes\n"
+          MS_ALLOC_FN_HELP
           "  -h, --help         show this help and exit\n"
           "\n"
           "Exit status: 0; 1 when the core, its store or a file it names cannot be used\n"
@@ -174,6 +175,8 @@ int ms_cmd_inspect(int argc, char **argv)
         ms_error("out of memory");
         goto out;
     }
+    if (sym)
+        ms_symbolizer_set_alloc_fns(sym, v.alloc_fns);
     v.render.symbolizer = ms_symbolizer_engine(sym);
     if (v.view == MS_VIEW_OWN) { /* --stats */
         struct memscope_history_info hi;

@@ -47,6 +47,7 @@ static void print_help(FILE *out)
           "                     site: top by site), 'stack' or 'none'; sites and stacks show\n"
           "                     return addresses (the process's modules are gone)\n"
           "  --exact            exact byte counts beside the human-readable sizes\n"
+          MS_ALLOC_FN_HELP
           "  --strict           refuse a trace with any damaged or missing block\n"
           "  -h, --help         show this help and exit\n"
           "\n"
@@ -136,6 +137,8 @@ int ms_cmd_report(int argc, char **argv)
         ms_error("out of memory");
         goto out;
     }
+    if (sym)
+        ms_symbolizer_set_alloc_fns(sym, v.alloc_fns);
     v.render.symbolizer = sym ? ms_symbolizer_engine(sym) : NULL;
     if (ms_views_open_outputs(&v) != 0)
         goto out;

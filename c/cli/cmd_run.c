@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "report.h"
+#include "views.h"
 #include "child.h"
 
 static void print_help(FILE *out)
@@ -38,6 +39,7 @@ static void print_help(FILE *out)
           "                     'site' (allocation site: function, file:line, library) or\n"
           "                     'stack' (whole call stack)\n"
           "  --exact            show exact byte counts beside the human-readable sizes\n"
+          MS_ALLOC_FN_HELP
           "  --budget SIZE      memory the event store may use, e.g. 512M or 4G (default:\n"
           "                     the runtime's, 256M); beyond it the oldest events are folded\n"
           "  --trace FILE       also write the whole event history to FILE as it is recorded\n"
@@ -66,6 +68,7 @@ enum {
     OPT_TOP,
     OPT_GROUP_BY,
     OPT_EXACT,
+    OPT_ALLOC_FN,
     OPT_BUDGET,
     OPT_TRACE,
 };
@@ -76,6 +79,7 @@ static const struct option long_options[] = {
     {"top", required_argument, NULL, OPT_TOP},
     {"group-by", required_argument, NULL, OPT_GROUP_BY},
     {"exact", no_argument, NULL, OPT_EXACT},
+    {"alloc-fn", required_argument, NULL, OPT_ALLOC_FN},
     {"budget", required_argument, NULL, OPT_BUDGET},
     {"trace", required_argument, NULL, OPT_TRACE},
     {"help", no_argument, NULL, 'h'},
@@ -132,6 +136,17 @@ static int parse_options(int argc, char **argv, struct run_options *o)
         case OPT_EXACT:
             o->report.render.exact_bytes = 1;
             break;
+        case OPT_ALLOC_FN: {
+            size_t n = 0;
+            while (o->report.alloc_fns[n])
+                n++;
+            if (n == MS_MAX_ALLOC_FNS)
+                return -ms_usage_error("run", "at most %d --alloc-fn options", MS_MAX_ALLOC_FNS);
+            if (!optarg[0])
+                return -ms_usage_error("run", "--alloc-fn needs a function name");
+            o->report.alloc_fns[n] = optarg;
+            break;
+        }
         case OPT_BUDGET:
             if (ms_parse_size(optarg, &value) < 0 || value == 0)
                 return -ms_usage_error("run", "--budget takes a size such as 512M or 4G, not '%s'", optarg);

@@ -180,6 +180,8 @@ int ms_symbolizer_new(struct ms_core *core, struct ms_symbolizer **out);
  * when set holds none (addresses stay addresses). Returns 0 or -ENOMEM.
  */
 int ms_symbolizer_for_modules(const char *name, const struct memscope_modules *set, struct ms_symbolizer **out);
+/* The program's allocation wrappers (--alloc-fn), NULL-ended, kept by pointer: hidden like malloc. */
+void ms_symbolizer_set_alloc_fns(struct ms_symbolizer *s, const char *const *names);
 const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s);
 void ms_symbolizer_free(struct ms_symbolizer *s);
 /* Why a file the frames needed could not be read (the first one), or NULL. */

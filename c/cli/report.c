@@ -178,8 +178,10 @@ int ms_report_image(const char *path, const char *what, const struct ms_report_o
     {
         struct ms_report_options named = *options;
         struct ms_symbolizer *sym = image_symbolizer(path);
-        if (sym)
+        if (sym) {
+            ms_symbolizer_set_alloc_fns(sym, options->alloc_fns);
             named.render.symbolizer = ms_symbolizer_engine(sym);
+        }
         rc = ms_report_history(history, &named);
         if (rc == 0 && sym && ms_symbolizer_warning(sym) && (named.render.group_by == MEMSCOPE_GROUP_SITE || named.render.group_by == MEMSCOPE_GROUP_STACK))
             ms_error("warning: %s; frames in it show module+offset", ms_symbolizer_warning(sym));

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "cli.h"
 #include "memscope/engine.h"
 
 struct ms_report_options {
@@ -16,6 +17,7 @@ struct ms_report_options {
     const char *json_name;                 /* how to name json_file in messages */
     int json_only;                         /* non-zero: no text (the JSON goes to stdout) */
     const char *title;                     /* a line printed above the text, or NULL */
+    const char *alloc_fns[MS_MAX_ALLOC_FNS + 1]; /* --alloc-fn NAME...: the program's allocation wrappers, NULL-ended */
 };
 
 /*

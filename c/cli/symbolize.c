@@ -768,6 +768,11 @@ int ms_symbolizer_new(struct ms_core *core, struct ms_symbolizer **out)
     return 0;
 }
 
+void ms_symbolizer_set_alloc_fns(struct ms_symbolizer *s, const char *const *names)
+{
+    s->engine.alloc_fns = names && names[0] ? names : NULL;
+}
+
 const struct memscope_symbolizer *ms_symbolizer_engine(struct ms_symbolizer *s)
 {
     return &s->engine;

@@ -232,6 +232,17 @@ static int take_option(struct ms_views *v, int c, int argc, char **argv)
     case MS_OPT_EXACT:
         v->render.exact_bytes = 1;
         return 0;
+    case MS_OPT_ALLOC_FN: {
+        size_t given = 0;
+        while (v->alloc_fns[given])
+            given++;
+        if (given == MS_MAX_ALLOC_FNS)
+            return ms_usage_error(v->cmd, "at most %d --alloc-fn options", MS_MAX_ALLOC_FNS);
+        if (!optarg[0])
+            return ms_usage_error(v->cmd, "--alloc-fn needs a function name");
+        v->alloc_fns[given] = optarg;
+        return 0;
+    }
     default:
         return -1;
     }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "memscope/engine.h"
 
 /* getopt_long codes of the shared options; a subcommand numbers its own from MS_OPT_VIEWS_END. */
@@ -37,6 +38,7 @@ enum {
     MS_OPT_GROUP_BY,
     MS_OPT_SORT,
     MS_OPT_EXACT,
+    MS_OPT_ALLOC_FN,
     MS_OPT_VIEWS_END,
 };
 
@@ -46,7 +48,8 @@ enum {
         {"at", required_argument, NULL, MS_OPT_AT}, {"at-event", required_argument, NULL, MS_OPT_AT_EVENT},            \
         {"diff", required_argument, NULL, MS_OPT_DIFF}, {"timeline", optional_argument, NULL, MS_OPT_TIMELINE},        \
         {"json", required_argument, NULL, MS_OPT_JSON}, {"top", required_argument, NULL, MS_OPT_TOP},                  \
-        {"group-by", required_argument, NULL, MS_OPT_GROUP_BY}, {"exact", no_argument, NULL, MS_OPT_EXACT}
+        {"group-by", required_argument, NULL, MS_OPT_GROUP_BY}, {"exact", no_argument, NULL, MS_OPT_EXACT},           \
+        {"alloc-fn", required_argument, NULL, MS_OPT_ALLOC_FN}
 
 /* The "Where" section of both subcommands' --help. */
 extern const char ms_views_help_where[];
@@ -87,6 +90,7 @@ struct ms_views {
     const char *json_path;    /* --json FILE, or NULL */
     const char *folded_path;  /* --folded FILE, or NULL */
     struct memscope_render_options render; /* --top, --group-by, --by, --sort, --exact (and the symbolizer) */
+    const char *alloc_fns[MS_MAX_ALLOC_FNS + 1]; /* --alloc-fn NAME...: the program's allocation wrappers, NULL-ended */
 
     /* Filled by ms_views_open_outputs. */
     struct ms_view_output json, folded; /* opened destinations */
