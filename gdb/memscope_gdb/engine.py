@@ -102,7 +102,8 @@ SYMBOLIZE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ct
 class Symbolizer(ctypes.Structure):
     """struct memscope_symbolizer."""
 
-    _fields_ = [("symbolize", SYMBOLIZE_FN), ("ctx", ctypes.c_void_p)]
+    _fields_ = [("symbolize", SYMBOLIZE_FN), ("ctx", ctypes.c_void_p),
+                ("alloc_fns", ctypes.POINTER(ctypes.c_char_p))]  # NULL-ended names, or NULL
 
 
 class StacksInfo(ctypes.Structure):

@@ -10,6 +10,7 @@ tree, or in the install's lib directory when this is an installed copy
 """
 
 import os
+import re
 
 import gdb
 
@@ -87,6 +88,36 @@ Example: set memscope engine-library /opt/memscope/lib/libmemscope-engine.so"""
             return "(automatic: not found)"
 
 
+class AllocFns(gdb.Parameter):
+    """The program's own allocation wrappers, hidden like malloc in sites and stacks.
+
+A list of function names separated by commas or spaces (xmalloc, my_alloc,
+Pool::get): a frame in one of them is the allocator's, so the site of a
+block is the wrapper's caller (as massif's --alloc-fn). Empty by default.
+Example: set memscope alloc-fns xmalloc,xcalloc,xrealloc"""
+
+    set_doc = "Set the program's allocation wrappers for memscope's sites."
+    show_doc = "Show the program's allocation wrappers for memscope's sites."
+    instance = None
+
+    def __init__(self):
+        super().__init__("memscope alloc-fns", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = ""
+        AllocFns.instance = self
+
+    def get_set_string(self):
+        return ""
+
+    def get_show_string(self, svalue):
+        return svalue or "(none)"
+
+
+def alloc_fns():
+    """The names `set memscope alloc-fns` gave, as a list of str."""
+    value = AllocFns.instance.value if AllocFns.instance else ""
+    return [name for name in re.split(r"[,\s]+", value or "") if name]
+
+
 def _default_dirs():
     dirs = list(_state["engine_dirs"])
     for objfile in gdb.objfiles():
@@ -152,3 +183,4 @@ def register():
     SetMemscope()
     ShowMemscope()
     EngineLibrary()
+    AllocFns()

@@ -19,6 +19,7 @@ import re
 import gdb
 
 from . import engine as eng
+from . import settings
 
 _cache = {}   # pc -> (function, file, line, module) as bytes / int, for this stop
 _keep = []    # the bytes handed to C during one render
@@ -95,8 +96,15 @@ _SYMBOLIZER = eng.Symbolizer(_FN, None)
 
 
 def attach(opts):
-    """Points a RenderOptions at GDB's symbolizer; returns opts."""
+    """Points a RenderOptions at GDB's symbolizer (with `set memscope alloc-fns`); returns opts."""
     _keep.clear()
+    names = [name.encode() for name in settings.alloc_fns()]
+    if names:
+        array = (ctypes.c_char_p * (len(names) + 1))(*names, None)
+        _keep.append(array)  # alive while the engine renders
+        _SYMBOLIZER.alloc_fns = ctypes.cast(array, ctypes.POINTER(ctypes.c_char_p))
+    else:
+        _SYMBOLIZER.alloc_fns = None
     opts.symbolizer = ctypes.addressof(_SYMBOLIZER)
     return opts
 
