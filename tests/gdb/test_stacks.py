@@ -299,7 +299,28 @@ def case_diff(paths):
     check_equal(doc["group_by"], "stack", "diff JSON group_by")
 
 
-CASES = {"help": case_help, "diff": case_diff, "core": case_core, "stack-block": case_stack_block, "cxx": case_cxx}
+def case_alloc_fns(paths):
+    """set memscope alloc-fns: a named wrapper is hidden like malloc, its callers become the sites."""
+    result = run_gdb(paths, prelude(paths, None) + [
+        "set memscope alloc-fns site_leaf, site_calloc",
+        "capture show show memscope alloc-fns",
+        "capture wrapped memscope-top 50 --by site --exact",
+        "set memscope alloc-fns",
+        "capture plain memscope-top 50 --by site --exact"], env=env(paths), program=paths.sites["nofp"])
+    result.no_traceback()
+    check_equal(result.output("show").strip().rstrip("."), "site_leaf, site_calloc", "show memscope alloc-fns")
+    wrapped = {r["function"]: (int(r["blocks"]), exact_bytes(r["size"])) for r in table_rows(result.output("wrapped"))}
+    plain = {r["function"]: (int(r["blocks"]), exact_bytes(r["size"])) for r in table_rows(result.output("plain"))}
+    check("site_leaf" not in wrapped and "site_calloc" not in wrapped, "wrappers still sites:\n" + result.output("wrapped"))
+    check_equal(wrapped.get("site_middle"), plain["site_leaf"], "site_leaf's blocks now at its caller site_middle")
+    check_equal(wrapped.get("main", (0, 0))[1] - plain.get("main", (0, 0))[1], plain["site_calloc"][1],
+                "site_calloc's bytes now at its caller main")
+    check_equal(sum(b for _, b in wrapped.values()), sum(b for _, b in plain.values()), "same live bytes in all")
+    check_equal(wrapped["site_thread_alloc"], plain["site_thread_alloc"], "other sites unchanged")
+
+
+CASES = {"help": case_help, "diff": case_diff, "core": case_core, "stack-block": case_stack_block, "cxx": case_cxx,
+         "alloc-fns": case_alloc_fns}
 for _method in ("auto", "unwind", "fp", "caller"):
     for _variant in ("fp", "nofp"):
         CASES["sites-%s-%s" % (_method, _variant)] = make_sites_case(_method, _variant)

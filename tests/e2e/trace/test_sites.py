@@ -5,7 +5,7 @@ mappings written beside the exit image) and `memscope report` of a trace
 on disk, and say so when a file is missing or was rebuilt.
 
 Usage: test_sites.py CASE MEMSCOPE SITES OTHER WORKDIR
-  CASE: named / rebuilt / missing; SITES is the stack_sites_nofp fixture (run
+  CASE: named / rebuilt / missing / alloc_fn; SITES is the stack_sites_nofp fixture (run
   with "leak": its blocks stay live at exit), OTHER another program (a file
   with another build-id). Exits 0 on success, 1 on failure.
 """
@@ -95,6 +95,24 @@ def case_named(ms, sites, other, work):
     frames = [f for s in doc["stacks"].values() for f in s["frames"]]
     if not any(f.get("function") == "site_middle" for f in frames):
         raise Failure("no frame names site_middle (site_leaf's caller)")
+
+
+def case_alloc_fn(ms, sites, other, work):
+    """--alloc-fn: named wrappers are hidden like malloc; their callers are the sites (run and report alike)."""
+    trace, wrap = os.path.join(work, "t.trace"), ["--alloc-fn", "site_leaf", "--alloc-fn", "site_calloc"]
+    p = run([ms, "run", "--trace", trace, "--group-by", "site", "--exact", "--top", "50"] + wrap + ["--", sites, "leak"])
+    for text, what in ((p.stdout, "memscope run"),
+                       (report(ms, trace, "--group-by", "site", "--exact", "--top", "50", *wrap).stdout, "memscope report")):
+        rows = site_rows(text)
+        if "site_leaf" in rows or "site_calloc" in rows:
+            raise Failure(f"{what}: the wrappers are still sites: {rows}")
+        if rows.get("site_middle", (0, 0))[:2] != (4000, 4) or rows.get("main", (0, 0))[:2] != (500, 1):
+            raise Failure(f"{what}: site_leaf's 4000 B should be at site_middle, site_calloc's 500 B at main: {rows}")
+        if rows.get("site_thread_alloc", (0, 0))[:2] != (4500, 3):
+            raise Failure(f"{what}: other sites should not move: {rows}")
+    bad = subprocess.run([ms, "report", trace, "--alloc-fn", ""], capture_output=True, text=True)
+    if bad.returncode != 2 or "--alloc-fn needs a function name" not in bad.stderr:
+        raise Failure(f"an empty --alloc-fn: exit {bad.returncode}, {bad.stderr!r}")
 
 
 def copy_program(sites, work):
