@@ -22,20 +22,14 @@
 #include "fold.h"
 #include "memscope/trace.h"
 #include "trace_codec.h"
+#include "trace_test_files.h"
 
 #define CK_ADDR UINT64_C(0x30000)
 
-static char path[64];
-
 static int setup(void **state)
 {
-    snprintf(path, sizeof(path), "/tmp/ms_test_trace_ck_%d.trace", (int)getpid());
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    unlink(path);
+    (void)state;
+    trace_file_setup("trace_ck");
     return 0;
 }
 
@@ -183,19 +177,7 @@ static void test_trace_checkpoint_roundtrip(void **state)
         memscope_text_free(b);
     }
     /* Written again from the trace's own history: the same bytes. */
-    {
-        char path2[80];
-        snprintf(path2, sizeof(path2), "%s.2", path);
-        assert_int_equal(memscope_history_write_trace(t, path2, &err), 0);
-        FILE *f1 = fopen(path, "rb"), *f2 = fopen(path2, "rb");
-        char b1[8192], b2[8192];
-        size_t n1 = fread(b1, 1, sizeof(b1), f1), n2 = fread(b2, 1, sizeof(b2), f2);
-        fclose(f1);
-        fclose(f2);
-        unlink(path2);
-        assert_int_equal(n1, n2);
-        assert_memory_equal(b1, b2, n1);
-    }
+    check_rewrites_same_bytes(t);
     memscope_history_close(h);
     memscope_history_close(t);
     fs_delete(s);
@@ -218,16 +200,6 @@ static long block_at(uint16_t type)
     }
     fclose(f);
     return found;
-}
-
-static void poke(long off, uint8_t x)
-{
-    int fd = open(path, O_RDWR);
-    uint8_t b;
-    assert_true(pread(fd, &b, 1, off) == 1);
-    b ^= x;
-    assert_true(pwrite(fd, &b, 1, off) == 1);
-    close(fd);
 }
 
 /* A damaged CHECKPOINT or CHECKPOINT_BLOCKS block: the events alone, with a warning naming the checkpoint; strict refuses. */
@@ -258,15 +230,6 @@ static void test_trace_checkpoint_damaged_blocks(void **state)
         assert_int_equal(ti.events, 5); /* the retained events, replayed from nothing */
         memscope_history_close(t);
     }
-}
-
-/* Appends a block built from raw (stored as is) to f. */
-static void put_raw_block(FILE *f, uint16_t type, uint64_t seq, const void *raw, size_t len)
-{
-    static uint8_t out[1 << 16];
-    size_t n = ms_trace_block_build(type, seq, raw, len, NULL, 0, out);
-    assert_true(n > 0 && n <= sizeof(out));
-    assert_int_equal(fwrite(out, 1, n, f), n);
 }
 
 /*
