@@ -549,10 +549,45 @@ uint64_t ms_threads_seen(const struct memscope_history *h, const uint8_t *seen)
     return n;
 }
 
-/* Builds the snapshot object from a finished replay. */
-static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struct memscope_snapshot **out)
+/* What a snapshot is built from: a finished replay's figures and live table. */
+struct state {
+    struct memscope_stats st;               /* summary figures (active_allocations, threads, dropped set here) */
+    const struct memscope_thread_stats *th; /* per dense thread */
+    const uint8_t *seen;                    /* per dense thread: recorded an event */
+    const struct table *live;               /* live blocks */
+};
+
+/* The state a finished replay leaves. */
+static struct state state_of(const struct replay *r)
 {
-    const struct memscope_history *h = r->h;
+    struct state x = {r->st, r->th, r->seen, &r->live};
+    return x;
+}
+
+/* Copies block sl into b; a valid label is left as its text index + 1, marked in labelmap. */
+static void put_block(const struct memscope_history *h, const struct slot *sl, struct ms_block *b, uint32_t *labelmap)
+{
+    b->address = sl->address;
+    b->size = sl->size;
+    b->time = sl->time;
+    b->thread = h->threads[sl->thread].serial;
+    b->label = 0;
+    b->stack = sl->stack;
+    if (sl->label && sl->label <= h->ntexts) {
+        b->label = sl->label;
+        labelmap[sl->label] = 1;
+    }
+}
+
+/*
+ * Builds the snapshot object from state x. Labels are numbered in the order
+ * of their texts, not in the order the table happens to hold their blocks:
+ * the same blocks give the same snapshot however the table came to hold them.
+ */
+static int build_snapshot(const struct memscope_history *h, struct state *x, enum memscope_point_kind kind,
+                          struct memscope_snapshot **out)
+{
+    const struct table *live = x->live;
     struct memscope_snapshot *s = NULL;
     struct ms_block *tmp = NULL;
     uint32_t *labelmap = NULL;
@@ -563,51 +598,45 @@ static int build_snapshot(struct replay *r, enum memscope_point_kind kind, struc
     if (!s)
         goto fail;
     for (i = 0; i < h->nthreads; i++)
-        nthreads += r->seen[i];
-    r->st.active_allocations = r->live.used;
-    r->st.threads = ms_threads_seen(h, r->seen); /* the exited threads' row counts as the threads it holds */
-    r->st.dropped_events = h->dropped_events;
-    s->stats = r->st;
+        nthreads += x->seen[i] != 0;
+    x->st.threads = ms_threads_seen(h, x->seen); /* the exited threads' row counts as the threads it holds */
+    x->st.dropped_events = h->dropped_events;
     s->point_kind = kind;
     s->pid = h->pid;
     s->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*s->threads));
-    s->blocks = ms_engine_big_alloc(r->live.used * sizeof(*s->blocks), 0);
+    s->blocks = ms_engine_big_alloc(live->used * sizeof(*s->blocks), 0);
     labelmap = ms_engine_calloc(h->ntexts + 1, sizeof(*labelmap));
     if (!s->threads || !s->blocks || !labelmap)
         goto fail;
     for (i = 0, k = 0; i < h->nthreads; i++) {
-        if (!r->seen[i])
+        if (!x->seen[i])
             continue;
-        s->threads[k] = r->th[i];
+        s->threads[k] = x->th[i];
         s->threads[k].thread = h->threads[i].serial;
         s->threads[k].tid = h->threads[i].tid;
         k++;
     }
     s->nthreads = nthreads;
-    s->merged = nthreads && h->threads[0].serial == 0 && r->seen[0] ? h->ck.merged : 0;
+    s->merged = nthreads && h->threads[0].serial == 0 && x->seen[0] ? h->ck.merged : 0;
     /* Live blocks, and the labels they use (label = text index + 1). */
-    for (i = 0, k = 0; i <= r->live.mask; i++) {
-        const struct slot *sl = &r->live.slots[i];
-        struct ms_block *b;
-        if (!sl->address)
-            continue;
-        b = &s->blocks[k++];
-        b->address = sl->address;
-        b->size = sl->size;
-        b->time = sl->time;
-        b->thread = h->threads[sl->thread].serial;
-        b->label = 0;
-        b->stack = sl->stack;
-        if (sl->label && sl->label <= h->ntexts) {
-            if (!labelmap[sl->label]) {
-                const struct ms_text *t = &h->texts[sl->label - 1];
-                labelmap[sl->label] = (uint32_t)nlabels++;
-                pool_len += strlen(h->pool + t->name) + 1 + strlen(h->pool + t->type) + 1;
-            }
-            b->label = labelmap[sl->label];
-        }
+    for (i = 0, k = 0; i <= live->mask; i++) {
+        const struct slot *sl = &live->slots[i];
+        if (sl->address)
+            put_block(h, sl, &s->blocks[k++], labelmap);
     }
+    for (i = 1; i <= h->ntexts; i++) {
+        const struct ms_text *t = &h->texts[i - 1];
+        if (!labelmap[i])
+            continue;
+        labelmap[i] = (uint32_t)nlabels++;
+        pool_len += strlen(h->pool + t->name) + 1 + strlen(h->pool + t->type) + 1;
+    }
+    if (nlabels > 1)
+        for (i = 0; i < k; i++)
+            s->blocks[i].label = labelmap[s->blocks[i].label];
     s->nblocks = k;
+    x->st.active_allocations = k;
+    s->stats = x->st;
     s->labels = ms_engine_calloc(nlabels, sizeof(*s->labels));
     s->pool = ms_engine_alloc(pool_len ? pool_len : 1);
     tmp = ms_engine_big_alloc(k * sizeof(*tmp), 0);
@@ -854,9 +883,10 @@ MS_API int memscope_history_snapshot(const struct memscope_history *history, con
         return rc;
     rc = run(&r, n);
     if (rc == 0) {
-        r.st.time_ns = t;
-        r.st.events = n + history->ck.folded_events;
-        rc = build_snapshot(&r, at->kind, out);
+        struct state x = state_of(&r);
+        x.st.time_ns = t;
+        x.st.events = n + history->ck.folded_events;
+        rc = build_snapshot(history, &x, at->kind, out);
     }
     replay_free(&r);
     return rc;
