@@ -133,6 +133,7 @@ struct ms_live {
     uint32_t thread;  /* dense index of the allocating thread */
     uint32_t label;   /* history text index + 1, 0: none */
     uint32_t stack;   /* call stack id, 0: none */
+    uint32_t gen;     /* the at-peak replay's generation (replay.c), unused elsewhere; fills what was padding */
 };
 
 /* A mark folded into the checkpoint, in host form. */
@@ -262,6 +263,18 @@ int ms_history_find_point(const struct memscope_history *h, const struct memscop
 typedef void (*ms_replay_fn)(void *arg, uint64_t index, const struct ms_event *e, const struct memscope_stats *st);
 int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn, void *arg,
                    struct memscope_stats *out);
+
+/*
+ * The snapshot at the peak (memscope_history_snapshot at MEMSCOPE_AT_PEAK) in
+ * one replay: blocks live at the peak and released or relabelled after it are
+ * set aside, at most keep_max of them (MS_PEAK_KEEP_ALL: the replay's own
+ * bound, see replay.c); past that it replays a second time up to the peak.
+ * *passes (if not NULL) gets the replays made. Returns 0, -ERANGE (the peak
+ * lies before the checkpoint horizon) or -ENOMEM.
+ */
+#define MS_PEAK_KEEP_ALL SIZE_MAX
+int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struct memscope_snapshot **out,
+                        int *passes);
 
 /* ---- snapshots ---- */
 

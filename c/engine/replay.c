@@ -26,6 +26,19 @@
  * slots probed through their control bytes, see struct table) and grown by
  * doubling; the slot of an event a few places ahead is prefetched to hide
  * cache misses.
+ *
+ * At the peak: when the peak was first reached is known only once the whole
+ * history is replayed, so the snapshot there used to take two replays (one to
+ * find the peak, one up to it). The at-peak replay (struct keep) goes once to
+ * the end and keeps what it needs to give back the state of the latest new
+ * peak: the figures, copied at each new peak (a few words); each thread's
+ * figures, copied the first time they change after it; and each block live
+ * at it, set aside the first time it is released or relabelled after it.
+ * Blocks carry the generation (one per new peak) they were born or changed
+ * in, so the blocks live at the peak are those of the table from older
+ * generations plus those set aside. What is set aside is bounded by the
+ * blocks live at the peak, which the table held at once; it is capped (see
+ * keep_gone) and past the cap the snapshot is taken by a second replay.
  */
 #include <errno.h>
 #include <string.h>
@@ -40,6 +53,25 @@
 #define COLD static __attribute__((noinline, cold))
 
 #define slot ms_live /* internal.h: the checkpoint's blocks have the table's layout */
+
+/*
+ * The at-peak replay's bookkeeping (see the file comment): the state right
+ * after the latest new peak's event is the replay's, except for what changed
+ * since, which is kept here as it was.
+ */
+struct keep {
+    uint32_t gen;                        /* the current generation, one more at each new peak */
+    int lost;                            /* since the latest peak, gone overflowed: that state is not kept */
+    int wrapped;                         /* gen wrapped (2^32 peaks): no state is kept */
+    struct memscope_stats st;            /* the figures right after the latest peak's event */
+    struct slot *gone;                   /* blocks live at the latest peak, as they were, since released or relabelled */
+    size_t ngone;                        /* entries */
+    size_t capgone;                      /* entries allocated */
+    size_t max;                          /* most entries gone may hold (keep_gone) */
+    uint32_t *th_gen;                    /* per dense thread: the generation th_at was taken in */
+    struct memscope_thread_stats *th_at; /* per dense thread: its figures at the latest peak, when th_gen == gen */
+    uint8_t *seen_at;                    /* per dense thread: its seen flag then, likewise */
+};
 
 /* A block a REALLOC_FREE set aside, per thread. */
 struct stash {
@@ -259,9 +291,85 @@ struct replay {
     unsigned nskip;                    /* entries in skip */
     ms_replay_fn each;                 /* called after each event (ms_replay_each), or NULL */
     void *each_arg;                    /* its argument */
+    struct keep *keep;                 /* the at-peak replay's bookkeeping, or NULL */
 };
 
-HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner)
+/*
+ * The at-peak replay's hooks. The functions below take `keep` as a constant
+ * (the at-peak replay is run_events instantiated with keep = 1), so the other
+ * replays carry none of this; the cold paths test r->keep.
+ */
+
+/* Thread t's figures (or seen flag) are about to change: the first change
+ * since the latest peak copies them. */
+HOT void keep_thread(struct replay *r, uint32_t t)
+{
+    struct keep *k = r->keep;
+
+    if (__builtin_expect(k->th_gen[t] != k->gen, 0)) {
+        k->th_gen[t] = k->gen;
+        k->th_at[t] = r->th[t];
+        k->seen_at[t] = r->seen[t];
+    }
+}
+
+/*
+ * Sets block s aside as it is (it was live at the latest peak and is about to
+ * be released or relabelled). gone holds at most k->max entries, and never
+ * more than half the live table's slots: at most the blocks live at the peak,
+ * which the table held at once, so this cannot make the replay need more than
+ * about half again its table's memory. Past the cap, or when memory runs out,
+ * the peak's state is lost (a second replay takes the snapshot).
+ */
+COLD void keep_gone(struct replay *r, const struct slot *s)
+{
+    struct keep *k = r->keep;
+    size_t max = k->max < (r->live.mask + 1) / 2 ? k->max : (r->live.mask + 1) / 2;
+
+    if (k->lost)
+        return;
+    if (k->ngone >= max) {
+        k->lost = 1;
+        return;
+    }
+    if (k->ngone == k->capgone) {
+        size_t cap = k->capgone ? k->capgone * 2 : 1024;
+        struct slot *g;
+        if (cap > max)
+            cap = max;
+        g = ms_engine_realloc(k->gone, cap * sizeof(*g));
+        if (!g) {
+            k->lost = 1;
+            return;
+        }
+        k->gone = g;
+        k->capgone = cap;
+    }
+    k->gone[k->ngone++] = *s;
+}
+
+/* Block s is about to be released or changed: set aside if it was live at the latest peak. */
+HOT void keep_block(struct replay *r, const struct slot *s)
+{
+    if (__builtin_expect(s->gen != r->keep->gen, 0))
+        keep_gone(r, s);
+}
+
+/* A new peak: the current state becomes the one kept. Frequent while memory
+ * climbs (every allocation may be one), so it costs a copy of the figures and
+ * no more: the threads and blocks are copied lazily, on change. */
+static void keep_peak(struct replay *r)
+{
+    struct keep *k = r->keep;
+
+    k->st = r->st;
+    k->ngone = 0;
+    k->lost = k->wrapped;
+    if (__builtin_expect(++k->gen == 0, 0))
+        k->lost = k->wrapped = 1; /* generations would repeat */
+}
+
+HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32_t owner, const int keep)
 {
     struct memscope_thread_stats *o = &r->th[owner];
 
@@ -269,6 +377,8 @@ HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32
         r->st.peak_memory = r->st.current_memory;
         r->st.peak_time_ns = e->time;
         r->peak_events = index + 1;
+        if (keep)
+            keep_peak(r);
     }
     if (o->current_memory > o->peak_memory) {
         o->peak_memory = o->current_memory;
@@ -276,11 +386,16 @@ HOT void grew(struct replay *r, const struct ms_event *e, uint64_t index, uint32
     }
 }
 
-/* Takes live block s out as released by thread freer. */
-HOT void release(struct replay *r, struct slot *s, uint32_t freer)
+/* Takes live block s out as released by thread freer (the caller removes it from the table). */
+HOT void release(struct replay *r, struct slot *s, uint32_t freer, const int keep)
 {
     struct memscope_thread_stats *o = &r->th[s->thread];
 
+    if (keep) {
+        keep_block(r, s);
+        keep_thread(r, s->thread);
+        keep_thread(r, freer);
+    }
     r->st.total_deallocations++;
     r->st.total_deallocated += s->size;
     r->st.current_memory -= s->size;
@@ -290,7 +405,7 @@ HOT void release(struct replay *r, struct slot *s, uint32_t freer)
     r->th[freer].deallocations++;
 }
 
-static void apply_release(struct replay *r, const struct ms_event *e);
+HOT void apply_release(struct replay *r, const struct ms_event *e, const int keep);
 
 /* An allocation met a live block at the same address (see the file comment). */
 COLD void resolve_overlap(struct replay *r, uint64_t index, const struct ms_event *e, struct slot *old)
@@ -315,19 +430,30 @@ COLD void resolve_overlap(struct replay *r, uint64_t index, const struct ms_even
             if (q < r->nskip)
                 continue; /* already applied early */
             r->skip[r->nskip++] = j;
-            r->seen[MS_EV_THREAD(f->info)] = 1;
-            apply_release(r, f);
+            if (r->keep) {
+                keep_thread(r, MS_EV_THREAD(f->info));
+                r->seen[MS_EV_THREAD(f->info)] = 1;
+                apply_release(r, f, 1);
+            } else {
+                r->seen[MS_EV_THREAD(f->info)] = 1;
+                apply_release(r, f, 0);
+            }
             return;
         }
     }
     r->st.overlapping_allocations++;
-    release(r, old, old->thread);
+    if (r->keep)
+        release(r, old, old->thread, 1);
+    else
+        release(r, old, old->thread, 0);
     r->th[old->thread].deallocations--; /* nobody freed it: no thread's free count grows */
     table_remove(&r->live, old);
 }
 
-/* The block an allocation event makes live, from thread t, with a label. */
-HOT void slot_fill(struct slot *s, const struct ms_event *e, uint32_t t, uint32_t label)
+/* The block an allocation event makes live, from thread t, with a label
+ * (and, in the at-peak replay, the current generation). */
+HOT void slot_fill(struct replay *r, struct slot *s, const struct ms_event *e, uint32_t t, uint32_t label,
+                   const int keep)
 {
     s->address = e->address;
     s->size = e->size;
@@ -335,9 +461,11 @@ HOT void slot_fill(struct slot *s, const struct ms_event *e, uint32_t t, uint32_
     s->thread = t;
     s->label = label;
     s->stack = e->stack;
+    if (keep)
+        s->gen = r->keep->gen;
 }
 
-HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, uint32_t label)
+HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, uint32_t label, const int keep)
 {
     uint32_t t = MS_EV_THREAD(e->info);
     struct memscope_thread_stats *o = &r->th[t];
@@ -352,11 +480,11 @@ HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, 
     if (__builtin_expect(s != NULL, 0)) {
         struct slot b;
         resolve_overlap(r, index, e, s);
-        slot_fill(&b, e, t, label);
+        slot_fill(r, &b, e, t, label, keep);
         if (table_insert(tb, &b) != 0)
             return -ENOMEM;
     } else {
-        slot_fill(table_claim(tb, e->address), e, t, label);
+        slot_fill(r, table_claim(tb, e->address), e, t, label, keep);
     }
     r->st.total_allocations++;
     r->st.total_allocated += e->size;
@@ -365,11 +493,11 @@ HOT int apply_alloc(struct replay *r, uint64_t index, const struct ms_event *e, 
     o->allocated_bytes += e->size;
     o->current_memory += e->size;
     o->live_blocks++;
-    grew(r, e, index, t);
+    grew(r, e, index, t, keep);
     return 0;
 }
 
-HOT void apply_release(struct replay *r, const struct ms_event *e)
+HOT void apply_release(struct replay *r, const struct ms_event *e, const int keep)
 {
     uint32_t t = MS_EV_THREAD(e->info);
     struct slot *s = table_find(&r->live, e->address);
@@ -387,7 +515,7 @@ HOT void apply_release(struct replay *r, const struct ms_event *e)
         r->st.unmatched_deallocations++;
         return;
     }
-    release(r, s, t);
+    release(r, s, t, keep);
     table_remove(&r->live, s);
 }
 
@@ -412,6 +540,11 @@ COLD int apply_undo(struct replay *r, uint64_t index, const struct ms_event *e)
         r->st.overlapping_allocations++;
         return 0;
     }
+    if (r->keep) {
+        keep_thread(r, b->thread);
+        keep_thread(r, st->freer);
+    }
+    b->gen = r->keep ? r->keep->gen : 0; /* live again since the latest peak (if it was live at it, it was set aside) */
     if (table_insert(&r->live, b) != 0)
         return -ENOMEM;
     o = &r->th[b->thread];
@@ -422,12 +555,15 @@ COLD int apply_undo(struct replay *r, uint64_t index, const struct ms_event *e)
     o->current_memory += b->size;
     o->live_blocks++;
     r->th[st->freer].deallocations--;
-    grew(r, e, index, b->thread);
+    if (r->keep)
+        grew(r, e, index, b->thread, 1);
+    else
+        grew(r, e, index, b->thread, 0);
     return 0;
 }
 
-/* Replays events [0, n). */
-static int run(struct replay *r, uint64_t n)
+/* Replays events [0, n); keep (a constant): the at-peak replay's bookkeeping too. */
+HOT int run_events(struct replay *r, uint64_t n, const int keep)
 {
     const struct ms_event *ev = r->h->events;
     uint64_t i;
@@ -457,21 +593,23 @@ static int run(struct replay *r, uint64_t n)
                 continue;
             }
         }
+        if (keep)
+            keep_thread(r, t);
         r->seen[t] = 1;
         switch (MS_EV_KIND(e->info)) {
         case MEMSCOPE_REC_ALLOC:
-            rc = apply_alloc(r, i, e, 0);
+            rc = apply_alloc(r, i, e, 0, keep);
             break;
         case MEMSCOPE_REC_FREE:
         case MEMSCOPE_REC_REALLOC_FREE:
-            apply_release(r, e);
+            apply_release(r, e, keep);
             break;
         case MEMSCOPE_REC_REALLOC_ALLOC: {
             struct stash *st = &r->stash[t];
             uint32_t label = st->pending ? st->block.label : 0;
             st->pending = 0;
             r->st.reallocations++;
-            rc = apply_alloc(r, i, e, label);
+            rc = apply_alloc(r, i, e, label, keep);
             break;
         }
         case MEMSCOPE_REC_REALLOC_UNDO:
@@ -479,8 +617,13 @@ static int run(struct replay *r, uint64_t n)
             break;
         case MEMSCOPE_REC_LABEL: {
             struct slot *s = table_find(&r->live, e->address);
-            if (s && e->address)
+            if (s && e->address) {
+                if (keep) {
+                    keep_block(r, s);
+                    s->gen = r->keep->gen;
+                }
                 s->label = (uint32_t)e->size + 1;
+            }
             break;
         }
         default: /* MARK */
@@ -492,6 +635,16 @@ static int run(struct replay *r, uint64_t n)
             r->each(r->each_arg, i, e, &r->st);
     }
     return 0;
+}
+
+static int run(struct replay *r, uint64_t n)
+{
+    return run_events(r, n, 0);
+}
+
+static int run_keep(struct replay *r, uint64_t n)
+{
+    return run_events(r, n, 1);
 }
 
 /*
@@ -549,18 +702,26 @@ uint64_t ms_threads_seen(const struct memscope_history *h, const uint8_t *seen)
     return n;
 }
 
-/* What a snapshot is built from: a finished replay's figures and live table. */
+/*
+ * What a snapshot is built from: a finished replay's figures and live table,
+ * or what the at-peak replay kept of the peak (its table less the blocks of
+ * the current generation, and the blocks it set aside).
+ */
 struct state {
     struct memscope_stats st;               /* summary figures (active_allocations, threads, dropped set here) */
     const struct memscope_thread_stats *th; /* per dense thread */
     const uint8_t *seen;                    /* per dense thread: recorded an event */
     const struct table *live;               /* live blocks */
+    int skip;                               /* leave out live's blocks of generation gen */
+    uint32_t gen;                           /* that generation */
+    const struct slot *more;                /* blocks besides live's */
+    size_t nmore;                           /* entries in more */
 };
 
 /* The state a finished replay leaves. */
 static struct state state_of(const struct replay *r)
 {
-    struct state x = {r->st, r->th, r->seen, &r->live};
+    struct state x = {r->st, r->th, r->seen, &r->live, 0, 0, NULL, 0};
     return x;
 }
 
@@ -604,7 +765,7 @@ static int build_snapshot(const struct memscope_history *h, struct state *x, enu
     s->point_kind = kind;
     s->pid = h->pid;
     s->threads = ms_engine_calloc(nthreads ? nthreads : 1, sizeof(*s->threads));
-    s->blocks = ms_engine_big_alloc(live->used * sizeof(*s->blocks), 0);
+    s->blocks = ms_engine_big_alloc((live->used + x->nmore) * sizeof(*s->blocks), 0);
     labelmap = ms_engine_calloc(h->ntexts + 1, sizeof(*labelmap));
     if (!s->threads || !s->blocks || !labelmap)
         goto fail;
@@ -621,9 +782,11 @@ static int build_snapshot(const struct memscope_history *h, struct state *x, enu
     /* Live blocks, and the labels they use (label = text index + 1). */
     for (i = 0, k = 0; i <= live->mask; i++) {
         const struct slot *sl = &live->slots[i];
-        if (sl->address)
+        if (sl->address && !(x->skip && sl->gen == x->gen))
             put_block(h, sl, &s->blocks[k++], labelmap);
     }
+    for (i = 0; i < x->nmore; i++)
+        put_block(h, &x->more[i], &s->blocks[k++], labelmap);
     for (i = 1; i <= h->ntexts; i++) {
         const struct ms_text *t = &h->texts[i - 1];
         if (!labelmap[i])
@@ -732,9 +895,11 @@ static int replay_init(struct replay *r, const struct memscope_history *h, uint6
             r->stash[i].block = ck->stash_block[i];
         }
         for (i = 0; i < ck->nblocks; i++) {
-            if (table_find(&r->live, ck->blocks[i].address)) /* a duplicate: the reader let it through */
+            struct slot b = ck->blocks[i];
+            if (table_find(&r->live, b.address)) /* a duplicate: the reader let it through */
                 continue;
-            if (table_insert(&r->live, &ck->blocks[i]) != 0) {
+            b.gen = 0; /* live before any event: the at-peak replay's first generation is 1 */
+            if (table_insert(&r->live, &b) != 0) {
                 replay_free(r);
                 return -ENOMEM;
             }
@@ -822,23 +987,6 @@ int ms_history_find_point(const struct memscope_history *h, const struct memscop
     }
 }
 
-/* Replays the whole history once to find when the peak was first reached. */
-static int find_peak(const struct memscope_history *h, uint64_t *n, uint64_t *time_ns)
-{
-    struct replay r;
-    int rc = replay_init(&r, h, h->nevents);
-
-    if (rc != 0)
-        return rc;
-    rc = run(&r, h->nevents);
-    *n = r.peak_events;
-    *time_ns = r.st.peak_time_ns;
-    if (rc == 0 && h->ck.present && r.peak_events == 0 && r.st.peak_memory > 0)
-        rc = -ERANGE; /* the peak was reached before the horizon */
-    replay_free(&r);
-    return rc;
-}
-
 int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn, void *arg, struct memscope_stats *out)
 {
     struct replay r;
@@ -859,11 +1007,98 @@ int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn
     return rc;
 }
 
+/* The snapshot after events [0, n), at time t. */
+static int snapshot_to(const struct memscope_history *h, uint64_t n, uint64_t t, enum memscope_point_kind kind,
+                       struct memscope_snapshot **out)
+{
+    struct replay r;
+    int rc = replay_init(&r, h, n);
+
+    if (rc != 0)
+        return rc;
+    rc = run(&r, n);
+    if (rc == 0) {
+        struct state x = state_of(&r);
+        x.st.time_ns = t;
+        x.st.events = n + h->ck.folded_events;
+        rc = build_snapshot(h, &x, kind, out);
+    }
+    replay_free(&r);
+    return rc;
+}
+
+static void keep_free(struct keep *k)
+{
+    ms_engine_free(k->gone);
+    ms_engine_free(k->th_gen);
+    ms_engine_free(k->th_at);
+    ms_engine_free(k->seen_at);
+    memset(k, 0, sizeof(*k));
+}
+
+/*
+ * (internal.h) One replay to the end that keeps the state of the latest new
+ * peak (see the file comment); when that state was lost (keep_gone), a second
+ * replay up to the peak, which the first one found.
+ */
+int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struct memscope_snapshot **out,
+                        int *passes)
+{
+    size_t nt = h->nthreads ? h->nthreads : 1, i;
+    struct replay r;
+    struct keep k;
+    uint64_t n, t;
+    int rc;
+
+    *out = NULL;
+    if (passes)
+        *passes = 1;
+    memset(&k, 0, sizeof(k));
+    k.gen = 1;
+    k.max = keep_max;
+    k.th_gen = ms_engine_calloc(nt, sizeof(*k.th_gen));
+    k.th_at = ms_engine_calloc(nt, sizeof(*k.th_at));
+    k.seen_at = ms_engine_calloc(nt, sizeof(*k.seen_at));
+    rc = k.th_gen && k.th_at && k.seen_at ? replay_init(&r, h, h->nevents) : -ENOMEM;
+    if (rc != 0) {
+        keep_free(&k);
+        return rc;
+    }
+    r.keep = &k;
+    k.st = r.st; /* with no new peak, the state kept is the one before any event */
+    rc = run_keep(&r, h->nevents);
+    n = r.peak_events;
+    t = r.st.peak_time_ns;
+    if (rc == 0 && h->ck.present && n == 0 && r.st.peak_memory > 0)
+        rc = -ERANGE; /* the peak was reached before the horizon */
+    if (rc == 0 && !k.lost) {
+        struct state x = {k.st, k.th_at, k.seen_at, &r.live, 1, k.gen, k.gone, k.ngone};
+        for (i = 0; i < h->nthreads; i++) {
+            if (k.th_gen[i] != k.gen) { /* unchanged since the peak */
+                k.th_at[i] = r.th[i];
+                k.seen_at[i] = r.seen[i];
+            }
+        }
+        x.st.time_ns = t;
+        x.st.events = n + h->ck.folded_events;
+        rc = build_snapshot(h, &x, MEMSCOPE_AT_PEAK, out);
+        replay_free(&r);
+        keep_free(&k);
+        return rc;
+    }
+    replay_free(&r);
+    keep_free(&k);
+    if (rc != 0)
+        return rc;
+    if (passes)
+        *passes = 2;
+    return snapshot_to(h, n, t, MEMSCOPE_AT_PEAK, out);
+}
+
 MS_API int memscope_history_snapshot(const struct memscope_history *history, const struct memscope_point *at,
                                      struct memscope_snapshot **out)
 {
     static const struct memscope_point end = {MEMSCOPE_AT_END, 0, NULL};
-    struct replay r;
     uint64_t n = 0, t = 0;
     int rc;
 
@@ -873,23 +1108,11 @@ MS_API int memscope_history_snapshot(const struct memscope_history *history, con
     if (!at)
         at = &end;
     if (at->kind == MEMSCOPE_AT_PEAK)
-        rc = find_peak(history, &n, &t);
-    else
-        rc = ms_history_find_point(history, at, &n, &t);
+        return ms_snapshot_at_peak(history, MS_PEAK_KEEP_ALL, out, NULL);
+    rc = ms_history_find_point(history, at, &n, &t);
     if (rc != 0)
         return rc;
-    rc = replay_init(&r, history, n);
-    if (rc != 0)
-        return rc;
-    rc = run(&r, n);
-    if (rc == 0) {
-        struct state x = state_of(&r);
-        x.st.time_ns = t;
-        x.st.events = n + history->ck.folded_events;
-        rc = build_snapshot(history, &x, at->kind, out);
-    }
-    replay_free(&r);
-    return rc;
+    return snapshot_to(history, n, t, at->kind, out);
 }
 
 /* The marks a fold keeps: the previous checkpoint's, then those replayed, up to the cap. */
