@@ -361,16 +361,22 @@ static int emit(const struct ms_views *v, int rc, FILE *f, const char *name, cha
     return 0;
 }
 
-int ms_views_show_snapshot(const struct memscope_history *h, struct ms_views *v)
+/*
+ * The snapshot at v->at, or an error said. A point is located first, so one
+ * outside the history gets the engine's sentence; but locating the peak takes
+ * a whole replay, as does the snapshot there: that one is located only when
+ * its snapshot fails (or the history is empty, which has no peak to show).
+ */
+static int take_snapshot(const struct memscope_history *h, const struct ms_views *v, struct memscope_snapshot **s)
 {
     struct memscope_error err;
     struct memscope_point_info pi;
-    struct memscope_snapshot *s = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
+    struct memscope_history_info hi;
+    int rc, taken = 0;
 
-    if (v->at.kind != MEMSCOPE_AT_END) {
+    if (v->at.kind == MEMSCOPE_AT_PEAK && memscope_history_info(h, &hi) == 0 && hi.events > 0)
+        taken = memscope_history_snapshot(h, &v->at, s) == 0;
+    if (!taken && v->at.kind != MEMSCOPE_AT_END) {
         memset(&err, 0, sizeof(err));
         rc = memscope_history_locate(h, &v->at, &pi, &err);
         if (rc < 0) {
@@ -378,11 +384,24 @@ int ms_views_show_snapshot(const struct memscope_history *h, struct ms_views *v)
             return rc;
         }
     }
-    rc = memscope_history_snapshot(h, &v->at, &s);
-    if (rc < 0) {
+    if (taken)
+        return 0;
+    rc = memscope_history_snapshot(h, &v->at, s);
+    if (rc < 0)
         ms_error("cannot rebuild the snapshot: %s", memscope_strerror(rc));
+    return rc;
+}
+
+int ms_views_show_snapshot(const struct memscope_history *h, struct ms_views *v)
+{
+    struct memscope_snapshot *s = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = take_snapshot(h, v, &s);
+    if (rc < 0)
         return rc;
-    }
     if (v->json.file) {
         text = NULL;
         rc = memscope_snapshot_render_json(s, &v->render, &text, &len);
