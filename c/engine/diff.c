@@ -5,7 +5,8 @@
  * call stack (named by stacks.c), as text and JSON.
  *
  * A diff is two exact replays (memscope_history_snapshot at A and at B, both
- * as MEMSCOPE_AT_EVENT once located) and one merge of their live blocks,
+ * as MEMSCOPE_AT_EVENT once located, but the peak at MEMSCOPE_AT_PEAK: that
+ * snapshot locates it too) and one merge of their live blocks,
  * which both snapshots keep in address order: a block is the same at both
  * points when its address and its allocation time are, so a block released
  * and another allocated at the same address in between count as one freed
@@ -206,11 +207,31 @@ MS_API void memscope_diff_free(struct memscope_diff *diff)
     ms_engine_free(diff);
 }
 
+/*
+ * Locates point p for a side of a diff; the peak's snapshot is taken too
+ * (*snap, else NULL): finding the peak takes a whole replay, as the snapshot
+ * there does, so the snapshot is taken first and the peak located by replay
+ * only for the sentence when that fails (or the history is empty).
+ */
+static int locate_side(const struct memscope_history *h, const struct memscope_point *p,
+                       struct memscope_point_info *pi, struct memscope_snapshot **snap, struct memscope_error *err)
+{
+    *snap = NULL;
+    if (p->kind == MEMSCOPE_AT_PEAK && h->nevents > 0 && memscope_history_snapshot(h, p, snap) == 0) {
+        uint64_t n = (*snap)->stats.events - h->ck.folded_events;
+        pi->events = (*snap)->stats.events;
+        pi->time_ns = n ? h->events[n - 1].time : 0; /* as memscope_history_locate gives it */
+        return 0;
+    }
+    return memscope_history_locate(h, p, pi, err);
+}
+
 MS_API int memscope_history_diff(const struct memscope_history *h, const struct memscope_point *a,
                                  const struct memscope_point *b, struct memscope_diff **out,
                                  struct memscope_error *err)
 {
     struct memscope_point_info ia, ib;
+    struct memscope_snapshot *snap_a = NULL, *snap_b = NULL; /* taken while locating (the peak) */
     struct memscope_diff *d = NULL;
     struct memscope_point pe = {MEMSCOPE_AT_EVENT, 0, NULL};
     struct memscope_stats sa, sb;
@@ -222,7 +243,7 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
     if (!ms_history_valid(h) || !a || !b || !out)
         return ms_error_set(err, -EINVAL, "invalid argument: a history, two points and an out pointer are required");
     *out = NULL;
-    rc = memscope_history_locate(h, a, &ia, err);
+    rc = locate_side(h, a, &ia, &snap_a, err);
     if (rc != 0) {
         if (err) {
             char m[sizeof(err->message)];
@@ -231,8 +252,9 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
         }
         return rc;
     }
-    rc = memscope_history_locate(h, b, &ib, err);
+    rc = locate_side(h, b, &ib, &snap_b, err);
     if (rc != 0) {
+        memscope_snapshot_free(snap_a);
         if (err) {
             char m[sizeof(err->message)];
             snprintf(m, sizeof(m), "%s", err->message);
@@ -240,20 +262,31 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
         }
         return rc;
     }
-    if (ia.events > ib.events)
+    if (ia.events > ib.events) {
+        memscope_snapshot_free(snap_a);
+        memscope_snapshot_free(snap_b);
         return ms_error_set(err, -EINVAL,
                             "A (event %" PRIu64 ") lies after B (event %" PRIu64 "): give the earlier point first",
                             ia.events, ib.events);
+    }
     d = ms_engine_calloc(1, sizeof(*d));
-    if (!d)
+    if (!d) {
+        memscope_snapshot_free(snap_a);
+        memscope_snapshot_free(snap_b);
         return ms_error_set(err, -ENOMEM, "out of memory");
+    }
     d->magic = MS_DIFF_MAGIC;
     d->pid = h->pid;
     name_point(&d->pa, a);
     name_point(&d->pb, b);
-    pe.value = ia.events;
-    rc = memscope_history_snapshot(h, &pe, &d->a);
-    if (rc == 0) {
+    d->a = snap_a;
+    d->b = snap_b;
+    rc = 0;
+    if (!d->a) {
+        pe.value = ia.events;
+        rc = memscope_history_snapshot(h, &pe, &d->a);
+    }
+    if (rc == 0 && !d->b) {
         pe.value = ib.events;
         rc = memscope_history_snapshot(h, &pe, &d->b);
     }
