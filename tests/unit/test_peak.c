@@ -420,6 +420,90 @@ static void test_peak_never_reached(void **state)
     fs_delete(s);
 }
 
+static uint64_t rng_state;
+
+static uint64_t rng(uint64_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state % n;
+}
+
+/*
+ * Random histories (seeded: the same every run): five threads allocating,
+ * freeing each other's blocks, reallocating (moving, in place, failing),
+ * labelling, marking, reusing a small set of addresses (overlaps, unmatched
+ * frees), with sizes drifting so the peak falls anywhere. The one-replay
+ * snapshot at the peak must equal the two-replay one, with no cap and with a
+ * cap of 3 (most of these overflow it).
+ */
+static void test_peak_random_histories(void **state)
+{
+    enum { NADDR = 96, NEVENTS = 1500 };
+    unsigned seed;
+    int one = 0, two = 0;
+
+    (void)state;
+    for (seed = 1; seed <= 40; seed++) {
+        struct fake_store *s = fs_new();
+        struct memscope_history *h;
+        struct memscope_snapshot *snap;
+        uint8_t live[NADDR] = {0};
+        uint64_t text[3], mark, t = 1, drift = 1 + seed % 7;
+        int i, passes = 0;
+
+        rng_state = 0x9e3779b97f4a7c15u * seed;
+        text[0] = fs_text(s, "alpha", "int");
+        text[1] = fs_text(s, "beta", "char *");
+        text[2] = fs_text(s, "gamma", "struct g");
+        mark = fs_text(s, "m", NULL);
+        for (i = 0; i < NEVENTS; i++) {
+            uint32_t th = 1 + (uint32_t)rng(5);
+            unsigned k = (unsigned)rng(NADDR), what = (unsigned)rng(100);
+            uint64_t a = 0x10000 + (uint64_t)k * 0x100, size = 1 + rng(64 * drift);
+            if (i % 300 == 299)
+                drift = 1 + rng(9); /* the live total swings: peaks anywhere */
+            t += 1 + rng(3);
+            if (what < 40 && (!live[k] || what < 2)) { /* allocate (rarely over a live block) */
+                fs_alloc(s, th, t, a, size);
+                live[k] = 1;
+            } else if (what < 70 && (live[k] || what == 69)) { /* free (what == 69: maybe unmatched) */
+                fs_free(s, th, t, a);
+                live[k] = 0;
+            } else if (what < 85 && live[k]) { /* realloc: moved, in place, or failed */
+                unsigned k2 = rng(3) ? (unsigned)rng(NADDR) : k;
+                uint64_t a2 = 0x10000 + (uint64_t)k2 * 0x100;
+                fs_ev(s, th, MEMSCOPE_REC_REALLOC_FREE, t, a, 0);
+                live[k] = 0;
+                if (rng(5) == 0) {
+                    fs_ev(s, th, MEMSCOPE_REC_REALLOC_UNDO, t + 1, a, 0);
+                    live[k] = 1;
+                } else {
+                    fs_ev(s, th, MEMSCOPE_REC_REALLOC_ALLOC, t + 1, a2, size);
+                    live[k2] = 1;
+                }
+                t++;
+            } else if (what < 95) {
+                fs_ev(s, th, MEMSCOPE_REC_LABEL, t, a, text[rng(3)]);
+            } else {
+                fs_ev(s, th, MEMSCOPE_REC_MARK, t, 0, mark);
+            }
+        }
+        h = open_store(s);
+        snap = at_peak(h, MS_PEAK_KEEP_ALL, &passes);
+        assert_int_equal(passes, 1);
+        memscope_snapshot_free(snap);
+        snap = at_peak(h, 3, &passes);
+        one += passes == 1;
+        two += passes == 2;
+        memscope_snapshot_free(snap);
+        memscope_history_close(h);
+        fs_delete(s);
+    }
+    assert_true(one > 0 && two > 0); /* both paths were taken */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_peak_overflow_then_higher_peak),
         cmocka_unit_test(test_peak_from_checkpoint),
         cmocka_unit_test(test_peak_never_reached),
+        cmocka_unit_test(test_peak_random_histories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
