@@ -5,12 +5,12 @@
  * call stack (named by stacks.c), as text and JSON.
  *
  * A diff is two exact replays (memscope_history_snapshot at A and at B, both
- * as MEMSCOPE_AT_EVENT once located, but the peak at MEMSCOPE_AT_PEAK: that
- * snapshot locates it too) and one merge of their live blocks,
- * which both snapshots keep in address order: a block is the same at both
- * points when its address and its allocation time are, so a block released
- * and another allocated at the same address in between count as one freed
- * and one allocated, as does a realloc in place.
+ * as MEMSCOPE_AT_EVENT once located; the peak at MEMSCOPE_AT_PEAK, which
+ * locates it too, and from the peak to the end one replay gives both) and one
+ * merge of their live blocks, which both snapshots keep in address order: a
+ * block is the same at both points when its address and its allocation time
+ * are, so a block released and another allocated at the same address in
+ * between count as one freed and one allocated, as does a realloc in place.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -208,16 +208,18 @@ MS_API void memscope_diff_free(struct memscope_diff *diff)
 }
 
 /*
- * Locates point p for a side of a diff; the peak's snapshot is taken too
- * (*snap, else NULL): finding the peak takes a whole replay, as the snapshot
- * there does, so the snapshot is taken first and the peak located by replay
- * only for the sentence when that fails (or the history is empty).
+ * Locates point p for a side of a diff, whose snapshot *snap may have been
+ * taken already (else NULL); the peak's is taken here: finding the peak takes
+ * a whole replay, as the snapshot there does, so the snapshot is taken first
+ * and the peak located by replay only for the sentence when that fails (or
+ * the history is empty).
  */
 static int locate_side(const struct memscope_history *h, const struct memscope_point *p,
                        struct memscope_point_info *pi, struct memscope_snapshot **snap, struct memscope_error *err)
 {
-    *snap = NULL;
-    if (p->kind == MEMSCOPE_AT_PEAK && h->nevents > 0 && memscope_history_snapshot(h, p, snap) == 0) {
+    if (p->kind == MEMSCOPE_AT_PEAK && h->nevents > 0 && !*snap && memscope_history_snapshot(h, p, snap) != 0)
+        *snap = NULL;
+    if (p->kind == MEMSCOPE_AT_PEAK && *snap) {
         uint64_t n = (*snap)->stats.events - h->ck.folded_events;
         pi->events = (*snap)->stats.events;
         pi->time_ns = n ? h->events[n - 1].time : 0; /* as memscope_history_locate gives it */
@@ -243,8 +245,14 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
     if (!ms_history_valid(h) || !a || !b || !out)
         return ms_error_set(err, -EINVAL, "invalid argument: a history, two points and an out pointer are required");
     *out = NULL;
+    /* From the peak to the end (what was released since): the replay that
+     * takes the peak's snapshot ends at the end's. */
+    if (a->kind == MEMSCOPE_AT_PEAK && b->kind == MEMSCOPE_AT_END && h->nevents > 0)
+        ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap_a, &snap_b, NULL); /* failing: both NULL, located below */
     rc = locate_side(h, a, &ia, &snap_a, err);
     if (rc != 0) {
+        memscope_snapshot_free(snap_a);
+        memscope_snapshot_free(snap_b);
         if (err) {
             char m[sizeof(err->message)];
             snprintf(m, sizeof(m), "%s", err->message);
@@ -255,6 +263,7 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
     rc = locate_side(h, b, &ib, &snap_b, err);
     if (rc != 0) {
         memscope_snapshot_free(snap_a);
+        memscope_snapshot_free(snap_b);
         if (err) {
             char m[sizeof(err->message)];
             snprintf(m, sizeof(m), "%s", err->message);

@@ -269,12 +269,14 @@ int ms_replay_each(const struct memscope_history *h, uint64_t n, ms_replay_fn fn
  * one replay: blocks live at the peak and released or relabelled after it are
  * set aside, at most keep_max of them (MS_PEAK_KEEP_ALL: the replay's own
  * bound, see replay.c); past that it replays a second time up to the peak.
- * *passes (if not NULL) gets the replays made. Returns 0, -ERANGE (the peak
- * lies before the checkpoint horizon) or -ENOMEM.
+ * end (if not NULL) also gets the snapshot at the end (that replay's last
+ * state, as MEMSCOPE_AT_END gives it). *passes (if not NULL) gets the replays
+ * made. Returns 0, -ERANGE (the peak lies before the checkpoint horizon) or
+ * -ENOMEM; on failure no snapshot is returned.
  */
 #define MS_PEAK_KEEP_ALL SIZE_MAX
 int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struct memscope_snapshot **out,
-                        int *passes);
+                        struct memscope_snapshot **end, int *passes);
 
 /* ---- snapshots ---- */
 

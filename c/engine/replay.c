@@ -1039,18 +1039,21 @@ static void keep_free(struct keep *k)
 /*
  * (internal.h) One replay to the end that keeps the state of the latest new
  * peak (see the file comment); when that state was lost (keep_gone), a second
- * replay up to the peak, which the first one found.
+ * replay up to the peak, which the first one found. The replay ends where the
+ * snapshot at the end is taken: *end gets it when asked for.
  */
 int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struct memscope_snapshot **out,
-                        int *passes)
+                        struct memscope_snapshot **end, int *passes)
 {
     size_t nt = h->nthreads ? h->nthreads : 1, i;
     struct replay r;
     struct keep k;
     uint64_t n, t;
-    int rc;
+    int rc, again = 0; /* the peak's state was lost: replay up to it */
 
     *out = NULL;
+    if (end)
+        *end = NULL;
     if (passes)
         *passes = 1;
     memset(&k, 0, sizeof(k));
@@ -1071,6 +1074,12 @@ int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struc
     t = r.st.peak_time_ns;
     if (rc == 0 && h->ck.present && n == 0 && r.st.peak_memory > 0)
         rc = -ERANGE; /* the peak was reached before the horizon */
+    if (rc == 0 && end) {
+        struct state x = state_of(&r);
+        x.st.time_ns = h->nevents ? h->events[h->nevents - 1].time : 0;
+        x.st.events = h->nevents + h->ck.folded_events;
+        rc = build_snapshot(h, &x, MEMSCOPE_AT_END, end);
+    }
     if (rc == 0 && !k.lost) {
         struct state x = {k.st, k.th_at, k.seen_at, &r.live, 1, k.gen, k.gone, k.ngone};
         for (i = 0; i < h->nthreads; i++) {
@@ -1082,17 +1091,21 @@ int ms_snapshot_at_peak(const struct memscope_history *h, size_t keep_max, struc
         x.st.time_ns = t;
         x.st.events = n + h->ck.folded_events;
         rc = build_snapshot(h, &x, MEMSCOPE_AT_PEAK, out);
-        replay_free(&r);
-        keep_free(&k);
-        return rc;
+    } else if (rc == 0) {
+        again = 1;
     }
     replay_free(&r);
     keep_free(&k);
-    if (rc != 0)
-        return rc;
-    if (passes)
-        *passes = 2;
-    return snapshot_to(h, n, t, MEMSCOPE_AT_PEAK, out);
+    if (again) {
+        if (passes)
+            *passes = 2;
+        rc = snapshot_to(h, n, t, MEMSCOPE_AT_PEAK, out);
+    }
+    if (rc != 0 && end) {
+        memscope_snapshot_free(*end);
+        *end = NULL;
+    }
+    return rc;
 }
 
 MS_API int memscope_history_snapshot(const struct memscope_history *history, const struct memscope_point *at,
@@ -1108,7 +1121,7 @@ MS_API int memscope_history_snapshot(const struct memscope_history *history, con
     if (!at)
         at = &end;
     if (at->kind == MEMSCOPE_AT_PEAK)
-        return ms_snapshot_at_peak(history, MS_PEAK_KEEP_ALL, out, NULL);
+        return ms_snapshot_at_peak(history, MS_PEAK_KEEP_ALL, out, NULL, NULL);
     rc = ms_history_find_point(history, at, &n, &t);
     if (rc != 0)
         return rc;

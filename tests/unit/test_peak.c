@@ -57,19 +57,20 @@ static void assert_same(const struct memscope_snapshot *a, const struct memscope
  * The snapshot at the peak of h in one replay with at most keep_max blocks
  * set aside (*passes: the replays it took), checked against the two-replay
  * path (nothing may be set aside) and against the snapshot at the event the
- * peak is located at (what the second of two replays does).
+ * peak is located at (what the second of two replays does); the snapshot at
+ * the end the same replay gives is checked against memscope_history_snapshot's.
  */
 static struct memscope_snapshot *at_peak(struct memscope_history *h, size_t keep_max, int *passes)
 {
-    struct memscope_snapshot *one = NULL, *two = NULL, *ev = NULL;
+    struct memscope_snapshot *one = NULL, *two = NULL, *ev = NULL, *end = NULL;
     struct memscope_point_info pi;
     struct memscope_point peak = {MEMSCOPE_AT_PEAK, 0, NULL}, at = {MEMSCOPE_AT_EVENT, 0, NULL};
     struct memscope_error err;
     int p2 = 0;
 
-    assert_int_equal(ms_snapshot_at_peak(h, keep_max, &one, passes), 0);
+    assert_int_equal(ms_snapshot_at_peak(h, keep_max, &one, NULL, passes), 0);
     assert_int_equal(one->point_kind, MEMSCOPE_AT_PEAK);
-    assert_int_equal(ms_snapshot_at_peak(h, 0, &two, &p2), 0);
+    assert_int_equal(ms_snapshot_at_peak(h, 0, &two, NULL, &p2), 0);
     assert_same(one, two, 1);
     assert_int_equal(memscope_history_locate(h, &peak, &pi, &err), 0);
     at.value = pi.events;
@@ -79,6 +80,19 @@ static struct memscope_snapshot *at_peak(struct memscope_history *h, size_t keep
     assert_same(one, ev, 0);
     assert_int_equal(one->stats.events, pi.events);
     memscope_snapshot_free(two);
+    memscope_snapshot_free(ev);
+    /* The same replay gives the snapshot at the end, whichever path the peak took. */
+    assert_int_equal(memscope_history_snapshot(h, NULL, &ev), 0);
+    assert_int_equal(ms_snapshot_at_peak(h, keep_max, &two, &end, NULL), 0);
+    assert_same(one, two, 1);
+    assert_same(ev, end, 1);
+    memscope_snapshot_free(two);
+    memscope_snapshot_free(end);
+    assert_int_equal(ms_snapshot_at_peak(h, 0, &two, &end, NULL), 0);
+    assert_same(one, two, 1);
+    assert_same(ev, end, 1);
+    memscope_snapshot_free(two);
+    memscope_snapshot_free(end);
     memscope_snapshot_free(ev);
     return one;
 }
@@ -361,9 +375,9 @@ static void test_peak_from_checkpoint(void **state)
     assert_non_null(fs_fold(s, &cut, 1, 20, CK_ADDR));
     assert_int_equal(fs_open(s, &h, &err), 0);
     snap = NULL;
-    assert_int_equal(ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap, &passes), -ERANGE);
+    assert_int_equal(ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap, NULL, &passes), -ERANGE);
     assert_null(snap);
-    assert_int_equal(ms_snapshot_at_peak(h, 0, &snap, &passes), -ERANGE);
+    assert_int_equal(ms_snapshot_at_peak(h, 0, &snap, NULL, &passes), -ERANGE);
     assert_null(snap);
     memscope_history_close(h);
     fs_delete(s);
@@ -412,7 +426,7 @@ static void test_peak_never_reached(void **state)
 
     s = fs_new();
     h = open_store(s);
-    assert_int_equal(ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap, &passes), 0);
+    assert_int_equal(ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap, NULL, &passes), 0);
     assert_int_equal(passes, 1);
     assert_int_equal(snap->stats.events, 0);
     memscope_snapshot_free(snap);
