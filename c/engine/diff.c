@@ -251,38 +251,32 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
         ms_snapshot_at_peak(h, MS_PEAK_KEEP_ALL, &snap_a, &snap_b, NULL); /* failing: both NULL, located below */
     rc = locate_side(h, a, &ia, &snap_a, err);
     if (rc != 0) {
-        memscope_snapshot_free(snap_a);
-        memscope_snapshot_free(snap_b);
         if (err) {
             char m[sizeof(err->message)];
             snprintf(m, sizeof(m), "%s", err->message);
             ms_error_set(err, rc, "A: %s", m);
         }
-        return rc;
+        goto drop;
     }
     rc = locate_side(h, b, &ib, &snap_b, err);
     if (rc != 0) {
-        memscope_snapshot_free(snap_a);
-        memscope_snapshot_free(snap_b);
         if (err) {
             char m[sizeof(err->message)];
             snprintf(m, sizeof(m), "%s", err->message);
             ms_error_set(err, rc, "B: %s", m);
         }
-        return rc;
+        goto drop;
     }
     if (ia.events > ib.events) {
-        memscope_snapshot_free(snap_a);
-        memscope_snapshot_free(snap_b);
-        return ms_error_set(err, -EINVAL,
-                            "A (event %" PRIu64 ") lies after B (event %" PRIu64 "): give the earlier point first",
-                            ia.events, ib.events);
+        rc = ms_error_set(err, -EINVAL,
+                          "A (event %" PRIu64 ") lies after B (event %" PRIu64 "): give the earlier point first",
+                          ia.events, ib.events);
+        goto drop;
     }
     d = ms_engine_calloc(1, sizeof(*d));
     if (!d) {
-        memscope_snapshot_free(snap_a);
-        memscope_snapshot_free(snap_b);
-        return ms_error_set(err, -ENOMEM, "out of memory");
+        rc = ms_error_set(err, -ENOMEM, "out of memory");
+        goto drop;
     }
     d->magic = MS_DIFF_MAGIC;
     d->pid = h->pid;
@@ -346,8 +340,12 @@ MS_API int memscope_history_diff(const struct memscope_history *h, const struct 
 nomem:
     rc = -ENOMEM;
 fail:
-    memscope_diff_free(d);
+    memscope_diff_free(d); /* with the snapshots it holds */
     return ms_error_set(err, rc, "%s", rc == -ENOMEM ? "out of memory" : "the replay failed");
+drop: /* before d holds them */
+    memscope_snapshot_free(snap_a);
+    memscope_snapshot_free(snap_b);
+    return rc;
 }
 
 static int diff_valid(const struct memscope_diff *d)
