@@ -20,10 +20,12 @@
  * such memory, and a failed read after fold_seq moved is read again.
  *
  * With a trace file: the writer (trace.c) reads chunks after their threads
- * have moved on, so each fold first has it write every published record
- * (under its lock, ms_trace_fold_begin) and reuses only chunks the writer
- * is done with (ms_trace_may_reuse); a chunk folded but not yet reusable
- * stays linked, skipped by readers, until a later fold.
+ * have moved on, so each fold, once its checkpoint is built and before it
+ * unlinks anything, has it write every published record (under its lock,
+ * ms_trace_fold_begin, held until the fold is published) and reuses only
+ * chunks the writer is done with (ms_trace_may_reuse); a chunk folded but
+ * not yet reusable stays linked, skipped by readers, until a later fold.
+ * The replay itself runs unlocked, beside the writer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -309,7 +311,7 @@ static int fold_once(uint64_t target)
     size_t ck_size = 0;
     struct memscope_source src = {self_read, NULL};
     struct memscope_error err;
-    int rc = -1;
+    int rc = -1, traced = 0;
 
     fc = malloc(cap * sizeof(*fc));
     cuts = malloc((cap + (old ? old->thread_count : 0)) * sizeof(*cuts));
@@ -400,6 +402,10 @@ static int fold_once(uint64_t target)
         goto out;
     }
     ck_mapped = (ck_size + 4095) & ~(uint64_t)4095;
+    /* Only from here on does the fold need the trace writer held (which
+     * chunks it is done with, and the unlinking its walk must not see): the
+     * writer goes on writing while the records are replayed above. */
+    traced = ms_trace_fold_begin();
     /* Budget for the checkpoint, reserved before anything is unlinked: free
      * budget, then free chunks unmapped (threads may take them meanwhile);
      * what is still short comes from the chunks this fold unlinks, which are
@@ -504,6 +510,7 @@ static int fold_once(uint64_t target)
     fs.folds++;
     rc = (int)freed;
 out:
+    ms_trace_fold_end(traced);
     free(tmp);
     free(fc);
     free(cuts);
@@ -550,9 +557,7 @@ static void *folder_main(void *arg)
                 if (idle >= MS_FOLD_IDLE_POLLS)
                     ms_engine_big_keep(1);
                 idle = 0;
-                int traced = ms_trace_fold_begin();
                 int freed = fold_once(target);
-                ms_trace_fold_end(traced);
                 __atomic_store_n(&fs.busy, 0, __ATOMIC_SEQ_CST);
                 barren = freed <= 0;
                 if (freed > 0) {
