@@ -65,6 +65,54 @@ static void test_trace_codec_roundtrip(void **state)
     assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, 5, &why), -EBADMSG);
 }
 
+/* Every varint length, on both sides of each boundary, in every column,
+ * into a buffer of exactly the bound (ASan catches a store past it): the
+ * encoder writes most varints 8 bytes at a time. */
+static void test_trace_codec_varint_lengths(void **state)
+{
+    enum { N = 2 * 65 };
+    struct memscope_record *in = calloc(N, sizeof(*in)), *out = calloc(N, sizeof(*out));
+    struct memscope_trace_events h = {.thread = 3, .tid = 33, .first_index = 0, .first_time = 0}, h2;
+    const char *why = NULL;
+    uint64_t time = 0, addr = 0;
+    uint8_t *buf;
+    size_t len;
+
+    (void)state;
+    assert_non_null(in);
+    assert_non_null(out);
+    for (int i = 0; i < N; i++) {
+        /* 2^b - 1 and 2^b for b = 0..64 (2^64 wraps to 0) */
+        uint64_t v = i / 2 == 64 ? (i % 2 ? 0 : UINT64_MAX) : (UINT64_C(1) << (i / 2)) - (i % 2 ? 0 : 1);
+        time += v / 2; /* deltas of every length (zigzag doubles them) */
+        addr += i % 2 ? v / 2 : (uint64_t)0 - v / 2;
+        in[i].time = time;
+        in[i].address = addr;
+        in[i].size = v;
+        in[i].stack = (uint32_t)v;
+        in[i].info = MEMSCOPE_RECORD_INFO(MEMSCOPE_REC_ALLOC, 3);
+    }
+    buf = malloc(ms_trace_events_bound(N));
+    assert_non_null(buf);
+    len = ms_trace_encode_events(&h, in, N, buf);
+    assert_true(len <= ms_trace_events_bound(N));
+    assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, N, &why), 0);
+    assert_memory_equal(in, out, N * sizeof(*in));
+    /* All ten-byte varints: the bound itself. */
+    for (int i = 0; i < N; i++) {
+        in[i].time = i % 2 ? UINT64_MAX / 2 : 0;
+        in[i].address = i % 2 ? UINT64_MAX / 2 + 1 : 0;
+        in[i].size = UINT64_MAX;
+    }
+    len = ms_trace_encode_events(&h, in, N, buf);
+    assert_true(len <= ms_trace_events_bound(N));
+    assert_int_equal(ms_trace_decode_events(buf, len, &h2, out, N, &why), 0);
+    assert_memory_equal(in, out, N * sizeof(*in));
+    free(buf);
+    free(in);
+    free(out);
+}
+
 static void test_trace_crc32c_known_value(void **state)
 {
     /* The standard check value of CRC-32C. */
@@ -595,6 +643,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trace_crc32c_known_value),
         cmocka_unit_test(test_trace_codec_roundtrip),
+        cmocka_unit_test(test_trace_codec_varint_lengths),
         cmocka_unit_test_setup_teardown(test_trace_history_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_damaged_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_damaged_block, setup, teardown),
