@@ -19,7 +19,7 @@
 
 #include "runtime.h"
 
-#define MS_CHUNK_FIRST (64u * 1024u)         /* a thread's first chunk */
+#define MS_CHUNK_FIRST (16u * 1024u)         /* a thread's first chunk: the least (4 pages), as a new thread pays for its pages */
 #define MS_CHUNK_MAX (2u * 1024u * 1024u)    /* chunks double up to this */
 #define MS_PAGE 4096u
 #define MS_DEFAULT_BUDGET (256ull * 1024 * 1024)
