@@ -15,6 +15,10 @@ Builds (scripts/build.sh, into $MEMSCOPE_BUILD_DIR or build/), then runs the wor
   pair PAIRS    one thread: PAIRS x { malloc(64); free }
   deep PAIRS/5  the same 20 calls deep (stacks of 16 frames), built with and
                 without frame pointers, in each stack mode
+  start 500     500 threads one after another, each timing its first allocation
+                (8 calls deep): what a new thread pays for memscope's per-thread
+                set-up (its first chunk of store, and libunwind's per-thread cache
+                with the default stack method); native, default, none and fp
   touch MIB     (natively only) first touch of as much fresh memory as memscope's
                 store takes in the pair workload: this machine's page cost
 natively, under memscope (LD_PRELOAD=build/lib/libmemscope.so, MEMSCOPE_BUDGET=4G)
@@ -138,6 +142,7 @@ for ((r = 1; r <= reps; r++)); do
     case "$config" in heaptrack|fpb-heaptrack) ;; *) run "$config" deep deep "$((pairs / 5))" ;; esac
     run "$config" mixed1 mixed 1 "$ops"
     run "$config" mixed2 mixed 2 "$ops"
+    case "$config" in native|memscope|ms-none|ms-fp) run "$config" start start 500 ;; esac
   done
   echo "bench-alloc: round $r/$reps done" >&2
 done
@@ -164,7 +169,7 @@ configs = [c for c in ("native", "memscope", "ms-none", "ms-caller", "ms-fp", "h
                        "fpb-memscope", "fpb-ms-none", "fpb-ms-caller", "fpb-ms-fp", "fpb-ms-unwind", "fpb-heaptrack")
            if (c, "mixed1") in rows or (c, "deep") in rows]
 print(f"{'workload':<10}{'config':<11}{'runs':>5}{'ns/call':>10}{'(kernel)':>10}{'wall ms':>10}{'process ms':>12}")
-for name in ("touch", "pair", "deep", "mixed1", "mixed2"):
+for name in ("touch", "pair", "deep", "mixed1", "mixed2", "start"):
     for c in configs:
         if (c, name) not in rows:
             continue
@@ -219,6 +224,10 @@ print(f"default stacks (auto: unwinds here, depth 16) cost {cpu_whole('memscope'
       f"{cpu_whole('memscope') / cpu_whole('native'):.2f}x native (CPU time of the whole mixed workload)")
 print(f"default stacks cost {cpu_whole('fpb-memscope') / cpu_whole('fpb-native'):.2f}x native on the workload "
       f"built with frame pointers (auto walks them; CPU time of the whole mixed workload)")
+print("a new thread's first allocation (8 calls deep), CPU time, mean of 500 threads: "
+      + ", ".join(f"{what} {med(c, 'start', 'cpu_per_call') / 1000:.1f} us"
+                  for c, what in (("native", "native"), ("ms-none", "no stacks"), ("ms-fp", "fp"),
+                                  ("memscope", "default (unwinds here)"))))
 if "heaptrack" in configs:
     for prefix, what in (("fpb-", "built with frame pointers: auto walks them"),
                          ("", "built without: auto unwinds with libunwind")):
