@@ -105,90 +105,192 @@ static int next_piece(struct ms_run *runs, uint32_t w, const struct ms_event *p,
     return refill(ctx, w, &runs[w]);
 }
 
+static int merge_tree(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
+                      struct ms_event *out);
+
 /*
- * Up to four threads (the common case): the four heads' keys and cursors live
- * in registers and the winner is a branch-free tournament, so an event costs
- * a few conditional moves and no mispredicted branch however finely the
- * threads interleave. Ties go to the lower index. Unused inputs are empty.
+ * Two to four threads (the common case): the heads are kept sorted, so the
+ * next event is always the first head's, and the only question an event
+ * asks is whether its thread's next event still goes before the second head.
+ * A head is summarised by one 64-bit key, the loser tree's key shifted left
+ * two bits with the thread index below: one integer comparison then orders
+ * by time, puts releases first and gives equal times to the lower thread, and
+ * no two heads are equal. That needs times below 2^60 (37 years in ns); a
+ * head beyond hands the rest over to the loser tree, which merges from any
+ * point exactly as this would.
+ *
+ * Finely interleaved threads change the winner at random, so a branch on
+ * "same thread again?" mispredicts a quarter of the time with four threads:
+ * then the winner's next key is inserted among the other heads with
+ * conditional moves only (three comparisons, all at once). Threads that run
+ * in bursts make that branch predictable and cheaper than the insertion: a
+ * thread's burst goes out in one stretch. Which of the two runs is chosen
+ * every FEW_BLOCK events from how many events in the last block kept the
+ * winner.
  */
-static int merge4(struct ms_run *runs, uint32_t nthreads, struct ms_event *out, uint64_t total, ms_refill_fn refill,
-                  void *ctx)
+#define FEW_TIME_LIMIT (UINT64_C(1) << 60) /* heads at or beyond go to the loser tree */
+#define FEW_DONE (UINT64_MAX << 2)         /* key (with the thread index) of an exhausted thread */
+#define FEW_BLOCK 4096u                    /* events between choices of the run */
+#define FEW_BURSTY(stays) ((stays) * 4 >= FEW_BLOCK * 3) /* the winner kept 3 times in 4 or more: bursts */
+
+/* c ? a : b for c 0 or 1, as arithmetic: the compiler keeps it free of branches. */
+static inline uint64_t pick(uint64_t c, uint64_t a, uint64_t b)
 {
-    static const struct ms_event none;
-    const struct ms_event *c0, *c1, *c2, *c3, *e0, *e1, *e2, *e3;
-    uint64_t k0, k1, k2, k3, n;
+    return b ^ ((a ^ b) & (0 - c));
+}
+
+static inline const struct ms_event *pick_ev(uint64_t c, const struct ms_event *a, const struct ms_event *b)
+{
+    return (const struct ms_event *)(uintptr_t)pick(c, (uintptr_t)a, (uintptr_t)b);
+}
+
+/* The key of thread w's head e; sets *big when e's time is beyond FEW_TIME_LIMIT. */
+static inline uint64_t few_key(const struct ms_event *e, uint32_t w, uint64_t *big)
+{
+    uint64_t t = e->time;
+    *big |= t;
+    return t * 8 + (is_release(e->info) ? 0 : 4) + w;
+}
+
+/* The heads in order, k0 < k1 < k2 < k3 (those beyond S unused), with cursors. */
+struct few_heads {
+    uint64_t k0, k1, k2, k3;
+    const struct ms_event *h0, *h1, *h2, *h3;
+};
+
+/* Puts thread k0 & 3's next event p with key nk among heads 1..S-1 (ci: nk
+ * goes after head i), with conditional moves only. */
+static inline __attribute__((always_inline)) void few_insert(struct few_heads *s, const uint32_t S, uint64_t nk,
+                                                             const struct ms_event *p)
+{
+    uint64_t c1 = nk > s->k1, c2 = S > 2 && nk > s->k2, c3 = S > 3 && nk > s->k3;
+
+    s->k0 = pick(c1, s->k1, nk);
+    s->h0 = pick_ev(c1, s->h1, p);
+    if (S == 2) {
+        s->k1 = pick(c1, nk, s->k1);
+        s->h1 = pick_ev(c1, p, s->h1);
+        return;
+    }
+    s->k1 = pick(c2, s->k2, pick(c1, nk, s->k1));
+    s->h1 = pick_ev(c2, s->h2, pick_ev(c1, p, s->h1));
+    if (S == 3) {
+        s->k2 = pick(c2, nk, s->k2);
+        s->h2 = pick_ev(c2, p, s->h2);
+        return;
+    }
+    s->k2 = pick(c3, s->k3, pick(c2, nk, s->k2));
+    s->h2 = pick_ev(c3, s->h3, pick_ev(c2, p, s->h2));
+    s->k3 = pick(c3, nk, s->k3);
+    s->h3 = pick_ev(c3, p, s->h3);
+}
+
+/* Thread w's event went out and *p is its next: gets its next piece if the
+ * one in hand ran out, and sets *nk to the new head's key (FEW_DONE + w when
+ * none). Returns 0, 1 when the thread has no more or its head is beyond
+ * FEW_TIME_LIMIT (a burst stops there), or refill's error. */
+static inline __attribute__((always_inline)) int few_next(struct ms_run *runs, uint32_t w, const struct ms_event **p,
+                                                          const struct ms_event **end, ms_refill_fn refill, void *ctx,
+                                                          uint64_t *big, uint64_t *nk)
+{
+    if (__builtin_expect(*p == end[w], 0)) { /* the piece in hand ran out */
+        int rc = next_piece(runs, w, *p, refill, ctx);
+        if (rc != 0)
+            return rc;
+        *p = runs[w].p;
+        end[w] = runs[w].pe;
+        if (*p == end[w]) {
+            *nk = FEW_DONE + w;
+            return 1;
+        }
+    }
+    *nk = few_key(*p, w, big);
+    return *big >= FEW_TIME_LIMIT;
+}
+
+/*
+ * Merges total events of S threads (2 to 4) from runs into out; end[w] is
+ * the end of thread w's piece in hand. Returns as ms_merge_stream.
+ */
+static inline __attribute__((always_inline)) int merge_few(struct ms_run *runs, const uint32_t S, struct ms_event *out,
+                                                           uint64_t total, ms_refill_fn refill, void *ctx)
+{
+    uint64_t k[4], n = 0, big = 0, stays = FEW_BLOCK;
+    const struct ms_event *h[4], *end[4];
+    struct few_heads s;
+    uint32_t i, j;
     int rc;
 
-#define MERGE4_INIT(i)                                                    \
-    if ((i) < nthreads && runs[i].p < runs[i].pe) {                       \
-        c##i = runs[i].p;                                                 \
-        e##i = runs[i].pe;                                                \
-        k##i = head_key(c##i);                                            \
-    } else {                                                              \
-        c##i = e##i = &none;                                              \
-        k##i = KEY_DONE;                                                  \
+    for (i = 0; i < 4; i++) {
+        h[i] = i < S ? runs[i].p : NULL;
+        end[i] = i < S ? runs[i].pe : NULL;
+        k[i] = h[i] < end[i] ? few_key(h[i], i, &big) : FEW_DONE + i;
     }
-    MERGE4_INIT(0)
-    MERGE4_INIT(1)
-    MERGE4_INIT(2)
-    MERGE4_INIT(3)
-#undef MERGE4_INIT
-    for (n = 0; n < total;) {
-        int a = k1 < k0, b = k3 < k2;
-        uint64_t m01 = a ? k1 : k0, m23 = b ? k3 : k2;
-        uint64_t x01 = a ? k0 : k1, x23 = b ? k2 : k3; /* the pairs' losers */
-        int hi = m23 < m01;
-        const struct ms_event *lo_c = a ? c1 : c0, *hi_c = b ? c3 : c2;
-        const struct ms_event *lo_e = a ? e1 : e0, *hi_e = b ? e3 : e2;
-        const struct ms_event *p = hi ? hi_c : lo_c, *pe = hi ? hi_e : lo_e;
-        unsigned w = hi ? 2u + (unsigned)b : (unsigned)a;
-        /* The best of the others: the winner keeps the lead while strictly
-         * ahead of it (an equal key goes back to the tournament's tie rule). */
-        uint64_t other = hi ? (x23 < m01 ? x23 : m01) : (x01 < m23 ? x01 : m23);
-        uint64_t nk;
+    if (big >= FEW_TIME_LIMIT)
+        goto tree;
+    /* Sort the heads (insertion sort: at most four). */
+    for (i = 1; i < S; i++)
+        for (j = i; j > 0 && k[j] < k[j - 1]; j--) {
+            uint64_t tk = k[j];
+            const struct ms_event *th = h[j];
+            k[j] = k[j - 1], h[j] = h[j - 1];
+            k[j - 1] = tk, h[j - 1] = th;
+        }
+    s = (struct few_heads){k[0], k[1], k[2], k[3], h[0], h[1], h[2], h[3]};
+    while (n < total) {
+        uint64_t stop = total - n < FEW_BLOCK ? total : n + FEW_BLOCK;
+        int bursty = FEW_BURSTY(stays);
 
-        if (__builtin_expect((hi ? m23 : m01) == KEY_DONE, 0))
-            return -EIO; /* fewer events than promised */
-        do { /* a thread's burst goes out in one stretch */
+        stays = 0;
+        while (n < stop) {
+            const struct ms_event *p = s.h0;
+            uint32_t w = (uint32_t)(s.k0 & 3);
+            uint64_t nk = FEW_DONE; /* set by few_next unless it fails */
+
+            if (__builtin_expect(s.k0 >= FEW_DONE, 0))
+                return -EIO; /* fewer events than promised */
             *out++ = *p++;
             n++;
-            nk = p < pe ? head_key(p) : KEY_DONE;
-        } while (nk < other);
-        if (__builtin_expect(p == pe && refill != NULL, 0)) { /* the piece in hand ran out */
-            rc = next_piece(runs, w, p, refill, ctx);
-            if (rc != 0)
+            rc = few_next(runs, w, &p, end, refill, ctx, &big, &nk);
+            if (bursty) /* the rest of the burst in one stretch */
+                while (rc == 0 && nk < s.k1 && n < stop) {
+                    *out++ = *p++;
+                    n++;
+                    stays++;
+                    rc = few_next(runs, w, &p, end, refill, ctx, &big, &nk);
+                }
+            if (rc < 0)
                 return rc;
-            p = runs[w].p;
-            pe = runs[w].pe;
-            nk = p < pe ? head_key(p) : KEY_DONE;
-            e0 = w == 0 ? pe : e0;
-            e1 = w == 1 ? pe : e1;
-            e2 = w == 2 ? pe : e2;
-            e3 = w == 3 ? pe : e3;
+            if (__builtin_expect(big >= FEW_TIME_LIMIT, 0)) {
+                s.h0 = p; /* hand over with this head */
+                goto hand_over;
+            }
+            stays += nk < s.k1;
+            few_insert(&s, S, nk, p);
         }
-        c0 = w == 0 ? p : c0;
-        c1 = w == 1 ? p : c1;
-        c2 = w == 2 ? p : c2;
-        c3 = w == 3 ? p : c3;
-        k0 = w == 0 ? nk : k0;
-        k1 = w == 1 ? nk : k1;
-        k2 = w == 2 ? nk : k2;
-        k3 = w == 3 ? nk : k3;
     }
     return 0;
+hand_over:
+    k[0] = s.k0, k[1] = s.k1, k[2] = s.k2, k[3] = s.k3;
+    h[0] = s.h0, h[1] = s.h1, h[2] = s.h2, h[3] = s.h3;
+tree:
+    for (i = 0; i < S; i++)
+        if (k[i] < FEW_DONE)
+            runs[k[i] & 3].p = h[i];
+    return merge_tree(runs, S, total - n, refill, ctx, out);
 }
 
 #define MS_PROBE_ROUNDS 4096u /* rounds between checks of the loser tree's burst length */
 
-int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
-                    struct ms_event *out)
+/* Merges total events of any number of threads from runs into out; the runs
+ * may have been merged from already (merge_few hands over). */
+static int merge_tree(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
+                      struct ms_event *out)
 {
     uint32_t k = 1, i, *tree = NULL, w;
     uint64_t *key = NULL, n;
     int rc = 0;
 
-    if (nthreads <= 4)
-        return merge4(runs, nthreads, out, total, refill, ctx);
     while (k < nthreads)
         k *= 2;
     /* tree[1..k-1] losers, tree[0] unused; key per leaf. */
@@ -290,6 +392,21 @@ int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_r
     }
     ms_engine_free(key);
     return rc;
+}
+
+int ms_merge_stream(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms_refill_fn refill, void *ctx,
+                    struct ms_event *out)
+{
+    switch (nthreads) {
+    case 2:
+        return merge_few(runs, 2, out, total, refill, ctx);
+    case 3:
+        return merge_few(runs, 3, out, total, refill, ctx);
+    case 4:
+        return merge_few(runs, 4, out, total, refill, ctx);
+    default:
+        return merge_tree(runs, nthreads, total, refill, ctx, out);
+    }
 }
 
 int ms_merge_threads(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)

@@ -429,7 +429,7 @@ static void test_history_merge_matches_reference(void **state)
 struct pieces {
     const struct ms_event *in;
     const uint64_t *starts;
-    uint64_t next[10]; /* per thread: first event not handed over */
+    uint64_t next[64]; /* per thread: first event not handed over */
     uint64_t rng;
 };
 
@@ -495,6 +495,116 @@ static void test_history_merge_stream_in_pieces(void **state)
     }
 }
 
+/* The merge's definition, one event at a time: the thread whose head has the
+ * lowest key (time clamped below 2^62, times 2, plus 1 for anything but a
+ * release) goes next, the lower thread on equal keys. Unlike a sort, it keeps
+ * each thread's order even where a thread's keys go down. */
+static void greedy_merge(const struct ms_event *in, const uint64_t *starts, uint32_t nthreads, struct ms_event *out)
+{
+    uint64_t pos[64], n = 0;
+    uint32_t t;
+
+    for (t = 0; t < nthreads; t++)
+        pos[t] = starts[t];
+    for (;;) {
+        uint32_t best = nthreads;
+        uint64_t best_key = 0;
+        for (t = 0; t < nthreads; t++) {
+            const struct ms_event *e = &in[pos[t]];
+            uint64_t tm, key;
+            unsigned kind;
+            if (pos[t] == starts[t + 1])
+                continue;
+            tm = e->time < (UINT64_C(1) << 62) ? e->time : (UINT64_C(1) << 62);
+            kind = MS_EV_KIND(e->info);
+            key = tm * 2 + (kind == MEMSCOPE_REC_FREE || kind == MEMSCOPE_REC_REALLOC_FREE ? 0 : 1);
+            if (best == nthreads || key < best_key) {
+                best = t;
+                best_key = key;
+            }
+        }
+        if (best == nthreads)
+            break;
+        out[n++] = in[pos[best]++];
+    }
+}
+
+/*
+ * The merge against its definition: 2, 3, 4, 5 and 64 threads; threads
+ * interleaved event by event, in bursts, and switching between the two
+ * (the few-thread merge chooses its way every 4096 events); many equal
+ * times across and within threads, keys going down within a thread (an
+ * allocation then a release at one time), a thread that ends early, times
+ * at and beyond 2^60 (the few-thread merge hands over to the loser tree) and
+ * 2^62 (keys clamp); runs whole and handed over a few events at a time.
+ */
+static void test_history_merge_matches_greedy(void **state)
+{
+    enum { N = 40000 };
+    static struct ms_event in[N], out[N], ref[N];
+    static const uint32_t counts[] = {2, 3, 4, 5, 64};
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    size_t ci;
+    int pattern;
+
+    for (ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++)
+        for (pattern = 0; pattern < 6; pattern++) {
+            uint32_t nthreads = counts[ci], t, cur = 0;
+            uint64_t starts[65], tm = 1000, len[64] = {0};
+            static struct ms_event tmp[64][N / 2];
+            struct ms_run runs[64];
+            struct pieces pc = {in, starts, {0}, 0x42u};
+            size_t i, pos = 0;
+            for (i = 0; i < N; i++) {
+                struct ms_event *e;
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                /* which thread: event by event, bursts, or alternating every ~5000 */
+                if (pattern == 0 || pattern >= 3 || ((pattern == 2) && (i / 5000) % 2 == 0))
+                    cur = (uint32_t)(rng % nthreads);
+                else if (rng % 64 == 0)
+                    cur = (uint32_t)((rng >> 8) % nthreads);
+                if (pattern == 5 && cur == 1 && i > N / 8)
+                    cur = 0; /* thread 1 ends early */
+                if (len[cur] == N / 2)
+                    continue;
+                if (pattern == 3 || (rng >> 20) % 4 == 0)
+                    tm += 0; /* equal times, across threads too */
+                else
+                    tm += (rng >> 24) % 5;
+                e = &tmp[cur][len[cur]];
+                e->time = tm;
+                if (pattern == 4 && i > N / 3)
+                    e->time = tm + (i > N / 2 ? (UINT64_C(1) << 62) - 500 : (UINT64_C(1) << 60) - 20000);
+                if (pattern == 4 && i > 3 * N / 4)
+                    e->time = UINT64_MAX - (uint64_t)(N - i) / 8;
+                e->info = MS_EV_INFO((rng >> 32) % 3 == 0 ? MEMSCOPE_REC_FREE : MEMSCOPE_REC_ALLOC, cur);
+                if ((rng >> 36) % 8 == 0 && len[cur] > 0) /* a release at its allocation's time: keys go down */
+                    e->time = tmp[cur][len[cur] - 1].time;
+                if (len[cur] > 0 && e->time < tmp[cur][len[cur] - 1].time)
+                    e->time = tmp[cur][len[cur] - 1].time;
+                e->address = ((uint64_t)cur << 32) | len[cur];
+                len[cur]++;
+            }
+            for (t = 0; t < nthreads; t++) {
+                starts[t] = pos;
+                memcpy(&in[pos], tmp[t], len[t] * sizeof(in[0]));
+                pos += len[t];
+            }
+            starts[nthreads] = pos;
+            greedy_merge(in, starts, nthreads, ref);
+            memset(out, 0, sizeof(out));
+            assert_int_equal(ms_merge_threads(in, starts, nthreads, out), 0);
+            assert_memory_equal(out, ref, pos * sizeof(*out));
+            for (t = 0; t < nthreads; t++) {
+                pc.next[t] = starts[t];
+                assert_int_equal(pieces_refill(&pc, t, &runs[t]), 0);
+            }
+            memset(out, 0, sizeof(out));
+            assert_int_equal(ms_merge_stream(runs, nthreads, pos, pieces_refill, &pc, out), 0);
+            assert_memory_equal(out, ref, pos * sizeof(*out));
+        }
+}
+
 static void test_history_out_of_memory(void **state)
 {
     struct fake_store *s;
@@ -556,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_history_order_primitives),
         cmocka_unit_test(test_history_merge_matches_reference),
         cmocka_unit_test(test_history_merge_stream_in_pieces),
+        cmocka_unit_test(test_history_merge_matches_greedy),
         cmocka_unit_test(test_history_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
