@@ -252,13 +252,15 @@ static inline __attribute__((always_inline)) int merge_few(struct ms_run *runs, 
             *out++ = *p++;
             n++;
             rc = few_next(runs, w, &p, end, refill, ctx, &big, &nk);
-            if (bursty) /* the rest of the burst in one stretch */
+            if (bursty) { /* the rest of the burst in one stretch */
+                uint64_t n0 = n;
                 while (rc == 0 && nk < s.k1 && n < stop) {
                     *out++ = *p++;
                     n++;
-                    stays++;
                     rc = few_next(runs, w, &p, end, refill, ctx, &big, &nk);
                 }
+                stays += n - n0;
+            }
             if (rc < 0)
                 return rc;
             if (__builtin_expect(big >= FEW_TIME_LIMIT, 0)) {
