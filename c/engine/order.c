@@ -4,13 +4,14 @@
  * Each thread's records arrive in the order the thread wrote them, already
  * sorted by time except where a signal handler's event nested inside another
  * event. A thread's run is sorted stably (a natural merge sort: one O(n) pass
- * when it is already sorted), then the threads are merged by time: a
- * branch-free tournament held in registers for up to four threads, a loser
- * tree beyond; the runs may arrive in pieces (ms_merge_stream: the reader
- * hands each thread's records over a window at a time, so they are written
- * once, already merged). At equal times across threads a release comes before an
- * allocation, so a block released by one thread and reused by another at the
- * same tick replays correctly; remaining ties go to the lower thread index.
+ * when it is already sorted), then the threads are merged by time: two to
+ * four threads keep their heads sorted in registers (merge_few), one thread
+ * and five or more go through a loser tree; the runs may arrive in pieces
+ * (ms_merge_stream: the reader hands each thread's records over a window at
+ * a time, so they are written once, already merged). At equal times across
+ * threads a release comes before an allocation, so a block released by one
+ * thread and reused by another at the same tick replays correctly; remaining
+ * ties go to the lower thread index.
  * No libc qsort: it may call malloc, which the in-process engine must avoid.
  */
 #include <errno.h>
@@ -133,7 +134,9 @@ static int merge_tree(struct ms_run *runs, uint32_t nthreads, uint64_t total, ms
 #define FEW_BLOCK 4096u                    /* events between choices of the run */
 #define FEW_BURSTY(stays) ((stays) * 4 >= FEW_BLOCK * 3) /* the winner kept 3 times in 4 or more: bursts */
 
-/* c ? a : b for c 0 or 1, as arithmetic: the compiler keeps it free of branches. */
+/* c ? a : b for c 0 or 1, as arithmetic: the compiler keeps it free of
+ * branches. Written as c ? a : b, GCC 12 -O2 makes branches of the inserts
+ * (4 threads event by event, merge alone: ~5.9 -> ~8.4 ns an event). */
 static inline uint64_t pick(uint64_t c, uint64_t a, uint64_t b)
 {
     return b ^ ((a ^ b) & (0 - c));
