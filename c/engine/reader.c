@@ -962,6 +962,16 @@ static int apply_cuts(struct chunk_desc *d, size_t *nd, const struct raw_checkpo
             const struct memscope_checkpoint_thread *ct = &ck->th[t];
             if (c.seq < ct->folded_seq)
                 continue;
+            /* GONE: the thread had exited and its cut covers all its records, so
+             * the runtime links no chunk of it past the cut; a later fold may
+             * merge its entry and forget the cut, and such a chunk would then be
+             * replayed whole. Do not rest the figures on that rule: refuse. */
+            if ((ct->flags & MEMSCOPE_CHECKPOINT_GONE) && (c.seq > ct->folded_seq || c.count > ct->folded_records)) {
+                return ms_error_set(err, -EBADMSG, "checkpoint: thread %u is gone (its cut at chunk seq %u, record %" PRIu64
+                                    ", covers all its records), yet chunk %u at 0x%" PRIx64 " (seq %u, %" PRIu64
+                                    " records) lies past that cut",
+                                    c.thread, ct->folded_seq, ct->folded_records, c.index, c.addr, c.seq, c.count);
+            }
             if (c.seq == ct->folded_seq) {
                 if (ct->folded_records > c.count) {
                     return ms_error_set(err, -EBADMSG, "checkpoint: thread %u folded %" PRIu64

@@ -704,6 +704,44 @@ static void test_checkpoint_bad_merged(void **state)
 }
 
 /*
+ * A thread marked GONE is wholly folded and links no more chunks (the
+ * runtime's rule, which lets a later fold merge its entry); a linked chunk
+ * of it past its cut is damage, refused with a sentence, not replayed.
+ */
+static void test_checkpoint_gone_chunk_past_cut(void **state)
+{
+    struct fake_store *s = exited_events();
+    struct ms_fold_cut first[5] = {{1, 0, 1, 0}, {2, 1, 0, MS_FOLD_GONE}, {3, 1, 0, MS_FOLD_GONE},
+                                   {4, 1, 0, MS_FOLD_GONE}, {5, 0, 2, 0}};
+    struct memscope_checkpoint *ck = fold_into(s, first, 5, 10, CK_ADDR);
+    struct memscope_checkpoint_thread *t = fake_mem_at(&s->mem, ck->threads);
+    struct memscope_chunk *c3 = NULL;
+
+    for (int i = 0; i < s->nchunks; i++)
+        if (fs_chunk(s, i)->thread == 3)
+            c3 = fs_chunk(s, i);
+    assert_non_null(c3);
+    assert_int_equal(t[2].thread, 3);
+    assert_int_equal(t[2].flags, MEMSCOPE_CHECKPOINT_GONE);
+    assert_int_equal(c3->seq, 0);
+    expect_ok(s); /* its chunk below the cut, still linked: skipped */
+    c3->seq = 1; /* a chunk at the cut, with records */
+    expect_open(s, -EBADMSG, "thread 3 is gone (its cut at chunk seq 1, record 0, covers all its records), yet chunk");
+    c3->seq = 2; /* past it */
+    expect_open(s, -EBADMSG, "(seq 2, 3 records) lies past that cut");
+    c3->seq = 0;
+    t[2].folded_seq = 0; /* a cut inside the chunk: records past it */
+    t[2].folded_records = 1;
+    expect_open(s, -EBADMSG, "thread 3 is gone");
+    t[2].folded_records = 3; /* a cut at its last record: nothing past it */
+    expect_ok(s);
+    t[2].flags = 0; /* not gone: records past a cut are simply replayed */
+    t[2].folded_records = 1;
+    expect_ok(s);
+    fs_delete(s);
+}
+
+/*
  * A store big enough that the fold's arrays are mapped (events, merge
  * windows, the live table: >= 1 MiB each): 16 threads of 4096 records, each
  * first allocating 1100 blocks, then freeing and allocating at random among
@@ -797,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_horizon_never_recedes),
         cmocka_unit_test(test_checkpoint_merge_exited),
         cmocka_unit_test(test_checkpoint_bad_merged),
+        cmocka_unit_test(test_checkpoint_gone_chunk_past_cut),
         cmocka_unit_test(test_checkpoint_fold_reuses_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -217,8 +217,10 @@ struct memscope_record {
  * is not 0), that the blocks add up to the current_memory and
  * live_blocks figures, and that marks are at most MEMSCOPE_CHECKPOINT_MAX_MARKS,
  * in time order, none after the horizon, their event numbers rising and
- * within folded_events, their live bytes within peak_memory; anything else
- * is damage and the store is refused.
+ * within folded_events, their live bytes within peak_memory, and that no
+ * linked chunk of a GONE thread holds records past its cut (or lies past it:
+ * a thread gone for good links no more); anything else is damage and the
+ * store is refused.
  */
 #define MEMSCOPE_CHECKPOINT_MAX_MARKS 1024u /* most marks a checkpoint keeps; the rest are counted in marks_dropped */
 
