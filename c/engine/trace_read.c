@@ -58,6 +58,7 @@
 #include "memscope/trace.h"
 #include "trace_checkpoint.h"
 #include "trace_codec.h"
+#include "trace_read.h"
 
 #define SYN_ROOT UINT64_C(0x4000000000000000)   /* synthetic root address */
 #define SYN_STACKS UINT64_C(0x3fff800000000000) /* synthetic stack table */
@@ -891,19 +892,74 @@ out:
     return rc;
 }
 
+/* Reads the trace in map[0, map_len) (see memscope_trace_open); path names it in messages. */
+static int open_mapped(const uint8_t *map, size_t map_len, const char *path, unsigned flags,
+                       struct memscope_history **out, struct memscope_trace_info *info, struct memscope_error *err)
+{
+    struct memscope_trace_info info0;
+    struct trace_load L;
+    struct memscope_trace_header fh;
+    const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
+    int rc;
+
+    memset(&L, 0, sizeof(L));
+    info->file_bytes = map_len;
+    if (map_len < sizeof(fh))
+        return ms_error_set(err, -EBADMSG, "%s is not a memscope trace (%zu bytes, shorter than a trace header)", path,
+                            map_len);
+    memcpy(&fh, map, sizeof(fh));
+    if (memcmp(fh.magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE) != 0)
+        return ms_error_set(err, -EBADMSG, "%s is not a memscope trace (magic does not match)", path);
+    if (fh.header_crc != ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc)))
+        return ms_error_set(err, -EBADMSG, "%s: the trace header is damaged (checksum mismatch)", path);
+    info->version = fh.version;
+    if (fh.version < MEMSCOPE_TRACE_VERSION_OLDEST || fh.version > MEMSCOPE_TRACE_VERSION)
+        return ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows versions %u to %u", path,
+                            fh.version, MEMSCOPE_TRACE_VERSION_OLDEST, MEMSCOPE_TRACE_VERSION);
+    if (fh.header_size != sizeof(fh))
+        return ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
+    info0 = *info;
+    rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
+    if (rc != 0 && rc != -ENOMEM) {
+        /* Perhaps a block taken on its header does not decode (and the walk went on from there,
+         * or the reader refused the records): walk again, checking every payload whole, so that
+         * such a block is skipped as damage (or refused with --strict) like any other, and damage
+         * is told as it is found. A trace that reads takes one walk. */
+        load_free(&L);
+        memset(&L, 0, sizeof(L));
+        L.careful = 1;
+        *info = info0;
+        if (err)
+            err->message[0] = '\0';
+        rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
+    }
+    load_free(&L);
+    return rc;
+}
+
+int ms_trace_open_memory(const void *data, size_t len, const char *name, unsigned flags, struct memscope_history **out,
+                         struct memscope_trace_info *info_out, struct memscope_error *err)
+{
+    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local;
+
+    memset(info, 0, sizeof(*info));
+    if (err)
+        err->message[0] = '\0';
+    if (!data || !name || !out)
+        return ms_error_set(err, -EINVAL, "invalid argument: data, a name and an out pointer are required");
+    *out = NULL;
+    return open_mapped(data, len, name, flags, out, info, err);
+}
+
 MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope_history **out,
                                struct memscope_trace_info *info_out, struct memscope_error *err)
 {
-    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local, info0;
-    struct trace_load L;
-    struct memscope_trace_header fh;
+    struct memscope_trace_info info_local, *info = info_out ? info_out : &info_local;
     struct stat st;
     uint8_t *map = NULL;
     size_t map_len = 0;
     int fd = -1, rc = 0;
-    const int strict = (flags & MEMSCOPE_TRACE_STRICT) != 0;
 
-    memset(&L, 0, sizeof(L));
     memset(info, 0, sizeof(*info));
     if (err)
         err->message[0] = '\0';
@@ -921,8 +977,8 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         goto out;
     }
     map_len = (size_t)st.st_size;
-    info->file_bytes = map_len;
-    if (map_len < sizeof(fh)) {
+    if (map_len < sizeof(struct memscope_trace_header)) { /* nothing to map (mmap refuses 0 bytes) */
+        info->file_bytes = map_len;
         rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (%zu bytes, shorter than a trace header)", path,
                           map_len);
         goto out;
@@ -934,42 +990,8 @@ MS_API int memscope_trace_open(const char *path, unsigned flags, struct memscope
         ms_error_set(err, rc, "cannot map %s: %s", path, strerror(-rc));
         goto out;
     }
-    memcpy(&fh, map, sizeof(fh));
-    if (memcmp(fh.magic, MEMSCOPE_TRACE_MAGIC, MEMSCOPE_TRACE_MAGIC_SIZE) != 0) {
-        rc = ms_error_set(err, -EBADMSG, "%s is not a memscope trace (magic does not match)", path);
-        goto out;
-    }
-    if (fh.header_crc != ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc))) {
-        rc = ms_error_set(err, -EBADMSG, "%s: the trace header is damaged (checksum mismatch)", path);
-        goto out;
-    }
-    info->version = fh.version;
-    if (fh.version < MEMSCOPE_TRACE_VERSION_OLDEST || fh.version > MEMSCOPE_TRACE_VERSION) {
-        rc = ms_error_set(err, -EPROTO, "%s has trace format version %u; this engine knows versions %u to %u", path,
-                          fh.version, MEMSCOPE_TRACE_VERSION_OLDEST, MEMSCOPE_TRACE_VERSION);
-        goto out;
-    }
-    if (fh.header_size != sizeof(fh)) {
-        rc = ms_error_set(err, -EBADMSG, "%s: trace header_size %u, expected %zu", path, fh.header_size, sizeof(fh));
-        goto out;
-    }
-    info0 = *info;
-    rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
-    if (rc != 0 && rc != -ENOMEM) {
-        /* Perhaps a block taken on its header does not decode (and the walk went on from there,
-         * or the reader refused the records): walk again, checking every payload whole, so that
-         * such a block is skipped as damage (or refused with --strict) like any other, and damage
-         * is told as it is found. A trace that reads takes one walk. */
-        load_free(&L);
-        memset(&L, 0, sizeof(L));
-        L.careful = 1;
-        *info = info0;
-        if (err)
-            err->message[0] = '\0';
-        rc = walk(&L, map, map_len, &fh, path, strict, out, info, err);
-    }
+    rc = open_mapped(map, map_len, path, flags, out, info, err);
 out:
-    load_free(&L);
     if (map)
         munmap(map, map_len);
     if (fd >= 0)
