@@ -1,8 +1,9 @@
 /*
- * fuzz_regress.c - replays files through the fuzz target without libFuzzer:
- * `inspect_fuzz_regress PATH...` (files, or directories of files) runs
- * LLVMFuzzerTestOneInput on each, so the corpus and the crashes the fuzzer
- * found stay regression tests in every build (and under ASan+UBSan in the
+ * fuzz_regress.c - replays files through a fuzz target without libFuzzer:
+ * `inspect_fuzz_regress PATH...` (fuzz_inspect.c), `trace_fuzz_regress
+ * PATH...` (fuzz_trace.c): files, or directories of files, each run through
+ * LLVMFuzzerTestOneInput, so the corpus and the crashes the fuzzer found
+ * stay regression tests in every build (and under ASan+UBSan in the
  * sanitizer build). Exit 0 when every input ran, 1 when one could not be read.
  */
 #include <dirent.h>
@@ -12,7 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+
+static const char *me = "fuzz_regress"; /* the program's name, for messages */
 
 static int run_file(const char *path)
 {
@@ -21,14 +24,14 @@ static int run_file(const char *path)
     long n;
 
     if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fprintf(stderr, "inspect_fuzz_regress: cannot read %s\n", path);
+        fprintf(stderr, "%s: cannot read %s\n", me, path);
         if (f)
             fclose(f);
         return 1;
     }
     buf = malloc((size_t)n + 1);
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "inspect_fuzz_regress: cannot read %s\n", path);
+        fprintf(stderr, "%s: cannot read %s\n", me, path);
         free(buf);
         fclose(f);
         return 1;
@@ -42,6 +45,11 @@ static int run_file(const char *path)
 int main(int argc, char **argv)
 {
     int failed = 0, runs = 0, i;
+
+    if (argc > 0 && argv[0][0]) {
+        const char *slash = strrchr(argv[0], '/');
+        me = slash ? slash + 1 : argv[0];
+    }
 
     for (i = 1; i < argc; i++) {
         struct stat st;
@@ -63,6 +71,6 @@ int main(int argc, char **argv)
             runs++;
         }
     }
-    printf("inspect_fuzz_regress: %d inputs\n", runs);
+    printf("%s: %d inputs\n", me, runs);
     return failed || runs == 0;
 }
