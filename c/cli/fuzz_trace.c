@@ -16,8 +16,9 @@
  * flag that skips the reader's checks: the engine keeps one code path, and
  * an input kept in tests/fuzz/trace/crashes does the same in every build
  * (the plain and sanitizer replay runners of the test suite). Bit 1 of the
- * file header's reserved[0] (which readers ignore) leaves the checksums as
- * they are, so the paths of a failed check are fuzzed too; bit 0 opens the
+ * file header's reserved[0] (which readers ignore) leaves the blocks'
+ * checksums as they are (the header's, which covers the bit, is always
+ * repaired), so the paths of a failed check are fuzzed too; bit 0 opens the
  * trace with MEMSCOPE_TRACE_STRICT (`memscope report --strict`). To replay
  * a kept input with `memscope report`, repair its checksums first
  * (tests/fuzz/mkcorpus.py --fix-checksums IN OUT).
@@ -43,10 +44,10 @@
 #include "trace_read.h"
 
 #define FUZZ_STRICT 0x1u        /* header reserved[0]: open with MEMSCOPE_TRACE_STRICT */
-#define FUZZ_KEEP_CHECKSUMS 0x2u /* header reserved[0]: do not repair the checksums */
+#define FUZZ_KEEP_CHECKSUMS 0x2u /* header reserved[0]: do not repair the blocks' checksums */
 
-/* Recomputes the checksums of the header and of every block the reader's walk reaches (trace_read.c walk()). */
-static void repair_checksums(uint8_t *d, size_t size)
+/* Recomputes the file header's checksum and (blocks) those of every block the reader's walk reaches (trace_read.c walk()). */
+static void repair_checksums(uint8_t *d, size_t size, int blocks)
 {
     struct memscope_trace_header fh;
     size_t off;
@@ -56,7 +57,7 @@ static void repair_checksums(uint8_t *d, size_t size)
     memcpy(&fh, d, sizeof(fh));
     fh.header_crc = ms_crc32c(0, &fh, offsetof(struct memscope_trace_header, header_crc));
     memcpy(d, &fh, sizeof(fh));
-    for (off = sizeof(fh); size - off >= sizeof(struct memscope_trace_block);) {
+    for (off = sizeof(fh); blocks && size - off >= sizeof(struct memscope_trace_block);) {
         struct memscope_trace_block b;
         size_t padded;
 
@@ -93,8 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, data, size);
     if (size >= offsetof(struct memscope_trace_header, reserved) + 4)
         memcpy(&mode, copy + offsetof(struct memscope_trace_header, reserved), 4);
-    if (!(mode & FUZZ_KEEP_CHECKSUMS))
-        repair_checksums(copy, size);
+    repair_checksums(copy, size, !(mode & FUZZ_KEEP_CHECKSUMS));
     if (ms_trace_open_memory(copy, size, "fuzz.trace", (mode & FUZZ_STRICT) ? MEMSCOPE_TRACE_STRICT : 0, &h, &info,
                              &err) != 0)
         goto out;

@@ -36,7 +36,8 @@ would be megabytes; this one holds just the store, as a real core does
 Traces (the fuzz target repairs checksums before reading, see
 c/cli/fuzz_trace.c, so mutations reach the decoders):
 
-  run.trace          `memscope run --trace` of fuzz_seed 400: MODULES, TEXTS, STACKS, EVENTS of
+  run.trace          `memscope run --trace` of fuzz_seed 400 in a 192K budget (small chunks, so a
+                     thread's records span several blocks): MODULES, TEXTS, STACKS, EVENTS of
                      seven threads, STATE (zstd payloads, as the runtime writes them)
   saved-fold.trace   the fold-fp store saved as memscope-save does (memscope_history_write_trace,
                      with the process's mappings): CHECKPOINT, CHECKPOINT_BLOCKS, retained EVENTS
@@ -45,7 +46,8 @@ c/cli/fuzz_trace.c, so mutations reach the decoders):
 
 --fix-checksums writes IN with every checksum a reader checks recomputed,
 as the trace fuzz target does before reading (an input it kept then reads
-the same with `memscope report`).
+the same with `memscope report`, with --strict when the fuzzer set bit 0 of
+the header's reserved[0]; bit 1 leaves the blocks' checksums as they are).
 
 Recordings differ from run to run in addresses and thread interleaving, not
 in the event sequence. Needs python3 and libzstd (ctypes); no gdb.
@@ -93,13 +95,24 @@ def crc32c(data):
 
 # ---- recording ----
 
-def record_image(build, tmp, name, ops, env_extra):
-    """Runs fuzz_seed OPS preloaded with MEMSCOPE_EXIT_IMAGE; returns the image's path (FILE.modules beside it)."""
+MAX_CORE = 60000  # the fuzzers take inputs of up to 64 KiB (scripts/fuzz-inspect.sh -max_len)
+
+
+def record_image(build, tmp, name, ops, env_extra, folded):
+    """Runs fuzz_seed OPS preloaded with MEMSCOPE_EXIT_IMAGE; returns the image's path (FILE.modules beside it).
+    How many chunks are still linked at exit depends on the folder's timing: the program runs again (at most 20
+    times) until the image fits MAX_CORE, nothing was dropped and (folded) there is a checkpoint."""
     image = os.path.join(tmp, name + ".img")
     env = dict(os.environ, LD_PRELOAD=os.path.join(build, "lib", "libmemscope.so"), MEMSCOPE_EXIT_IMAGE=image)
     env.update(env_extra)
-    subprocess.run([os.path.join(build, "bin", "fuzz_seed"), str(ops)], env=env, check=True, timeout=120)
-    return image
+    for _ in range(20):
+        subprocess.run([os.path.join(build, "bin", "fuzz_seed"), str(ops)], env=env, check=True, timeout=120)
+        root = read_image(image)[0][1]
+        dropped, checkpoint = struct.unpack_from("<Q", root, 72)[0], struct.unpack_from("<Q", root, 112)[0]
+        if os.path.getsize(image) <= MAX_CORE and dropped == 0 and (checkpoint != 0) == folded:
+            return image
+    raise SystemExit("mkcorpus: %s: no run of fuzz_seed left an image of at most %d bytes with%s a checkpoint and "
+                     "nothing dropped" % (name, MAX_CORE, "" if folded else "out"))
 
 
 def read_image(path):
@@ -223,10 +236,12 @@ def fix_checksums(src, dst):
     """src with the header's and every reachable block's checksums recomputed (c/cli/fuzz_trace.c repair_checksums)."""
     with open(src, "rb") as f:
         data = bytearray(f.read())
-    if len(data) >= 64:
-        struct.pack_into("<I", data, 60, crc32c(data[:60]))
+    if len(data) < 64:
+        return write(dst, data)
+    (mode,) = struct.unpack_from("<I", data, 52)  # reserved[0]: bit 1 keeps the blocks' checksums, bit 0 is --strict
+    struct.pack_into("<I", data, 60, crc32c(data[:60]))
     off = 64
-    while len(data) - off >= 32:
+    while not mode & 2 and len(data) - off >= 32:
         magic, _, _, stored, raw, _, _, _ = struct.unpack_from("<IHHIIQII", data, off)
         if magic != BLOCK_MAGIC or stored > 64 << 20 or raw > 64 << 20:
             break
@@ -238,7 +253,13 @@ def fix_checksums(src, dst):
             break
         padded = (stored + 7) & ~7
         off += 32 + (padded if padded <= len(data) - off - 32 else stored)
-    with open(dst, "wb") as f:
+    write(dst, data)
+    if mode & 1:
+        print("mkcorpus: %s was fuzzed with --strict (bit 0 of the header's reserved[0])" % src)
+
+
+def write(path, data):
+    with open(path, "wb") as f:
         f.write(bytes(data))
 
 
@@ -295,11 +316,11 @@ def main():
     try:
         small = {"MEMSCOPE_STACK_BUDGET": "64K"}
         fold_fp = record_image(build, tmp, "fold-fp", 20000, dict(
-            small, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_METHOD="fp", MEMSCOPE_STACK_DEPTH="8"))
+            small, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_METHOD="fp", MEMSCOPE_STACK_DEPTH="8"), True)
         fold_caller = record_image(build, tmp, "fold-caller", 20000, dict(
-            small, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_METHOD="caller"))
+            small, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_METHOD="caller"), True)
         unfolded = record_image(build, tmp, "unfolded", 100, dict(
-            small, MEMSCOPE_STACK_METHOD="unwind", MEMSCOPE_STACK_DEPTH="4"))
+            small, MEMSCOPE_STACK_METHOD="unwind", MEMSCOPE_STACK_DEPTH="4"), False)
         for image, name in ((fold_fp, "fold-fp"), (fold_caller, "fold-caller"), (unfolded, "unfolded")):
             image_to_core(image, os.path.join(cores, name + ".core"))
         mkcore = os.path.join(TOP, "tests", "e2e", "inspect", "mkcore.py")
@@ -313,7 +334,7 @@ def main():
         run_trace = os.path.join(tmp, "run.trace")
         subprocess.run([os.path.join(build, "bin", "memscope"), "run", "--summary", "--trace", run_trace, "--",
                         os.path.join(build, "bin", "fuzz_seed"), "400"],
-                       env=dict(os.environ, MEMSCOPE_STACK_BUDGET="64K", MEMSCOPE_STACK_DEPTH="8"),
+                       env=dict(os.environ, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_BUDGET="64K", MEMSCOPE_STACK_DEPTH="8"),
                        check=True, timeout=120, stdout=subprocess.DEVNULL)
         saved = os.path.join(tmp, "saved-fold.trace")
         engine.save(fold_fp, saved)
