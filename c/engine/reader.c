@@ -427,6 +427,8 @@ struct stream_thread {
     size_t end;    /* one past its last chunk */
     uint64_t off;  /* records of that chunk already read */
     uint64_t last; /* time of its last event read */
+    size_t win;    /* where its window starts in stream.win (events) */
+    size_t cap;    /* its window's events: stream.cap, or fewer when the thread has fewer */
 };
 
 struct stream {
@@ -436,8 +438,8 @@ struct stream {
     const struct clock_conv *clk;
     struct memscope_error *err;
     struct stream_thread *th;    /* per dense thread */
-    struct ms_event *win;        /* per dense thread, cap events */
-    size_t cap;                  /* events per window */
+    struct ms_event *win;        /* the windows: thread t's at win + th[t].win, th[t].cap events */
+    size_t cap;                  /* most events per window */
     uint64_t texts;              /* labels and marks read */
     int64_t net;                 /* allocations less releases read */
     int unsorted;                /* a thread's times went backwards */
@@ -447,7 +449,7 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
 {
     struct stream *s = ctx;
     struct stream_thread *st = &s->th[t];
-    struct ms_event *w = s->win + (size_t)t * s->cap;
+    struct ms_event *w = s->win + st->win;
     uint64_t n;
     int rc;
 
@@ -459,8 +461,8 @@ static int stream_refill(void *ctx, uint32_t t, struct ms_run *run)
     if (st->chunk == st->end)
         return 0;
     n = s->d[st->chunk].count - st->off;
-    if (n > s->cap)
-        n = s->cap;
+    if (n > st->cap)
+        n = st->cap;
     rc = read_chunk_records(s->src, s->direct, &s->d[st->chunk], st->off, n, t, s->clk, w, &st->last, &s->unsorted, &s->texts,
                             &s->net, s->err);
     if (rc != 0)
@@ -481,6 +483,7 @@ static int read_merged(const struct memscope_source *src, int direct, const stru
 {
     struct stream s = {src, direct, d, clk, err, NULL, NULL, MS_WINDOW_EVENTS, 0, 0, 0};
     struct ms_run *runs = NULL;
+    size_t room = 0;
     uint32_t t;
     int rc = 0;
 
@@ -492,16 +495,31 @@ static int read_merged(const struct memscope_source *src, int direct, const stru
         s.cap = MS_WINDOW_MIN_EVENTS;
     s.th = ms_engine_calloc(nthreads, sizeof(*s.th));
     runs = ms_engine_calloc(nthreads, sizeof(*runs));
-    s.win = ms_engine_big_alloc((size_t)nthreads * s.cap * sizeof(*s.win), 0);
-    if (!s.th || !runs || !s.win) {
+    if (!s.th || !runs) {
         rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
         goto out;
     }
-    for (t = 0; t < nthreads && rc == 0; t++) {
+    /* A window holds no more than its thread's events: with many threads of few
+     * events each (a thread per request), windows of the least size for every
+     * thread would be most of the memory read (64 KiB a thread, for one event). */
+    for (t = 0; t < nthreads; t++) {
+        size_t i, end = t + 1 < nthreads ? first[t + 1] : nd;
+        uint64_t events = 0;
+        for (i = first[t]; i < end && events < s.cap; i++)
+            events += d[i].count;
         s.th[t].chunk = first[t];
-        s.th[t].end = t + 1 < nthreads ? first[t + 1] : nd;
-        rc = stream_refill(&s, t, &runs[t]);
+        s.th[t].end = end;
+        s.th[t].win = room;
+        s.th[t].cap = events < s.cap ? (size_t)events : s.cap;
+        room += s.th[t].cap;
     }
+    s.win = ms_engine_big_alloc((room ? room : 1) * sizeof(*s.win), 0);
+    if (!s.win) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
+        goto out;
+    }
+    for (t = 0; t < nthreads && rc == 0; t++)
+        rc = stream_refill(&s, t, &runs[t]);
     if (rc == 0)
         rc = ms_merge_stream(runs, nthreads, total, stream_refill, &s, out);
     if (rc == -ENOMEM)
