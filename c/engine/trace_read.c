@@ -108,6 +108,8 @@ struct trace_load {
     struct trace_thread *threads; /* by arrival; looked up by serial */
     uint32_t nthreads;
     uint32_t threads_cap;
+    uint32_t *by_serial;          /* open addressing: index + 1 of the thread with a serial, 0 empty */
+    uint32_t by_serial_cap;       /* slots, a power of two above twice nthreads (0: none yet) */
     struct trace_text *texts;
     size_t ntexts, texts_cap;
     uint8_t **text_pools; /* decoded TEXTS payloads, kept while the history is read */
@@ -148,11 +150,37 @@ static void warn(struct memscope_trace_info *info, const char *fmt, ...)
     va_end(ap);
 }
 
+static uint32_t serial_slot(const struct trace_load *L, uint32_t serial)
+{
+    uint32_t mask = L->by_serial_cap - 1, j = (serial * 0x9e3779b1u) & mask;
+
+    while (L->by_serial[j] && L->threads[L->by_serial[j] - 1].serial != serial)
+        j = (j + 1) & mask;
+    return j;
+}
+
+/* The thread with a serial, made on first use; NULL for want of memory. A trace may hold a
+ * block for each of a million threads: they are found by hash, not by a walk of the list. */
 static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, uint32_t tid)
 {
-    for (uint32_t i = L->nthreads; i-- > 0;)
-        if (L->threads[i].serial == serial)
-            return &L->threads[i];
+    uint32_t j;
+
+    if (L->by_serial_cap && L->by_serial[j = serial_slot(L, serial)])
+        return &L->threads[L->by_serial[j] - 1];
+    if ((uint64_t)(L->nthreads + 1) * 2 > L->by_serial_cap) {
+        uint32_t ncap = L->by_serial_cap ? L->by_serial_cap * 2 : 64;
+        uint32_t *old = L->by_serial, ocap = L->by_serial_cap;
+        L->by_serial = ms_engine_calloc(ncap, sizeof(*L->by_serial));
+        if (!L->by_serial) {
+            L->by_serial = old;
+            return NULL;
+        }
+        L->by_serial_cap = ncap;
+        for (uint32_t i = 0; i < ocap; i++)
+            if (old[i])
+                L->by_serial[serial_slot(L, L->threads[old[i] - 1].serial)] = old[i];
+        ms_engine_free(old);
+    }
     if (L->nthreads == L->threads_cap) {
         uint32_t ncap = L->threads_cap ? L->threads_cap * 2 : 16;
         struct trace_thread *nt = ms_engine_realloc(L->threads, ncap * sizeof(*nt));
@@ -166,6 +194,7 @@ static struct trace_thread *thread_get(struct trace_load *L, uint32_t serial, ui
     t->serial = serial;
     t->tid = tid;
     t->decoded_block = UINT64_MAX;
+    L->by_serial[serial_slot(L, serial)] = L->nthreads;
     return t;
 }
 
@@ -197,7 +226,7 @@ static int load_events(struct trace_load *L, const uint8_t *raw, size_t len, con
     if (!t)
         return -ENOMEM;
     if (t->nblocks == t->blocks_cap) {
-        uint64_t ncap = t->blocks_cap ? t->blocks_cap * 2 : 16;
+        uint64_t ncap = t->blocks_cap ? t->blocks_cap * 2 : 4; /* most threads of a trace with many hold few blocks */
         struct trace_events_ref *nb = ms_engine_realloc(t->blocks, ncap * sizeof(*nb));
         if (!nb)
             return -ENOMEM;
@@ -655,6 +684,7 @@ static void load_free(struct trace_load *L)
         ms_engine_free(L->threads[i].decoded);
     }
     ms_engine_free(L->threads);
+    ms_engine_free(L->by_serial);
     for (size_t i = 0; i < L->npools; i++)
         ms_engine_free(L->text_pools[i]);
     ms_engine_free(L->text_pools);

@@ -533,6 +533,39 @@ static void test_trace_many_threads_decoded_again(void **state)
 }
 
 /*
+ * A thread per request: 20,000 threads of a few events, each in two blocks
+ * (the second found by its serial among all the threads read). The reader
+ * found threads by a walk of its list and gave every thread's merge window
+ * its least size: 2.2 s and 1.3 GB for a 1.6 MB trace; now both grow with
+ * what the file holds. Every event is there and the snapshot is right.
+ */
+static void test_trace_thread_per_request(void **state)
+{
+    const uint32_t nthreads = 20000, n = 2;
+    struct memscope_history *h = NULL;
+    struct memscope_history_info hi;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_stats st;
+    struct memscope_trace_info info;
+    struct memscope_error err;
+
+    write_threads_trace(path, nthreads, n);
+    assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), 0);
+    assert_int_equal(info.blocks, 2 * nthreads);
+    memscope_history_info(h, &hi);
+    assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
+    assert_int_equal(hi.threads, nthreads);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    assert_int_equal(st.threads, nthreads);
+    assert_int_equal(st.active_allocations, nthreads);
+    assert_int_equal(st.current_memory, (uint64_t)nthreads * 48);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+}
+
+/*
  * A block whose checksums are right but whose columns do not decode (a bad
  * record kind, written so by a broken writer): the walk takes EVENTS blocks
  * on their headers, so it is found only when its records are read; the
@@ -652,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trace_missing_block, setup, teardown),
         cmocka_unit_test(test_trace_check_matches_decode),
         cmocka_unit_test_setup_teardown(test_trace_many_threads_decoded_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_thread_per_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_undecodable_block_skipped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
