@@ -499,18 +499,22 @@ static int read_merged(const struct memscope_source *src, int direct, const stru
         rc = ms_error_set(err, -ENOMEM, "out of memory merging %u threads", nthreads);
         goto out;
     }
-    /* A window holds no more than its thread's events: with many threads of few
+    /* Past MS_WINDOWS_BYTES (more than 256 threads: windows of the least size), a
+     * window holds no more than its thread's events: with many threads of few
      * events each (a thread per request), windows of the least size for every
-     * thread would be most of the memory read (64 KiB a thread, for one event). */
+     * thread were most of the memory read (64 KiB a thread, for one event).
+     * Below it, windows are all of a size, as a fold that keeps its arrays
+     * mapped (ms_engine_big_keep) finds them again. */
     for (t = 0; t < nthreads; t++) {
         size_t i, end = t + 1 < nthreads ? first[t + 1] : nd;
         uint64_t events = 0;
-        for (i = first[t]; i < end && events < s.cap; i++)
+        int fit = (size_t)nthreads * s.cap * sizeof(*out) > MS_WINDOWS_BYTES;
+        for (i = first[t]; fit && i < end && events < s.cap; i++)
             events += d[i].count;
         s.th[t].chunk = first[t];
         s.th[t].end = end;
         s.th[t].win = room;
-        s.th[t].cap = events < s.cap ? (size_t)events : s.cap;
+        s.th[t].cap = fit && events < s.cap ? (size_t)events : s.cap;
         room += s.th[t].cap;
     }
     s.win = ms_engine_big_alloc((room ? room : 1) * sizeof(*s.win), 0);

@@ -381,36 +381,6 @@ static void test_reader_reads_in_pieces(void **state)
     fs_delete(s);
 }
 
-/*
- * Many threads of one event each (a thread per request): the merge's
- * windows hold no more than each thread's events. Windows of the least
- * size (2048 events, 64 KiB) for every thread made 80 such threads cost
- * 16 MiB, and a 1.6 MB trace of 20,000 threads 1.3 GB (the kernel zeroing
- * it was 95% of the read). The big mappings a history's read frees are
- * kept (ms_engine_big_keep) to see what it mapped.
- */
-static void test_reader_many_threads_small_windows(void **state)
-{
-    struct fake_store *s = fs_new();
-    struct memscope_history *h = NULL;
-    struct memscope_history_info info;
-    struct memscope_error err;
-    uint32_t t;
-
-    for (t = 1; t <= FAKE_MAX_THREADS; t++)
-        fs_alloc(s, t, t, 0x1000 * (uint64_t)t, 16);
-    fs_build(s, 4);
-    ms_engine_big_keep(1);
-    assert_int_equal(fs_open(s, &h, &err), 0);
-    assert_int_equal(memscope_history_info(h, &info), 0);
-    assert_int_equal(info.threads, FAKE_MAX_THREADS);
-    assert_int_equal(info.events, FAKE_MAX_THREADS);
-    memscope_history_close(h);
-    assert_true(ms_engine_big_kept(NULL, -1) < (1u << 20)); /* no window mapping at all */
-    ms_engine_big_keep(0);
-    fs_delete(s);
-}
-
 static int count_cb(const struct memscope_allocation *b, void *arg)
 {
     (*(uint64_t *)arg) += b->size;
@@ -503,7 +473,6 @@ int main(void)
         cmocka_unit_test_teardown(test_reader_out_of_memory, reset_failures),
         cmocka_unit_test(test_reader_time_ns_clock),
         cmocka_unit_test(test_reader_time_tsc),
-        cmocka_unit_test(test_reader_many_threads_small_windows),
         cmocka_unit_test(test_reader_reads_in_pieces),
         cmocka_unit_test(test_reader_random_damage),
     };

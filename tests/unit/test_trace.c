@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "fake_store.h"
+#include "internal.h" /* ms_engine_big_keep */
 #include "memscope/trace.h"
 #include "trace_codec.h"
 #include "trace_test_files.h"
@@ -536,8 +537,10 @@ static void test_trace_many_threads_decoded_again(void **state)
  * A thread per request: 20,000 threads of a few events, each in two blocks
  * (the second found by its serial among all the threads read). The reader
  * found threads by a walk of its list and gave every thread's merge window
- * its least size: 2.2 s and 1.3 GB for a 1.6 MB trace; now both grow with
- * what the file holds. Every event is there and the snapshot is right.
+ * its least size (64 KiB): 2.2 s and 1.3 GB for a 1.6 MB trace; now both
+ * grow with what the file holds. The big mappings the read frees are kept
+ * (ms_engine_big_keep) to see what it mapped. Every event is there and the
+ * snapshot is right.
  */
 static void test_trace_thread_per_request(void **state)
 {
@@ -550,7 +553,10 @@ static void test_trace_thread_per_request(void **state)
     struct memscope_error err;
 
     write_threads_trace(path, nthreads, n);
+    ms_engine_big_keep(1);
     assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), 0);
+    assert_true(ms_engine_big_kept(NULL, -1) < (16u << 20)); /* the events are 1.9 MB */
+    ms_engine_big_keep(0);
     assert_int_equal(info.blocks, 2 * nthreads);
     memscope_history_info(h, &hi);
     assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
