@@ -198,6 +198,15 @@ struct memscope_history {
  * *from past them. Returns the payload's bytes, 0 when none are left.
  */
 size_t ms_modules_payload(const struct memscope_modules *set, size_t *from, uint8_t *buf, size_t cap);
+/*
+ * memscope_modules_add without its last step: the payload's entries are
+ * appended, and replace the earlier ones they overlap only when the set is
+ * settled (ms_modules_settle), once for every payload appended since: what
+ * a trace reader does with its MODULES blocks. Returns as memscope_modules_add.
+ */
+int ms_modules_append(struct memscope_modules **set, const void *payload, size_t len, struct memscope_error *err);
+/* Settles set (NULL: nothing to do): 0, or -ENOMEM (the set unchanged). */
+int ms_modules_settle(struct memscope_modules *set);
 
 #define MS_HISTORY_MAGIC UINT64_C(0x79726f747369682d) /* "-history" */
 #define MS_SNAPSHOT_MAGIC UINT64_C(0x746f687370616e73) /* "snapshot" */

@@ -853,7 +853,7 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
             break;
         case MEMSCOPE_TRACE_MODULES: {
             struct memscope_error merr;
-            r = memscope_modules_add(&L->modules, raw, b.raw_size, &merr);
+            r = ms_modules_append(&L->modules, raw, b.raw_size, &merr); /* settled once, after the walk */
             if (r == -ENOMEM) {
                 rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
                 goto out;
@@ -910,6 +910,10 @@ static int walk(struct trace_load *L, const uint8_t *map, size_t map_len, const 
             warn(info, "the checkpoint of the folded history is unreadable: %s; the events folded before its "
                  "horizon are missing, figures cover the events after it only", why);
         }
+    }
+    if (ms_modules_settle(L->modules) != 0) {
+        rc = ms_error_set(err, -ENOMEM, "out of memory reading %s", path);
+        goto out;
     }
     rc = build_history(L, fh, out, info, err); /* on failure the reader's sentence names the part */
     if (rc == 0 && L->have_state)

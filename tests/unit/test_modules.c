@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -198,6 +200,110 @@ static void test_payload_round_trip(void **state)
     memscope_modules_free(back);
 }
 
+/* (start, end, path) of an entry, for comparing sets whatever the order of equal starts. */
+struct triple {
+    uint64_t start, end;
+    char path[16];
+};
+
+static int triple_cmp(const void *a, const void *b)
+{
+    const struct triple *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static size_t triples(const struct memscope_modules *set, struct triple *out)
+{
+    size_t n, i;
+    const struct memscope_module *m = memscope_modules_list(set, &n);
+
+    memset(out, 0, n * sizeof(*out)); /* compared whole: no bytes left over past a path's NUL */
+    for (i = 0; i < n; i++) {
+        out[i].start = m[i].start;
+        out[i].end = m[i].end;
+        snprintf(out[i].path, sizeof(out[i].path), "%s", m[i].path);
+        if (i > 0)
+            assert_true(m[i - 1].start <= m[i].start); /* by address */
+    }
+    qsort(out, n, sizeof(*out), triple_cmp);
+    return n;
+}
+
+/*
+ * A trace reader appends its payloads and settles once (ms_modules_append,
+ * ms_modules_settle); that must give what replacing payload by payload
+ * gives (memscope_modules_add), and what the rule says, done by hand: an
+ * entry stays unless a later payload has an entry overlapping it (entries
+ * of one payload never replace each other). Random payloads of 1 to 4
+ * entries over a small range, so that they overlap often, also within a
+ * payload and at equal starts.
+ */
+static void test_settled_once_as_one_by_one(void **state)
+{
+    uint64_t x = 0x9e3779b97f4a7c15u;
+
+    for (int round = 0; round < 300; round++) {
+        struct memscope_modules *one = NULL, *batch = NULL;
+        static struct triple want[64], a[64], b[64];
+        uint64_t seen_start[64], seen_end[64];
+        unsigned seen_payload[64];
+        char seen_path[64][16];
+        size_t nseen = 0, nwant = 0, i, j;
+        int payloads = 1 + (int)(round % 12);
+
+        memset(want, 0, sizeof(want));
+        memset(seen_path, 0, sizeof(seen_path));
+
+        for (int k = 0; k < payloads; k++) {
+            struct payload p;
+            int entries = 1 + (int)((x >> 7) % 4);
+            begin(&p);
+            for (int e = 0; e < entries; e++) {
+                char path[16];
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                uint64_t start = 0x1000 * (x % 24), end = start + 0x1000 * (1 + (x >> 8) % 4);
+                snprintf(path, sizeof(path), "/p%d-%d", k, e);
+                add(&p, start, end, 0, path, 0);
+                seen_start[nseen] = start;
+                seen_end[nseen] = end;
+                seen_payload[nseen] = (unsigned)k;
+                snprintf(seen_path[nseen], sizeof(seen_path[nseen]), "%s", path);
+                nseen++;
+            }
+            assert_int_equal(memscope_modules_add(&one, p.bytes, p.len, NULL), 0);
+            assert_int_equal(ms_modules_append(&batch, p.bytes, p.len, NULL), 0);
+            if (k == payloads / 2) /* a settle half way, as a reader of two traces' lists would */
+                assert_int_equal(ms_modules_settle(batch), 0);
+        }
+        assert_int_equal(ms_modules_settle(batch), 0);
+        for (i = 0; i < nseen; i++) {
+            int replaced = 0;
+            for (j = 0; j < nseen; j++)
+                replaced |= seen_payload[j] > seen_payload[i] && seen_start[j] < seen_end[i] &&
+                            seen_start[i] < seen_end[j];
+            if (!replaced) {
+                want[nwant].start = seen_start[i];
+                want[nwant].end = seen_end[i];
+                memcpy(want[nwant].path, seen_path[i], sizeof(want[nwant].path));
+                nwant++;
+            }
+        }
+        qsort(want, nwant, sizeof(*want), triple_cmp);
+        assert_int_equal(triples(one, a), nwant);
+        assert_int_equal(triples(batch, b), nwant);
+        assert_memory_equal(a, want, nwant * sizeof(*want));
+        assert_memory_equal(b, want, nwant * sizeof(*want));
+        memscope_modules_free(one);
+        memscope_modules_free(batch);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_later_replaces_overlap),
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_payload_round_trip),
+        cmocka_unit_test(test_settled_once_as_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
