@@ -696,17 +696,31 @@ static int seg_size_cmp(const void *a, const void *b)
     return (*x)->vaddr < (*y)->vaddr ? -1 : (*x)->vaddr > (*y)->vaddr;
 }
 
-/* Scans writable dumped memory, smallest segment first (the root sits in a library's small .data). */
+/* Most bytes the candidates a scan refuses may read together: so many times the core's size, at least SCAN_READ_MIN. */
+#define SCAN_READ_FACTOR 4u
+#define SCAN_READ_MIN (UINT64_C(64) << 20)
+
+/*
+ * Scans writable dumped memory, smallest segment first (the root sits in a
+ * library's small .data). Bounded: at most 4096 candidates, and no more
+ * than SCAN_READ_FACTOR times the core's size read for candidates the
+ * engine refuses (a core of copies of a root over one long chunk list that
+ * is damaged at its end made every candidate read it all: 4096 times 32 MB).
+ */
 static int open_by_scan(struct ms_core *c, struct memscope_history **out, struct ms_core_error *err,
                         int *found_any)
 {
     const struct core_seg **order = NULL;
     size_t n = 0, i;
     int first_rc = 0, proto_rc = 0;
-    uint64_t first_root = 0, proto_root = 0;
+    uint64_t first_root = 0, proto_root = 0, read_before = ms_core_bytes_read(c), read_limit;
     struct memscope_error first_err, proto_err, eerr;
     unsigned tries = 0;
-    int rc;
+    int rc, stop = 0;
+
+    read_limit = (uint64_t)c->size * SCAN_READ_FACTOR;
+    if (read_limit < SCAN_READ_MIN)
+        read_limit = SCAN_READ_MIN;
 
     *found_any = 0;
     order = calloc(c->nsegs, sizeof(*order));
@@ -716,17 +730,19 @@ static int open_by_scan(struct ms_core *c, struct memscope_history **out, struct
         if ((c->segs[i].flags & PF_W) && c->segs[i].filesz >= MEMSCOPE_STORE_MAGIC_SIZE)
             order[n++] = &c->segs[i];
     qsort(order, n, sizeof(*order), seg_size_cmp);
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && !stop; i++) {
         const uint8_t *base = c->data + order[i]->offset;
         const uint8_t *p = base, *end = base + order[i]->filesz;
-        while (p < end && (p = memmem(p, (size_t)(end - p), MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE))) {
+        while (!stop && p < end && (p = memmem(p, (size_t)(end - p), MEMSCOPE_STORE_MAGIC, MEMSCOPE_STORE_MAGIC_SIZE))) {
             uint64_t addr = order[i]->vaddr + (uint64_t)(p - base);
             p++;
             if (addr % 8 != 0)
                 continue;
             *found_any = 1;
-            if (++tries > 4096) /* a core full of magics: stop, bounded */
+            if (++tries > 4096) { /* a core full of magics: stop, bounded */
+                stop = 1;
                 break;
+            }
             rc = try_root(c, addr, out, &eerr);
             if (rc == 0) {
                 free(order);
@@ -741,6 +757,8 @@ static int open_by_scan(struct ms_core *c, struct memscope_history **out, struct
                 first_root = addr;
                 first_err = eerr;
             }
+            if (ms_core_bytes_read(c) - read_before > read_limit)
+                stop = 1; /* refused candidates read too much already: stop, bounded */
         }
     }
     free(order);

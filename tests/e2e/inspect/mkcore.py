@@ -5,6 +5,7 @@ the base of the damaged-store tests that the fixtures cannot make.
 
 Usage: mkcore.py OUT [--damage none|count|loop|outside|version|text-loop|stack-count|stack-outside|stack-depth]
                      [--no-library] [--no-store] [--text-file FILE]
+       mkcore.py OUT --many-roots N RECORDS
 
 The store: a root in a small writable segment (as a library's .data), two
 chunks (threads 1 and 2) in another, a text block with a mark and a label,
@@ -14,6 +15,11 @@ Thread 1 allocates 0x1000 (100 B), 0x2000 (200 B), marks "half", frees
 0x1000, allocates 0x3000 (300 B) labeled "cfg"/"struct cfg"; thread 2
 allocates 0x4000 (400 B). At the end: 3 live blocks, 900 B; peak 900 B.
 An NT_FILE note maps /nonexistent/libmemscope.so and /nonexistent/prog.
+
+--many-roots: N copies of a root (no library: found by the magic scan), all
+over one chunk of RECORDS records whose last names another thread, so that
+every candidate reads the whole chunk before the engine refuses it (the
+scan's work must stay bounded by the core's size).
 """
 
 import argparse
@@ -99,6 +105,21 @@ def build(damage, store=True, text_file=None):
             (STACK_ADDR, stack_table(damage), 6), (0x400000, b"\x7fELF" + bytes(0x1000 - 4), 5)]
 
 
+def many_roots(nroots, nrec):
+    """The segments of a core with nroots roots over one chunk of nrec records, damaged at its last."""
+    recs = bytearray()
+    for i in range(nrec):
+        thread = 1 if i < nrec - 1 else 2
+        recs += rec(1000 + i, 0x1000 + 16 * (i // 2 % 1000), 0 if i % 2 else 16, 2 if i % 2 else 1, thread)
+    map_size = 64 + 32 * nrec
+    chunk = struct.pack("<QQQQQQIIII", CHUNK_MAGIC, 0, 0, nrec, nrec, map_size, 1, 0, 4242, 4242) + recs
+    root = bytearray(MAGIC)
+    root += struct.pack("<IIIIII", 6, 224, 32, 64, 0, 4242)
+    root += struct.pack("<QQQQQQQQQQ", CHUNK_ADDR, 1, map_size, 1 << 40, 0, 0, 0, 1, 0, 0)
+    root += b"\0" * (224 - len(root))
+    return [(ROOT_ADDR, bytes(root) * nroots, 6), (CHUNK_ADDR, bytes(chunk), 6)]
+
+
 def nt_file(files):
     desc = struct.pack("<QQ", len(files), 4096)
     for start, end, pgoff, _ in files:
@@ -143,7 +164,12 @@ def main():
     parser.add_argument("--no-library", action="store_true")
     parser.add_argument("--no-store", action="store_true")
     parser.add_argument("--text-file", help="put the text block in this file, mapped and not dumped")
+    parser.add_argument("--many-roots", nargs=2, type=int, metavar=("N", "RECORDS"),
+                        help="N roots over one chunk of RECORDS records, damaged at its end")
     args = parser.parse_args()
+    if args.many_roots:
+        write_core(args.out, many_roots(*args.many_roots), [(0x400000, 0x401000, 0, "/nonexistent/prog")])
+        return
     files = [(0x400000, 0x401000, 0, "/nonexistent/prog")]
     if not args.no_library:
         files.append((ROOT_ADDR - 0x1100, ROOT_ADDR - 0x100, 0, "/nonexistent/libmemscope.so"))

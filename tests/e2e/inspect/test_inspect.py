@@ -569,6 +569,14 @@ def case_damage(paths):
             text = inspect(paths, [core, "--by", "stack"], core=core).out
             check_equal(text.count("(unreadable stack)"), unreadable, "unreadable stacks of " + damage)
             check_equal(inspect_json(paths, core)["summary"]["current_memory"], 900, "live bytes of " + damage)
+        # 4096 roots over one chunk of 200,000 records, damaged at its last: the magic scan tried them all,
+        # each reading the 6.4 MB chunk (22 s); it stops once refused candidates read 4 times the core's size.
+        roots = os.path.join(tmp, "synthetic-many-roots.core")
+        subprocess.run([sys.executable, MKCORE, roots, "--many-roots", "4096", "200000"], check=True)
+        start = time.monotonic()
+        refuses(paths, [roots], r"memscope store at 0x601000: chunk 0 at 0x7f0000000000: record 199999 names thread 2",
+                core=roots)
+        check(time.monotonic() - start < 20, "many roots took %.1f s: the scan is not bounded" % (time.monotonic() - start))
         good = os.path.join(tmp, "synthetic.core")
         subprocess.run([sys.executable, MKCORE, good], check=True)
         doc = inspect_json(paths, good)
