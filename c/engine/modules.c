@@ -45,8 +45,8 @@ static int grow(struct memscope_modules *s, size_t need)
     size_t cap = s->cap ? s->cap : 64;
     void *list, *seq;
 
-    if (need <= s->cap)
-        return 0;
+    if (need <= s->cap && s->list)
+        return 0; /* (a payload of no entries still needs a list to append them to) */
     while (cap < need)
         cap *= 2;
     list = ms_engine_realloc(s->list, cap * sizeof(*s->list));

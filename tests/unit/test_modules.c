@@ -200,6 +200,26 @@ static void test_payload_round_trip(void **state)
     memscope_modules_free(back);
 }
 
+/* A payload of no entries (found by the trace fuzzer: memset(NULL, 0, 0) on a set just made): an empty set. */
+static void test_no_entries(void **state)
+{
+    struct memscope_modules *set = NULL;
+    struct payload p;
+    size_t n = 1;
+
+    begin(&p);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    assert_int_equal(ms_modules_append(&set, p.bytes, p.len, NULL), 0);
+    assert_int_equal(ms_modules_settle(set), 0);
+    memscope_modules_list(set, &n);
+    assert_int_equal(n, 0);
+    add(&p, 0x1000, 0x2000, 0, "/a", 0);
+    assert_int_equal(memscope_modules_add(&set, p.bytes, p.len, NULL), 0);
+    memscope_modules_list(set, &n);
+    assert_int_equal(n, 1);
+    memscope_modules_free(set);
+}
+
 /* (start, end, path) of an entry, for comparing sets whatever the order of equal starts. */
 struct triple {
     uint64_t start, end;
@@ -312,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_payload_round_trip),
         cmocka_unit_test(test_settled_once_as_one_by_one),
+        cmocka_unit_test(test_no_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
