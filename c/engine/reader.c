@@ -485,7 +485,7 @@ static int read_merged(const struct memscope_source *src, int direct, const stru
     struct ms_run *runs = NULL;
     size_t room = 0;
     uint32_t t;
-    int rc = 0;
+    int rc = 0, fit;
 
     if (direct)
         s.cap = MS_WINDOW_DIRECT_EVENTS;
@@ -505,10 +505,10 @@ static int read_merged(const struct memscope_source *src, int direct, const stru
      * thread were most of the memory read (64 KiB a thread, for one event).
      * Below it, windows are all of a size, as a fold that keeps its arrays
      * mapped (ms_engine_big_keep) finds them again. */
+    fit = (size_t)nthreads * s.cap * sizeof(*out) > MS_WINDOWS_BYTES;
     for (t = 0; t < nthreads; t++) {
         size_t i, end = t + 1 < nthreads ? first[t + 1] : nd;
         uint64_t events = 0;
-        int fit = (size_t)nthreads * s.cap * sizeof(*out) > MS_WINDOWS_BYTES;
         for (i = first[t]; fit && i < end && events < s.cap; i++)
             events += d[i].count;
         s.th[t].chunk = first[t];
