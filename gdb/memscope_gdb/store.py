@@ -119,6 +119,13 @@ def root_by_symbol():
     return int(value)
 
 
+# Candidates the engine refused after reading past their root, after which
+# the scan stops: each such refusal may have read a whole chunk list, and a
+# damaged core with thousands of copies of a root would otherwise be read
+# thousands of times (memscope inspect bounds its scan the same way).
+MAX_REFUSED_CANDIDATES = 16
+
+
 def _open_by_scan(inferior):
     """Opens the first magic match in writable memory that the engine accepts."""
     engine = None
@@ -136,6 +143,10 @@ def _open_by_scan(inferior):
             except eng.EngineError as exc:
                 if exc.code != -errno.ENOENT:
                     failures.append((addr, exc))
+            if len(failures) >= MAX_REFUSED_CANDIDATES:
+                break
+        if len(failures) >= MAX_REFUSED_CANDIDATES:
+            break
     for addr, exc in failures:
         if exc.code == -errno.EPROTO:
             raise gdb.GdbError(_explain(exc, inferior, addr))

@@ -101,7 +101,7 @@ def run_gdb(paths, commands, program=None, program_args=(), core=None, env=None,
     for command in commands:
         argv += ["-ex", command]
     if core is not None:
-        argv += [program, core]
+        argv += [program, core] if program is not None else ["-c", core]
     elif program is not None:
         argv += ["--args", program, *program_args]
     full_env = dict(os.environ)

@@ -457,6 +457,26 @@ def _damage_case(mode, message):
     return case
 
 
+def case_damage_many_roots(paths):
+    """4096 copies of a root (no library: found by the magic scan) over one
+    chunk of 1,000,000 records damaged at its last: each candidate the engine
+    refuses has read the whole 32 MB chunk. The scan stops after a few such
+    refusals (it tried all 4096: 21 s here) and names the first."""
+    mkcore = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e", "inspect", "mkcore.py")
+    with gdbtest.TempDir() as tmp:
+        core = os.path.join(tmp, "many-roots.core")
+        subprocess.run([sys.executable, mkcore, core, "--many-roots", "4096", "1000000"], check=True)
+        start = time.monotonic()
+        result = gdbtest.run_gdb(paths, ["capture snapshot memscope-snapshot"], core=core,
+                                 env={"MEMSCOPE_ENGINE_LIBRARY": paths.engine}, timeout=120)
+        took = time.monotonic() - start
+        result.no_traceback()
+        check_equal(result.error("snapshot"),
+                    "memscope store at 0x601000: chunk 0 at 0x7f0000000000: record 999999 names thread 2, "
+                    "the chunk thread 1.", "the first refused candidate's sentence")
+        check(took < 10, "many roots took %.1f s: the magic scan is not bounded" % took)
+
+
 HEX = r"0x[0-9a-f]+"
 DAMAGE = {
     "none": None,
@@ -486,6 +506,7 @@ CASES = {
     "no-memscope": case_no_memscope,
     "engine-missing": case_engine_missing,
     "printers": case_printers,
+    "damage-many-roots": case_damage_many_roots,
 }
 for _mode, _message in DAMAGE.items():
     CASES["damage-" + _mode] = _damage_case(_mode, _message)
