@@ -53,6 +53,30 @@ static int should_fail(void)
     return 0;
 }
 
+/*
+ * The most memory a history's arrays may ask for: the machine's physical
+ * memory. Past it a read would only end in the kernel's OOM killer (the
+ * arrays are mapped lazily and filled as read), so it is refused at once
+ * with a sentence instead. Tests lower it (ms_engine_memory_limit_set).
+ */
+static uint64_t memory_limit_override; /* 0: physical memory */
+
+void ms_engine_memory_limit_set(uint64_t bytes)
+{
+    memory_limit_override = bytes;
+}
+
+uint64_t ms_engine_memory_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+    if (memory_limit_override)
+        return memory_limit_override;
+    if (pages <= 0 || page <= 0)
+        return UINT64_MAX; /* unknown: no limit of our own */
+    return (uint64_t)pages * (uint64_t)page;
+}
+
 void *ms_engine_alloc(size_t size)
 {
     if (should_fail())

@@ -45,6 +45,9 @@ size_t ms_engine_big_kept(unsigned long *reused, int fill);
 /* Allocation-failure injection for tests: the n-th allocation from now fails
  * (and every later one while ms_engine_fail_sticky is set); 0 disables. */
 void ms_engine_fail_at(unsigned long n, int sticky);
+/* The most a history's arrays may take (physical memory), and its override for tests (0: none). */
+uint64_t ms_engine_memory_limit(void);
+void ms_engine_memory_limit_set(uint64_t bytes);
 
 /* ---- growable text buffer (buf.c) ---- */
 

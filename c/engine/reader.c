@@ -1128,6 +1128,20 @@ int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, 
         }
         h->nthreads = nthreads;
     }
+    /* The events, and with several threads (or a sequence to sort) a second
+     * array of them to merge from: more than the machine has is refused with
+     * a sentence, not left to the OOM killer. */
+    {
+        uint64_t arrays = nthreads > 1 ? 2 : 1, limit = ms_engine_memory_limit(), mib = 1024 * 1024;
+        if (total > limit / sizeof(*a) / arrays) {
+            uint64_t per_mib = mib / (sizeof(*a) * arrays); /* events a MiB of arrays holds */
+            rc = ms_error_set(err, -ENOMEM,
+                              "the history holds %" PRIu64 " events: reading them needs %" PRIu64
+                              " MiB, more than this machine's memory (%" PRIu64 " MiB)",
+                              total, total / per_mib + 1, limit / mib);
+            goto out;
+        }
+    }
     starts = ms_engine_calloc((size_t)nthreads + 1, sizeof(*starts));
     first = ms_engine_calloc((size_t)nthreads + 1, sizeof(*first));
     if (total > SIZE_MAX / sizeof(*a) / 2)

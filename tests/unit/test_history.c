@@ -605,6 +605,35 @@ static void test_history_merge_matches_greedy(void **state)
         }
 }
 
+/* A history whose arrays would take more than the machine's memory is
+ * refused at once with a sentence (here the limit is lowered to one byte
+ * short of what 5 events of two threads need: two arrays of 5 events). */
+static void test_history_memory_limit(void **state)
+{
+    struct fake_store *s = fs_new();
+    struct memscope_history *h = NULL;
+    struct memscope_error err;
+
+    (void)state;
+    fs_alloc(s, 1, 10, 0xa000, 100);
+    fs_alloc(s, 1, 20, 0xb000, 200);
+    fs_free(s, 1, 30, 0xa000);
+    fs_alloc(s, 2, 25, 0xd000, 400);
+    fs_free(s, 2, 50, 0xd000);
+    fs_build(s, 3);
+    ms_engine_memory_limit_set(2 * 5 * sizeof(struct ms_event) - 1);
+    assert_int_equal(fs_open(s, &h, &err), -ENOMEM);
+    assert_null(h);
+    assert_string_equal(err.message, "the history holds 5 events: reading them needs 1 MiB, more than this "
+                                     "machine's memory (0 MiB)");
+    ms_engine_memory_limit_set(2 * 5 * sizeof(struct ms_event));
+    assert_int_equal(fs_open(s, &h, &err), 0);
+    memscope_history_close(h);
+    ms_engine_memory_limit_set(0);
+    assert_true(ms_engine_memory_limit() > (uint64_t)1 << 26); /* the machine's: more than 64 MiB */
+    fs_delete(s);
+}
+
 static void test_history_out_of_memory(void **state)
 {
     struct fake_store *s;
@@ -667,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_history_merge_matches_reference),
         cmocka_unit_test(test_history_merge_stream_in_pieces),
         cmocka_unit_test(test_history_merge_matches_greedy),
+        cmocka_unit_test(test_history_memory_limit),
         cmocka_unit_test(test_history_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
