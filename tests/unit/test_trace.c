@@ -504,6 +504,30 @@ static void write_threads_trace(const char *file, uint32_t nthreads, uint32_t n)
     free(blk);
 }
 
+/* Checks (and closes) the history of write_threads_trace(nthreads, n): every
+ * event there, each thread's one block left live. Returns the end's figures. */
+static struct memscope_stats check_threads_trace(struct memscope_history *h, const struct memscope_trace_info *info,
+                                                 uint32_t nthreads, uint32_t n)
+{
+    struct memscope_history_info hi;
+    struct memscope_snapshot *snap = NULL;
+    struct memscope_stats st;
+
+    assert_int_equal(info->blocks, 2 * nthreads);
+    memscope_history_info(h, &hi);
+    assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
+    assert_int_equal(hi.threads, nthreads);
+    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
+    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
+    assert_int_equal(st.threads, nthreads);
+    assert_int_equal(st.active_allocations, nthreads);
+    assert_int_equal(st.current_memory, (uint64_t)nthreads * 48);
+    assert_int_equal(st.unmatched_deallocations, 0);
+    memscope_snapshot_free(snap);
+    memscope_history_close(h);
+    return st;
+}
+
 /* More threads than the reader keeps decoded blocks for at once (blocks are
  * decoded again as the merge comes back to them): every event is there, in
  * order, and the snapshot is right. */
@@ -511,26 +535,14 @@ static void test_trace_many_threads_decoded_again(void **state)
 {
     const uint32_t nthreads = 40, n = 65536;
     struct memscope_history *h = NULL;
-    struct memscope_history_info hi;
-    struct memscope_snapshot *snap = NULL;
     struct memscope_stats st;
     struct memscope_trace_info info;
     struct memscope_error err;
 
     write_threads_trace(path, nthreads, n);
     assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), 0);
-    assert_int_equal(info.blocks, 2 * nthreads);
-    memscope_history_info(h, &hi);
-    assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
-    assert_int_equal(hi.threads, nthreads);
-    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
-    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
-    assert_int_equal(st.active_allocations, nthreads);
-    assert_int_equal(st.current_memory, (uint64_t)nthreads * 48);
+    st = check_threads_trace(h, &info, nthreads, n);
     assert_int_equal(st.peak_memory, (uint64_t)nthreads * n * 48);
-    assert_int_equal(st.unmatched_deallocations, 0);
-    memscope_snapshot_free(snap);
-    memscope_history_close(h);
 }
 
 /*
@@ -546,9 +558,6 @@ static void test_trace_thread_per_request(void **state)
 {
     const uint32_t nthreads = 20000, n = 2;
     struct memscope_history *h = NULL;
-    struct memscope_history_info hi;
-    struct memscope_snapshot *snap = NULL;
-    struct memscope_stats st;
     struct memscope_trace_info info;
     struct memscope_error err;
 
@@ -557,18 +566,7 @@ static void test_trace_thread_per_request(void **state)
     assert_int_equal(memscope_trace_open(path, MEMSCOPE_TRACE_STRICT, &h, &info, &err), 0);
     assert_true(ms_engine_big_kept(NULL, -1) < (16u << 20)); /* the events are 1.9 MB */
     ms_engine_big_keep(0);
-    assert_int_equal(info.blocks, 2 * nthreads);
-    memscope_history_info(h, &hi);
-    assert_int_equal(hi.events, (uint64_t)nthreads * (2 * n - 1));
-    assert_int_equal(hi.threads, nthreads);
-    assert_int_equal(memscope_history_snapshot(h, NULL, &snap), 0);
-    assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
-    assert_int_equal(st.threads, nthreads);
-    assert_int_equal(st.active_allocations, nthreads);
-    assert_int_equal(st.current_memory, (uint64_t)nthreads * 48);
-    assert_int_equal(st.unmatched_deallocations, 0);
-    memscope_snapshot_free(snap);
-    memscope_history_close(h);
+    check_threads_trace(h, &info, nthreads, n);
 }
 
 /*
