@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # Fuzzes memscope's readers of untrusted input with libFuzzer for a given
 # time, starting from the kept corpus: the core and store reader of
-# `memscope inspect` (c/cli/fuzz_inspect.c, the default) or the trace reader
-# of `memscope report` (c/cli/fuzz_trace.c, --target trace).
+# `memscope inspect` (c/cli/fuzz_inspect.c, the default), the trace reader
+# of `memscope report` (c/cli/fuzz_trace.c, --target trace) or the exit
+# image reader of `memscope run` (c/cli/fuzz_image.c, --target image).
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/fuzz-inspect.sh [--target inspect|trace] [--jobs N] [SECONDS]
+Usage: scripts/fuzz-inspect.sh [--target inspect|trace|image] [--jobs N] [SECONDS]
 Builds the libFuzzer target fuzz_TARGET (default: inspect) with clang
 (-fsanitize=fuzzer,address,undefined; CMake option MEMSCOPE_FUZZ) in
 $MEMSCOPE_FUZZ_BUILD (default /tmp/memscope-fuzz-build) and runs it for
 SECONDS (default 600) on N jobs (default 1), starting from
 tests/fuzz/TARGET/corpus (made by tests/fuzz/mkcorpus.py) plus a working
-corpus kept in the build directory (corpus/, or corpus-trace/). Inputs that
-crash are written to $MEMSCOPE_FUZZ_BUILD/crashes/ (crashes-trace/ for
-trace); copy them, named after what they found, into
+corpus kept in the build directory (corpus/, or corpus-TARGET/). Inputs that
+crash are written to $MEMSCOPE_FUZZ_BUILD/crashes/ (crashes-TARGET/ for
+trace and image); copy them, named after what they found, into
 tests/fuzz/TARGET/crashes/, where ctest replays them (inspect_fuzz_regress,
-trace_fuzz_regress).
+trace_fuzz_regress, image_fuzz_regress).
 USAGE
 }
 
@@ -33,8 +34,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$target" in
-  inspect|trace) ;;
-  *) echo "fuzz-inspect: unknown target '$target' (inspect or trace)" >&2; exit 2 ;;
+  inspect|trace|image) ;;
+  *) echo "fuzz-inspect: unknown target '$target' (inspect, trace or image)" >&2; exit 2 ;;
 esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +45,7 @@ cmake -S "$top" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang+
   -DMEMSCOPE_FUZZ=ON -DMEMSCOPE_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" --target "fuzz_$target" -j2 >/dev/null
 # Working corpus and crashes: corpus/ and crashes/ for inspect (as before there was a second
-# target), corpus-trace/ and crashes-trace/ for trace.
+# target), corpus-TARGET/ and crashes-TARGET/ for the others.
 suffix=""
 [ "$target" = inspect ] || suffix="-$target"
 corpus="$build/corpus$suffix"
