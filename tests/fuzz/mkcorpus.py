@@ -5,8 +5,9 @@ changes, and commit the result):
 
   tests/fuzz/inspect/corpus/   cores for fuzz_inspect (memscope inspect)
   tests/fuzz/trace/corpus/     traces for fuzz_trace (memscope report)
+  tests/fuzz/image/corpus/     exit images for fuzz_image (memscope run)
 
-Usage: tests/fuzz/mkcorpus.py [--build DIR] [--out DIR] [--keep DIR]
+Usage: tests/fuzz/mkcorpus.py [--build DIR] [--out DIR] [--keep DIR] [--target T]...
        tests/fuzz/mkcorpus.py --fix-checksums IN OUT
 
 --build: a build directory of this tree (default build/): its
@@ -14,7 +15,9 @@ lib/libmemscope.so records, lib/libmemscope-engine.so saves a folded store
 as a trace, bin/memscope runs with --trace, bin/fuzz_seed is the program
 (tests/fixtures/fuzz_seed.c). --out: where tests/fuzz lies (default: this
 script's directory). --keep: also leave the raw recordings (exit images,
-traces) there.
+traces) there. --target inspect|trace|image: regenerate only that corpus
+(repeat for several; default all three), leaving the others' files as they
+are (recordings differ from run to run, see below).
 
 Cores. The runtime writes its store at exit as an exit image
 (MEMSCOPE_EXIT_IMAGE: the root, every linked chunk, the texts, the stack
@@ -43,6 +46,12 @@ c/cli/fuzz_trace.c, so mutations reach the decoders):
                      with the process's mappings): CHECKPOINT, CHECKPOINT_BLOCKS, retained EVENTS
   *.plain.trace      the same two with every payload stored uncompressed (codec NONE), so
                      byte mutations land in the decoders rather than in zstd frames
+
+Exit images (c/cli/fuzz_image.c reads the bytes after an image's last
+segment as its FILE.modules, as `memscope run` reads the file beside it):
+
+  fold-fp.image      the fold-fp recording above, as the runtime wrote it, then its FILE.modules
+  unfolded.image     the unfolded recording, then its FILE.modules
 
 --fix-checksums writes IN with every checksum a reader checks recomputed,
 as the trace fuzz target does before reading (an input it kept then reads
@@ -180,6 +189,18 @@ def write_core(path, segments, files, entry):
         f.write(ehdr + ph + body)
 
 
+def image_with_modules(image, out):
+    """The exit image as the runtime wrote it, followed by its FILE.modules (the fuzz_image input)."""
+    with open(image, "rb") as f:
+        data = f.read()
+    if os.path.exists(image + ".modules"):
+        with open(image + ".modules", "rb") as f:
+            data += f.read()
+    if len(data) > 65536:
+        print("mkcorpus: warning: %s is %d bytes, more than the fuzzer's -max_len" % (out, len(data)))
+    write(out, data)
+
+
 def image_to_core(image, core):
     files = [(s, e, o, "/fuzz-seed/" + os.path.basename(p)) for s, e, o, p in read_modules(image + ".modules")
              if p.startswith("/")]
@@ -295,6 +316,8 @@ def main():
     parser.add_argument("--build", default=os.path.join(TOP, "build"))
     parser.add_argument("--out", default=HERE)
     parser.add_argument("--keep", help="also leave the raw recordings in this directory")
+    parser.add_argument("--target", action="append", choices=("inspect", "trace", "image"),
+                        help="regenerate only this corpus (repeatable; default: all)")
     parser.add_argument("--fix-checksums", nargs=2, metavar=("IN", "OUT"),
                         help="only write IN with its checksums repaired to OUT")
     args = parser.parse_args()
@@ -305,9 +328,12 @@ def main():
     for need in ("lib/libmemscope.so", "lib/libmemscope-engine.so", "bin/memscope", "bin/fuzz_seed"):
         if not os.path.exists(os.path.join(build, need)):
             raise SystemExit("mkcorpus: %s is missing (build the tree first: scripts/build.sh)" % os.path.join(build, need))
+    targets = set(args.target or ("inspect", "trace", "image"))
     cores = os.path.join(args.out, "inspect", "corpus")
     traces = os.path.join(args.out, "trace", "corpus")
-    for d in (cores, traces):
+    images = os.path.join(args.out, "image", "corpus")
+    dirs = [d for t, d in (("inspect", cores), ("trace", traces), ("image", images)) if t in targets]
+    for d in dirs:
         os.makedirs(d, exist_ok=True)
         for name in os.listdir(d):
             os.unlink(os.path.join(d, name))
@@ -321,27 +347,15 @@ def main():
             small, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_METHOD="caller"), True)
         unfolded = record_image(build, tmp, "unfolded", 100, dict(
             small, MEMSCOPE_STACK_METHOD="unwind", MEMSCOPE_STACK_DEPTH="4"), False)
-        for image, name in ((fold_fp, "fold-fp"), (fold_caller, "fold-caller"), (unfolded, "unfolded")):
-            image_to_core(image, os.path.join(cores, name + ".core"))
-        mkcore = os.path.join(TOP, "tests", "e2e", "inspect", "mkcore.py")
-        for damage in ("none", "count", "loop", "outside", "version", "text-loop", "stack-count", "stack-outside",
-                       "stack-depth"):
-            name = "good" if damage == "none" else "damage-" + damage
-            subprocess.run([sys.executable, mkcore, os.path.join(cores, name + ".core"), "--damage", damage], check=True)
-        for flag in ("--no-library", "--no-store"):
-            subprocess.run([sys.executable, mkcore, os.path.join(cores, flag[2:] + ".core"), flag], check=True)
-
-        run_trace = os.path.join(tmp, "run.trace")
-        subprocess.run([os.path.join(build, "bin", "memscope"), "run", "--summary", "--trace", run_trace, "--",
-                        os.path.join(build, "bin", "fuzz_seed"), "400"],
-                       env=dict(os.environ, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_BUDGET="64K", MEMSCOPE_STACK_DEPTH="8"),
-                       check=True, timeout=120, stdout=subprocess.DEVNULL)
-        saved = os.path.join(tmp, "saved-fold.trace")
-        engine.save(fold_fp, saved)
-        for trace in (run_trace, saved):
-            base = os.path.basename(trace)[:-len(".trace")]
-            shutil.copy(trace, os.path.join(traces, base + ".trace"))
-            plain_trace(trace, os.path.join(traces, base + ".plain.trace"))
+        if "image" in targets:
+            for image, name in ((fold_fp, "fold-fp"), (unfolded, "unfolded")):
+                image_with_modules(image, os.path.join(images, name + ".image"))
+        if "inspect" in targets:
+            for image, name in ((fold_fp, "fold-fp"), (fold_caller, "fold-caller"), (unfolded, "unfolded")):
+                image_to_core(image, os.path.join(cores, name + ".core"))
+            make_synthetic_cores(cores)
+        if "trace" in targets:
+            make_traces(build, engine, tmp, fold_fp, traces)
         if args.keep:
             os.makedirs(args.keep, exist_ok=True)
             for name in os.listdir(tmp):
@@ -349,13 +363,39 @@ def main():
     finally:
         shutil.rmtree(tmp)
     total = 0
-    for d in (cores, traces):
+    for d in dirs:
         for name in sorted(os.listdir(d)):
             size = os.path.getsize(os.path.join(d, name))
             total += size
             print("%8d  %s" % (size, os.path.relpath(os.path.join(d, name), args.out)))
     print("%8d  in all" % total)
     return 0
+
+
+def make_synthetic_cores(cores):
+    """tests/e2e/inspect/mkcore.py's good, damaged and incomplete cores."""
+    mkcore = os.path.join(TOP, "tests", "e2e", "inspect", "mkcore.py")
+    for damage in ("none", "count", "loop", "outside", "version", "text-loop", "stack-count", "stack-outside",
+                   "stack-depth"):
+        name = "good" if damage == "none" else "damage-" + damage
+        subprocess.run([sys.executable, mkcore, os.path.join(cores, name + ".core"), "--damage", damage], check=True)
+    for flag in ("--no-library", "--no-store"):
+        subprocess.run([sys.executable, mkcore, os.path.join(cores, flag[2:] + ".core"), flag], check=True)
+
+
+def make_traces(build, engine, tmp, fold_fp, traces):
+    """run.trace, saved-fold.trace and their uncompressed rewrites."""
+    run_trace = os.path.join(tmp, "run.trace")
+    subprocess.run([os.path.join(build, "bin", "memscope"), "run", "--summary", "--trace", run_trace, "--",
+                    os.path.join(build, "bin", "fuzz_seed"), "400"],
+                   env=dict(os.environ, MEMSCOPE_BUDGET="192K", MEMSCOPE_STACK_BUDGET="64K", MEMSCOPE_STACK_DEPTH="8"),
+                   check=True, timeout=120, stdout=subprocess.DEVNULL)
+    saved = os.path.join(tmp, "saved-fold.trace")
+    engine.save(fold_fp, saved)
+    for trace in (run_trace, saved):
+        base = os.path.basename(trace)[:-len(".trace")]
+        shutil.copy(trace, os.path.join(traces, base + ".trace"))
+        plain_trace(trace, os.path.join(traces, base + ".plain.trace"))
 
 
 if __name__ == "__main__":
