@@ -7,6 +7,17 @@
  * overlaps), and a read is served from the segment(s) that hold the whole
  * range, else -EFAULT. A truncated or damaged file gives -EBADMSG naming the
  * segment and the figures.
+ *
+ * Bounds. The file's size bounds segment_count, but a sparse file is large
+ * for free: its holes read as empty segments (address 0, length 0), 16
+ * bytes each. Empty segments hold no byte, so they are not indexed (one
+ * would also stop a read that crosses from one segment into the next at
+ * its address), and at most MS_IMAGE_MAX_EMPTY of them are accepted (the
+ * runtime writes at most three: an empty stack table's slots, entries and
+ * frames). Every indexed segment thus has a length, a header of real bytes
+ * before it: the index grows with those (not with segment_count) and the
+ * walk ends within MS_IMAGE_MAX_EMPTY + (bytes written) / 16 steps however
+ * large the file claims to be.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +30,7 @@
 #include "internal.h"
 
 #define MS_IMAGE_MAGIC UINT64_C(0x6567616d692d736d) /* "ms-image" */
+#define MS_IMAGE_MAX_EMPTY 4096u /* empty segments an image may hold (see Bounds above) */
 
 struct image_seg {
     uint64_t addr;  /* address in the recorded process */
@@ -30,8 +42,9 @@ struct memscope_image {
     uint64_t magic;         /* MS_IMAGE_MAGIC while open */
     void *map;              /* the file, mapped */
     size_t map_len;         /* its size */
-    struct image_seg *segs; /* by address */
+    struct image_seg *segs; /* by address; the non-empty segments only */
     size_t nsegs;           /* entries in segs */
+    size_t cap;             /* entries allocated */
 };
 
 static int seg_cmp(const void *a, const void *b, void *ctx)
@@ -81,7 +94,7 @@ static int parse(struct memscope_image *img, uint64_t *root_addr, struct memscop
 {
     const uint8_t *base = img->map;
     struct memscope_image_header hdr;
-    uint64_t off, i, max_segs;
+    uint64_t off, i, max_segs, empty = 0;
 
     if (img->map_len < sizeof(hdr))
         return ms_error_set(err, -EBADMSG, "image: %zu bytes, too short for the %zu-byte header (truncated?)",
@@ -100,9 +113,6 @@ static int parse(struct memscope_image *img, uint64_t *root_addr, struct memscop
         return ms_error_set(err, -EBADMSG,
                             "image: %" PRIu64 " segments cannot fit in %zu bytes (truncated?)", hdr.segment_count,
                             img->map_len);
-    img->segs = ms_engine_calloc(hdr.segment_count ? hdr.segment_count : 1, sizeof(*img->segs));
-    if (!img->segs)
-        return ms_error_set(err, -ENOMEM, "out of memory indexing the image");
     off = hdr.header_size;
     for (i = 0; i < hdr.segment_count; i++) {
         struct memscope_image_segment sh;
@@ -121,12 +131,30 @@ static int parse(struct memscope_image *img, uint64_t *root_addr, struct memscop
         if (__builtin_add_overflow(sh.address, sh.length, &end))
             return ms_error_set(err, -EBADMSG, "image: segment %" PRIu64 " at 0x%" PRIx64 ": length %" PRIu64
                                 " wraps the address space", i, sh.address, sh.length);
-        img->segs[i].addr = sh.address;
-        img->segs[i].len = sh.length;
-        img->segs[i].data = base + off;
+        if (sh.length == 0) {
+            if (++empty > MS_IMAGE_MAX_EMPTY)
+                return ms_error_set(err, -EBADMSG, "image: more than %u empty segments (segment %" PRIu64
+                                    " at offset %" PRIu64 "; a sparse or damaged file?)",
+                                    MS_IMAGE_MAX_EMPTY, i, off - sizeof(sh));
+            continue;
+        }
+        if (img->nsegs == img->cap) {
+            size_t cap = img->cap ? img->cap * 2 : 16;
+            struct image_seg *segs = ms_engine_calloc(cap, sizeof(*segs));
+            if (!segs)
+                return ms_error_set(err, -ENOMEM, "out of memory indexing the image");
+            if (img->nsegs)
+                memcpy(segs, img->segs, img->nsegs * sizeof(*segs));
+            ms_engine_free(img->segs);
+            img->segs = segs;
+            img->cap = cap;
+        }
+        img->segs[img->nsegs].addr = sh.address;
+        img->segs[img->nsegs].len = sh.length;
+        img->segs[img->nsegs].data = base + off;
+        img->nsegs++;
         off += padded > img->map_len - off ? img->map_len - off : padded;
     }
-    img->nsegs = hdr.segment_count;
     if (ms_sort(img->segs, img->nsegs, sizeof(*img->segs), seg_cmp, NULL) != 0)
         return ms_error_set(err, -ENOMEM, "out of memory indexing the image");
     for (i = 1; i < img->nsegs; i++)
