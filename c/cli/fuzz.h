@@ -28,4 +28,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  */
 void ms_fuzz_views(const struct memscope_history *h, const struct memscope_symbolizer *sym);
 
+struct memscope_module;
+struct ms_core;
+struct ms_symbolizer;
+/*
+ * A symbolizer naming frames from a list of modules as `memscope run` and
+ * `memscope report` do, but opening no file (a fuzz input must not reach
+ * the disk). *core receives what it reads from. NULL when there is nothing
+ * to name. The caller frees both (ms_symbolizer_free, ms_core_close).
+ */
+struct ms_symbolizer *ms_fuzz_symbolizer(const char *name, const struct memscope_module *mods, size_t nmods,
+                                         struct ms_core **core);
+
 #endif /* MS_FUZZ_H */

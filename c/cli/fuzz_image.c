@@ -82,7 +82,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct memscope_modules *set = NULL;
     struct memscope_source src;
     struct memscope_error err;
-    struct ms_core_paths paths;
     struct ms_core *core = NULL;
     struct ms_symbolizer *sym = NULL;
     const struct memscope_module *mods;
@@ -102,12 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* As `memscope run` names frames (report.c image_symbolizer), but opening no file. */
     end = image_end(data, size);
     if (end < size && memscope_modules_add(&set, data + end, size - end, NULL) == 0) {
-        memset(&paths, 0, sizeof(paths));
-        paths.no_files = 1;
         mods = memscope_modules_list(set, &nmods);
-        if (nmods > 0 && ms_core_open_modules("fuzz.image", mods, nmods, &paths, &core, NULL) == 0 &&
-            ms_symbolizer_new(core, &sym) != 0)
-            sym = NULL;
+        sym = ms_fuzz_symbolizer("fuzz.image", mods, nmods, &core);
     }
     ms_fuzz_views(h, sym ? ms_symbolizer_engine(sym) : NULL);
 out:

@@ -81,7 +81,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct memscope_trace_info info;
     struct memscope_error err;
     struct memscope_history *h = NULL;
-    struct ms_core_paths paths;
     struct ms_core *core = NULL;
     struct ms_symbolizer *sym = NULL;
     const struct memscope_module *mods;
@@ -99,12 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              &err) != 0)
         goto out;
     /* As `memscope report` names frames (ms_symbolizer_for_modules), but opening no file. */
-    memset(&paths, 0, sizeof(paths));
-    paths.no_files = 1;
     mods = memscope_modules_list(memscope_trace_modules(h), &nmods);
-    if (nmods > 0 && ms_core_open_modules("fuzz.trace", mods, nmods, &paths, &core, NULL) == 0 &&
-        ms_symbolizer_new(core, &sym) != 0)
-        sym = NULL;
+    sym = ms_fuzz_symbolizer("fuzz.trace", mods, nmods, &core);
     ms_fuzz_views(h, sym ? ms_symbolizer_engine(sym) : NULL);
 out:
     ms_symbolizer_free(sym);

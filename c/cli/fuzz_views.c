@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "core.h"
 #include "fuzz.h"
 
 static int first_block(const struct memscope_allocation *block, void *arg)
@@ -134,4 +135,18 @@ void ms_fuzz_views(const struct memscope_history *h, const struct memscope_symbo
         }
     }
     memscope_timeline_free(t); /* the names lived in it */
+}
+
+struct ms_symbolizer *ms_fuzz_symbolizer(const char *name, const struct memscope_module *mods, size_t nmods,
+                                         struct ms_core **core)
+{
+    struct ms_core_paths paths;
+    struct ms_symbolizer *sym = NULL;
+
+    memset(&paths, 0, sizeof(paths));
+    paths.no_files = 1;
+    if (nmods > 0 && ms_core_open_modules(name, mods, nmods, &paths, core, NULL) == 0 &&
+        ms_symbolizer_new(*core, &sym) != 0)
+        sym = NULL;
+    return sym;
 }
