@@ -1128,9 +1128,10 @@ int ms_history_read_opts(const struct memscope_source *src, uint64_t root_addr, 
         }
         h->nthreads = nthreads;
     }
-    /* The events, and with several threads (or a sequence to sort) a second
-     * array of them to merge from: more than the machine has is refused with
-     * a sentence, not left to the OOM killer. */
+    /* The events, and with several threads a second array of them to merge
+     * from (a lone thread whose times go backwards needs one too, but that is
+     * found only as it is read): more than the machine has is refused with a
+     * sentence, not left to the OOM killer. */
     {
         uint64_t arrays = nthreads > 1 ? 2 : 1, limit = ms_engine_memory_limit(), mib = 1024 * 1024;
         if (total > limit / sizeof(*a) / arrays) {

@@ -99,23 +99,29 @@ static struct memscope_stats end_stats(struct fake_store *s)
     return st;
 }
 
+/* The summary figures a folded store shares with the unbounded one. */
+static void assert_same_totals(const struct memscope_stats *a, const struct memscope_stats *b)
+{
+    assert_int_equal(a->threads, b->threads);
+    assert_int_equal(a->total_allocations, b->total_allocations);
+    assert_int_equal(a->total_deallocations, b->total_deallocations);
+    assert_int_equal(a->total_allocated, b->total_allocated);
+    assert_int_equal(a->total_deallocated, b->total_deallocated);
+    assert_int_equal(a->current_memory, b->current_memory);
+    assert_int_equal(a->active_allocations, b->active_allocations);
+    assert_int_equal(a->peak_memory, b->peak_memory);
+}
+
 static void test_checkpoint_replays_as_unbounded(void **state)
 {
     struct ck_parts p;
     struct fake_store *s = folded(&p), *u = events();
     struct memscope_stats a = end_stats(s), b = end_stats(u);
 
-    assert_int_equal(a.total_allocations, b.total_allocations);
-    assert_int_equal(a.total_deallocations, b.total_deallocations);
-    assert_int_equal(a.active_allocations, b.active_allocations);
-    assert_int_equal(a.current_memory, b.current_memory);
-    assert_int_equal(a.total_allocated, b.total_allocated);
-    assert_int_equal(a.total_deallocated, b.total_deallocated);
-    assert_int_equal(a.peak_memory, b.peak_memory);
+    assert_same_totals(&a, &b);
     assert_int_equal(a.peak_time_ns, b.peak_time_ns);
     assert_int_equal(a.unmatched_deallocations, 0);
     assert_int_equal(a.events, b.events);
-    assert_int_equal(a.threads, b.threads);
     assert_int_equal(a.current_memory, 16);
     fs_delete(s);
     fs_delete(u);
@@ -603,14 +609,7 @@ static void test_checkpoint_merge_exited(void **state)
     assert_int_equal(memscope_snapshot_stats(snap, &st), 0);
     assert_int_equal(memscope_snapshot_stats(snapu, &stu), 0);
     assert_int_equal(st.threads, 5);
-    assert_int_equal(st.threads, stu.threads);
-    assert_int_equal(st.total_allocations, stu.total_allocations);
-    assert_int_equal(st.total_deallocations, stu.total_deallocations);
-    assert_int_equal(st.total_allocated, stu.total_allocated);
-    assert_int_equal(st.total_deallocated, stu.total_deallocated);
-    assert_int_equal(st.current_memory, stu.current_memory);
-    assert_int_equal(st.active_allocations, stu.active_allocations);
-    assert_int_equal(st.peak_memory, stu.peak_memory);
+    assert_same_totals(&st, &stu);
     assert_int_equal(memscope_snapshot_thread_count(snap), 4);
     assert_int_equal(memscope_snapshot_thread_count(snapu), 5);
     assert_int_equal(memscope_snapshot_thread(snap, 0, &row), 0);
